@@ -1,0 +1,245 @@
+"""Settings: one table drives the flags, the environment and the frozen Config.
+
+Pure: no I/O. Precedence is default < environment < flag. Each converter raises
+ConfigError with a sentence that names what to fix; the CLI turns that into exit 2.
+"""
+import dataclasses
+import ipaddress
+import re
+
+
+class ConfigError(ValueError):
+    """A setting's value is wrong; the message says which and how to fix it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Bind:
+    kind: str  # "tcp", "unix" or "fd"
+    host: str = ""
+    port: int = 0
+    path: str = ""
+    fd: int = -1
+
+    def __str__(self):
+        if self.kind == "unix":
+            return "unix:" + self.path
+        if self.kind == "fd":
+            return "fd://%d" % self.fd
+        if ":" in self.host:
+            return "[%s]:%d" % (self.host, self.port)
+        return "%s:%d" % (self.host, self.port)
+
+
+def parse_bind(text):
+    """'HOST:PORT', '[::1]:PORT', ':PORT', 'HOST', 'unix:PATH' or 'fd://N' -> Bind."""
+    text = text.strip()
+    if text.startswith("unix:"):
+        path = text[5:]
+        if not path:
+            raise ConfigError("bind %r: give a path after 'unix:'" % text)
+        return Bind("unix", path=path)
+    if text.startswith("fd://"):
+        fd = text[5:]
+        if not fd.isdigit():
+            raise ConfigError("bind %r: give a file descriptor number, like fd://3" % text)
+        return Bind("fd", fd=int(fd))
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError("bind %r: write an IPv6 address as [::1]:8000" % text)
+        port = rest[1:] if rest else "8000"
+    elif text.count(":") > 1:
+        raise ConfigError("bind %r: write an IPv6 address in brackets, like [::1]:8000" % text)
+    else:
+        host, _, port = text.partition(":")
+        port = port or "8000"
+    host = host or "0.0.0.0"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError("bind %r: the port must be a number from 0 to 65535" % text)
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ConfigError("bind %r: %r is not an IPv6 address" % (text, host)) from None
+    elif not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+        raise ConfigError("bind %r: %r is not a host name or address" % (text, host))
+    return Bind("tcp", host=host, port=int(port))
+
+
+def _int(minimum):
+    def convert(value, name):
+        try:
+            n = int(value)
+        except (TypeError, ValueError):
+            raise ConfigError("%s: %r is not a whole number" % (name, value)) from None
+        if n < minimum:
+            raise ConfigError("%s: %d is too small; the least allowed is %d" % (name, n, minimum))
+        return n
+    return convert
+
+
+def _float(minimum):
+    def convert(value, name):
+        try:
+            n = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError("%s: %r is not a number" % (name, value)) from None
+        if not n >= minimum:
+            raise ConfigError("%s: %s is too small; the least allowed is %s" % (name, value, minimum))
+        return n
+    return convert
+
+
+def _bool(value, name):
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError("%s: %r is not true or false" % (name, value))
+
+
+def _str(value, name):
+    return str(value)
+
+
+def _optional_path(value, name):
+    return None if value in (None, "") else str(value)
+
+
+def _binds(value, name):
+    items = [value] if isinstance(value, str) else list(value)
+    return tuple(parse_bind(v) for piece in items for v in str(piece).split(",") if v.strip())
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _loglevel(value, name):
+    text = str(value).lower()
+    if text not in LOG_LEVELS:
+        raise ConfigError("%s: %r is not one of %s" % (name, value, ", ".join(LOG_LEVELS)))
+    return text
+
+
+def _ips(value, name):
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if item == "*":
+            out.append("*")
+            continue
+        try:
+            out.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError("%s: %r is not an IP address or network" % (name, item)) from None
+    return tuple(out)
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    name: str
+    flags: tuple
+    convert: object
+    default: object
+    help: str
+    env: str = ""          # a platform variable read besides PYFORK_<NAME>
+    action: str = ""       # "store_true" or "append" for argparse
+    metavar: str = ""
+
+
+SETTINGS = (
+    Setting("bind", ("-b", "--bind"), _binds, None, "address to listen on: HOST:PORT, [::1]:PORT, unix:PATH or fd://N; repeatable (default 0.0.0.0:$PORT, else 127.0.0.1:8000)", action="append", metavar="ADDRESS"),
+    Setting("workers", ("-w", "--workers"), _int(0), 2, "number of worker processes (default $WEB_CONCURRENCY, else 2)", env="WEB_CONCURRENCY", metavar="N"),
+    Setting("backlog", ("--backlog",), _int(1), 2048, "listen queue length", metavar="N"),
+    Setting("chdir", ("--chdir",), _optional_path, None, "change to this directory before loading the app", metavar="DIR"),
+    Setting("preload", ("--preload",), _bool, False, "import the app in the master before forking, so workers share its memory", action="store_true"),
+    Setting("keepalive", ("--keep-alive",), _float(0), 5.0, "seconds an idle keep-alive connection stays open (0 closes after each response)", metavar="SECONDS"),
+    Setting("limit_request_line", ("--limit-request-line",), _int(0), 4094, "longest request line in bytes, else 414 (0 means 8190)", metavar="BYTES"),
+    Setting("limit_request_fields", ("--limit-request-fields",), _int(0), 100, "most header fields in a request, else 431 (0 means 32768)", metavar="N"),
+    Setting("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"), _int(0), 8190, "longest header field (name and value) in bytes, else 431 (0 means 65536)", metavar="BYTES"),
+    Setting("limit_request_body", ("--limit-request-body",), _int(0), 0, "largest request body in bytes, else 413 (0: no limit)", metavar="BYTES"),
+    Setting("max_requests", ("--max-requests",), _int(0), 0, "restart a worker after this many requests (0: never)", metavar="N"),
+    Setting("max_requests_jitter", ("--max-requests-jitter",), _int(0), 0, "add up to this many requests at random to --max-requests per worker", metavar="N"),
+    Setting("timeout", ("-t", "--timeout"), _float(0), 30.0, "kill a worker silent for this many seconds (0: never)", metavar="SECONDS"),
+    Setting("boot_timeout", ("--boot-timeout",), _float(0), 60.0, "kill a worker that has not booted (loaded the app) within this many seconds (0: never)", metavar="SECONDS"),
+    Setting("graceful_timeout", ("--graceful-timeout",), _float(0), 25.0, "seconds workers get to finish requests on stop", metavar="SECONDS"),
+    Setting("access_logfile", ("--access-logfile",), _optional_path, None, "access log file, '-' for stdout (default: none)", metavar="FILE"),
+    Setting("access_logformat", ("--access-logformat",), _str, '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"', "access log line, in Gunicorn's atoms", metavar="FORMAT"),
+    Setting("error_logfile", ("--error-logfile", "--log-file"), _str, "-", "error log file, '-' for stderr", metavar="FILE"),
+    Setting("loglevel", ("--log-level",), _loglevel, "info", "error log level: " + ", ".join(LOG_LEVELS), metavar="LEVEL"),
+    Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),
+    Setting("reuse_port", ("--reuse-port",), _bool, False, "set SO_REUSEPORT on the listening sockets", action="store_true"),
+)
+
+BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    app: str
+    bind: tuple
+    workers: int
+    backlog: int
+    chdir: object
+    preload: bool
+    keepalive: float
+    limit_request_line: int
+    limit_request_fields: int
+    limit_request_field_size: int
+    limit_request_body: int
+    max_requests: int
+    max_requests_jitter: int
+    timeout: float
+    boot_timeout: float
+    graceful_timeout: float
+    access_logfile: object
+    access_logformat: str
+    error_logfile: str
+    loglevel: str
+    forwarded_allow_ips: tuple
+    reuse_port: bool
+
+
+def env_name(setting):
+    return "PYFORK_" + setting.name.upper()
+
+
+def resolve(app, flags, environ):
+    """Merge default < environment < flags into a Config. `flags` maps name -> raw value
+    for the flags given on the command line only. Raises ConfigError."""
+    if not app or app.count(":") > 1:
+        raise ConfigError("app %r: give the app as MODULE:NAME, for example myapp:app" % (app,))
+    values = {}
+    for s in SETTINGS:
+        raw, source = s.default, None
+        for var in (s.env, env_name(s)):
+            if var and environ.get(var, "") != "":
+                raw, source = environ[var], "environment variable " + var
+        if flags.get(s.name) is not None:
+            raw, source = flags[s.name], "flag " + s.flags[-1]
+        if raw is None:
+            values[s.name] = None
+            continue
+        values[s.name] = s.convert(raw, source or s.flags[-1])
+    if not values["bind"]:
+        port = environ.get("PORT", "")
+        if port:
+            values["bind"] = (parse_bind("0.0.0.0:" + port),) if port.isdigit() else _bad_port(port)
+        else:
+            values["bind"] = (Bind("tcp", host="127.0.0.1", port=8000),)
+    if values["limit_request_line"] == 0:
+        values["limit_request_line"] = 8190
+    if values["limit_request_fields"] == 0:
+        values["limit_request_fields"] = 32768
+    if values["limit_request_field_size"] == 0:
+        values["limit_request_field_size"] = 65536
+    return Config(app=app, **values)
+
+
+def _bad_port(port):
+    raise ConfigError("environment variable PORT: %r is not a port number" % port)

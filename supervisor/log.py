@@ -1,0 +1,76 @@
+"""Error and access logs: one line per event, files reopened on USR1.
+
+Error lines follow Gunicorn's shape, `[2026-11-27 06:00:00 +0000] [4242] [INFO] msg`,
+so log drains that already parse Gunicorn keep working. The access log formats
+Gunicorn's atoms from `accesslog.atoms`.
+"""
+import os
+import sys
+import time
+import traceback
+
+LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+NAMES = {v: k.upper() for k, v in LEVELS.items()}
+
+
+def _open(path, std):
+    if path in (None, "-"):
+        return std
+    return open(path, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+
+
+class Log:
+    def __init__(self, path="-", level="info", access_path=None, access_format=None):
+        self.path = path
+        self.level = LEVELS[level]
+        self.stream = _open(path, sys.stderr)
+        self.access_path = access_path
+        self.access_format = access_format
+        self.access_stream = _open(access_path, sys.stdout) if access_path else None
+
+    def reopen(self):
+        """USR1: logrotate moved the files; write to fresh ones at the same paths."""
+        for attr, path, std in (("stream", self.path, sys.stderr),
+                                ("access_stream", self.access_path, sys.stdout)):
+            old = getattr(self, attr)
+            if old is None or old is std:
+                continue
+            setattr(self, attr, _open(path, std))
+            old.close()
+
+    def write(self, levelno, msg, args):
+        if levelno < self.level:
+            return
+        if args:
+            msg = msg % args
+        now = time.time()
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now))
+        try:
+            self.stream.write("[%s] [%d] [%s] %s\n" % (stamp, os.getpid(), NAMES[levelno], msg))
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass   # a full disk or a closed stderr must not take the server down
+
+    def debug(self, msg, *args):
+        self.write(10, msg, args)
+
+    def info(self, msg, *args):
+        self.write(20, msg, args)
+
+    def warning(self, msg, *args):
+        self.write(30, msg, args)
+
+    def error(self, msg, *args):
+        self.write(40, msg, args)
+
+    def critical(self, msg, *args):
+        self.write(50, msg, args)
+
+    def exception(self, msg, *args):
+        self.write(40, (msg % args if args else msg) + "\n" + traceback.format_exc().rstrip(), ())
+
+    def access(self, line):
+        try:
+            self.access_stream.write(line + "\n")
+        except (OSError, ValueError):
+            pass

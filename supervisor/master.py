@@ -1,0 +1,482 @@
+"""The master: binds, forks, reaps, signals. The only caller of fork, kill and waitpid.
+
+Single-threaded by design: one loop, top to bottom (Unicorn's `join`, tini's `main`):
+drain signals -> reap -> note readiness -> decide -> act -> sleep until the next
+deadline. No timer threads, so fork() is always safe.
+"""
+import ctypes
+import errno
+import gc
+import os
+import random
+import select
+import signal
+import socket
+import stat
+import sys
+import time
+
+import setproctitle
+
+from . import exits, heartbeat, plan
+from .heartbeat import Heartbeat
+from .loader import AppNotFound, load
+from .plan import Death, Phase, Slot
+from .signals import MASTER, Command, Signals
+from .worker import Worker
+
+PR_SET_CHILD_SUBREAPER = 36
+CHECK_EVERY = 1.0       # seconds between heartbeat checks when nothing else is due
+LISTEN_FDS_START = 3    # systemd's convention, also used by our own re-exec
+
+
+class BindError(Exception):
+    """A listener could not be made; the message says which address and why."""
+
+
+def make_subreaper():
+    """Orphaned grandchildren get reparented to us, not to PID 1, so we reap them."""
+    if os.getpid() == 1:
+        return "pid 1"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
+            return "subreaper"
+    except (OSError, AttributeError):
+        pass
+    return None
+
+
+def inherited_fds(environ):
+    """Listening fds handed over by systemd or by our own re-exec (LISTEN_FDS)."""
+    try:
+        if int(environ.get("LISTEN_PID", "-1")) != os.getpid():
+            return []
+        n = int(environ.get("LISTEN_FDS", "0"))
+    except ValueError:
+        return []
+    return list(range(LISTEN_FDS_START, LISTEN_FDS_START + n))
+
+
+def bind(cfg, inherited):
+    """Make (or adopt) one listening socket per --bind. Inherited fds are matched by
+    address, so a re-exec with the same binds opens nothing new."""
+    adopted = {}
+    for fd in inherited:
+        sock = socket.socket(fileno=fd)
+        adopted[_sockname(sock)] = sock
+    out = []
+    for b in cfg.bind:
+        try:
+            if b.kind == "fd":
+                sock = adopted.pop(None, None) or socket.socket(fileno=b.fd)
+                if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                    raise BindError("bind fd://%d: the socket is not listening" % b.fd)
+            elif b.kind == "unix":
+                sock = adopted.pop(b.path, None) or _unix(b, cfg.backlog)
+            else:
+                sock = _adopt_tcp(adopted, b) or _tcp(b, cfg)
+        except OSError as exc:
+            raise BindError("cannot listen on %s: %s" % (b, _why(exc))) from None
+        sock.setblocking(False)
+        out.append(sock)
+    for sock in adopted.values():
+        sock.close()
+    return out
+
+
+def _sockname(sock):
+    name = sock.getsockname()
+    if isinstance(name, tuple):
+        return (name[0], name[1])
+    return name or None
+
+
+def _adopt_tcp(adopted, b):
+    for key in list(adopted):
+        if isinstance(key, tuple) and key[1] == b.port and key[0] in (b.host, socket.gethostbyname(b.host) if ":" not in b.host else b.host):
+            return adopted.pop(key)
+    return None
+
+
+def _why(exc):
+    if exc.errno == errno.EADDRINUSE:
+        return "address already in use (is another server running on it?)"
+    if exc.errno == errno.EACCES:
+        return "permission denied (ports below 1024 need root; on a platform use $PORT)"
+    if exc.errno == errno.EADDRNOTAVAIL:
+        return "address not available on this machine"
+    return exc.strerror or str(exc)
+
+
+def _tcp(b, cfg):
+    try:
+        infos = socket.getaddrinfo(b.host, b.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise BindError("cannot listen on %s: cannot resolve %r (%s)" % (b, b.host, exc.strerror)) from None
+    family, kind, proto, _, addr = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if cfg.reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        # accept() only once the client has sent data: a one-shot request is read right
+        # after accept and never enters the poller
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # inherited by accepted sockets
+        sock.listen(cfg.backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _unix(b, backlog):
+    try:
+        if stat.S_ISSOCK(os.stat(b.path).st_mode):
+            os.unlink(b.path)     # a stale socket left by a killed server
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(b.path)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Master:
+    def __init__(self, cfg, log, environ=os.environ):
+        self.cfg = cfg
+        self.log = log
+        self.environ = environ
+        self.target = cfg.workers
+        self.slots = [Slot(i) for i in range(cfg.workers)]
+        self.phase = Phase.RUNNING
+        self.by_pid = {}            # pid -> Slot for current workers
+        self.old = {}               # pid -> (nr, cell) of workers being replaced or retired
+        self.cells = {}             # pid -> heartbeat cell
+        self.ever_booted = False
+        self.boot_failures = 0
+        self.verdict = None
+        self.deadline = None
+        self.orphans_reaped = 0
+        self.app = None
+        self.rng = random.Random()
+
+    # -- start ----------------------------------------------------------------------------
+
+    def start(self):
+        """Bind, preload, set up signals. Returns None, or an exit code to stop with."""
+        self.pid = os.getpid()
+        self.reaper = make_subreaper()
+        old = os.environ.pop("PYFORK_OLD_WORKERS", "")
+        self.inherited_workers = [int(p) for p in old.split(",") if p.isdigit()]
+        try:
+            self.listeners = bind(self.cfg, inherited_fds(self.environ))
+        except BindError as exc:
+            self.log.error("%s", exc)
+            return exits.USAGE
+        if self.cfg.preload:
+            try:
+                self.app = load(self.cfg.app)
+            except AppNotFound as exc:
+                self.log.error("%s", exc)
+                return exits.USAGE
+            except BaseException:
+                self.log.exception("the app %s failed to load (--preload)", self.cfg.app)
+                return exits.APP_LOAD
+            gc.collect()
+            gc.freeze()   # keep the collector from touching (and so copying) shared pages
+        self.signals = Signals(MASTER)
+        self.ready_r, self.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.beats = Heartbeat()
+        self.poller = select.poll()
+        self.poller.register(self.signals.r, select.POLLIN)
+        self.poller.register(self.ready_r, select.POLLIN)
+        self.binds = " ".join(str(b) for b in self.cfg.bind)
+        for b in self.cfg.bind:
+            self.log.info("listening at %s (pid %d)", b if b.kind != "tcp" else "http://%s" % b, self.pid)
+        self.log.info("master pid=%d app=%s workers=%d reaper=%s", self.pid, self.cfg.app, self.target,
+                      self.reaper or "none (orphans go to pid 1)")
+        self.title()
+        return None
+
+    def title(self):
+        live = sum(1 for s in self.slots if s.pid)
+        setproctitle.setproctitle("pyfork master [%s] workers=%d/%d bind=%s" % (
+            self.cfg.app, live, self.target, self.binds))
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def run(self):
+        code = self.start()
+        if code is not None:
+            return code
+        try:
+            while True:
+                now = time.monotonic()
+                for cmd in self.signals.commands():
+                    self.command(cmd, now)
+                self.reap(now)
+                self.note_ready(now)
+                if self.verdict is not None:
+                    return self.give_up()
+                if self.phase is Phase.STOPPING and not self.by_pid and not self.old:
+                    self.log.info("master pid=%d: all workers stopped; exiting", self.pid)
+                    return exits.OK
+                self.act(now)
+                self.sleep(now)
+        finally:
+            self.close_listeners()
+
+    def sleep(self, now):
+        wait = plan.next_wakeup(self.slots, self.target, self.phase, now, self.ever_booted, CHECK_EVERY)
+        if self.deadline is not None:
+            wait = min(wait, max(0.0, self.deadline - now))
+        self.poller.poll(wait * 1000.0)
+
+    def act(self, now):
+        if self.phase is Phase.STOPPING:
+            if now >= self.deadline:
+                for pid in list(self.by_pid) + list(self.old):
+                    self.kill(pid, signal.SIGKILL)
+                self.deadline = now + 5.0
+            return
+        while len(self.slots) < self.target:
+            self.slots.append(Slot(len(self.slots)))
+        for slot in plan.to_retire(self.slots, self.target):
+            self.retire(slot)
+        self.check_timeouts(now)
+        for nr in plan.to_spawn(self.slots, self.target, self.phase, self.ever_booted, now):
+            self.spawn(self.slots[nr], now)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def command(self, cmd, now):
+        if cmd is Command.REAP:
+            return
+        self.log.info("master pid=%d: %s", self.pid, cmd.value)
+        if cmd in (Command.STOP, Command.QUIT):
+            quick = cmd is Command.QUIT
+            if self.phase is Phase.STOPPING and not quick:
+                return
+            self.phase = Phase.STOPPING
+            self.close_listeners()
+            self.deadline = now + (1.0 if quick else self.cfg.graceful_timeout)
+            for pid in list(self.by_pid) + list(self.old):
+                self.kill(pid, signal.SIGINT if quick else signal.SIGTERM)
+        elif cmd is Command.REOPEN:
+            self.log.reopen()
+            for pid in list(self.by_pid) + list(self.old):
+                self.kill(pid, signal.SIGUSR1)
+        elif self.phase is Phase.STOPPING:
+            return
+        elif cmd is Command.MORE:
+            self.target += 1
+            self.title()
+        elif cmd is Command.FEWER:
+            self.target = max(0, self.target - 1)
+            self.title()
+        elif cmd is Command.STOP_WORKERS:
+            self.phase = Phase.IDLE
+            for slot in self.slots:
+                if slot.pid:
+                    self.retire(slot)
+        elif cmd is Command.RELOAD:
+            self.reload(now)
+        elif cmd is Command.REEXEC:
+            self.reexec()
+
+    def reload(self, now):
+        """HUP: replace every worker, each new one ready before its old one stops."""
+        self.phase = Phase.RUNNING
+        for slot in self.slots:
+            if slot.pid:
+                self.old[slot.pid] = (slot.nr, self.cells[slot.pid])
+                del self.by_pid[slot.pid]
+                slot.replaces = slot.pid
+                slot.pid = 0
+                slot.ready = False
+                slot.failures = 0
+                slot.due = now
+
+    def reexec(self):
+        """USR2: exec a fresh pyfork in this very process (same PID), handing over the
+        listeners as LISTEN_FDS; the new master stops our workers once its own are ready."""
+        fds = []
+        for i, sock in enumerate(self.listeners):
+            fd = LISTEN_FDS_START + i
+            if sock.fileno() != fd:
+                os.dup2(sock.fileno(), fd, inheritable=True)
+            else:
+                os.set_inheritable(fd, True)
+            fds.append(fd)
+        env = dict(os.environ)
+        env["LISTEN_FDS"] = str(len(fds))
+        env["LISTEN_PID"] = str(self.pid)
+        env["PYFORK_OLD_WORKERS"] = ",".join(str(p) for p in list(self.by_pid) + list(self.old))
+        argv = [sys.executable, "-m", "supervisor"] + sys.argv[1:]
+        self.log.info("master pid=%d: re-executing %s", self.pid, " ".join(argv))
+        signal.set_wakeup_fd(-1)
+        try:
+            os.execve(sys.executable, argv, env)
+        except OSError as exc:
+            self.log.error("re-exec failed: %s; carrying on", exc)
+            self.signals = Signals(MASTER)
+
+    # -- workers --------------------------------------------------------------------------
+
+    def spawn(self, slot, now):
+        cell = self.beats.take()
+        self.beats.set(cell, 0, heartbeat.BOOTING, now)
+        pid = os.fork()
+        if pid == 0:
+            self.child(slot.nr, cell)
+        slot.pid = pid
+        slot.started = now
+        slot.ready = False
+        slot.retiring = False
+        self.by_pid[pid] = slot
+        self.cells[pid] = cell
+        self.log.debug("worker=%d pid=%d spawned", slot.nr, pid)
+        self.title()
+
+    def child(self, nr, cell):
+        """After fork, in the worker. Never returns: the master's stack must not unwind here."""
+        code = exits.ERROR
+        try:
+            self.signals.close()
+            os.close(self.ready_r)
+            code = Worker(self.cfg, nr, cell, self.listeners, self.app, self.beats, self.log,
+                          self.pid, self.ready_w).run()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else exits.ERROR
+        except BaseException:
+            self.log.exception("worker=%d crashed", nr)
+        finally:
+            os._exit(code)
+
+    def retire(self, slot):
+        """Stop this slot's worker gracefully and do not respawn it."""
+        pid = slot.pid
+        self.old[pid] = (slot.nr, self.cells[pid])
+        del self.by_pid[pid]
+        slot.pid = 0
+        slot.ready = False
+        self.kill(pid, signal.SIGTERM)
+        self.title()
+
+    def kill(self, pid, sig):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass     # already dead, to be reaped
+
+    def note_ready(self, now):
+        try:
+            while os.read(self.ready_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        for pid, slot in self.by_pid.items():
+            if not slot.ready and self.beats.get(self.cells[pid])[1] == heartbeat.READY:
+                slot.ready = True
+                self.log.info("worker=%d pid=%d booted in %.0fms", slot.nr, pid, (now - slot.started) * 1000)
+                if not self.ever_booted:
+                    self.ever_booted = True
+                    self.adopt_old_workers()
+                old = slot.replaces
+                if old:
+                    slot.replaces = 0
+                    self.kill(old, signal.SIGTERM)
+
+    def adopt_old_workers(self):
+        """After a USR2 re-exec: the previous image's workers are our children still;
+        now that ours serve, let theirs finish and go."""
+        for pid in self.inherited_workers:
+            self.old[pid] = (-1, None)
+            self.kill(pid, signal.SIGTERM)
+        self.inherited_workers = []
+
+    def check_timeouts(self, now):
+        for pid, slot in list(self.by_pid.items()):
+            beat = self.beats.get(self.cells[pid])[2]
+            what = plan.overdue(slot, beat, now, self.cfg.timeout, self.cfg.boot_timeout)
+            if what == "abort":
+                slot.aborted = now
+                if slot.ready:
+                    self.log.error("worker=%d pid=%d timed out: no heartbeat for %.1fs (--timeout %g); "
+                                   "sending SIGABRT, its stack follows", slot.nr, pid, now - beat, self.cfg.timeout)
+                else:
+                    self.log.error("worker=%d pid=%d did not boot within --boot-timeout %g; sending SIGABRT",
+                                   slot.nr, pid, self.cfg.boot_timeout)
+                self.kill(pid, signal.SIGABRT)
+            elif what == "kill":
+                self.log.error("worker=%d pid=%d still alive after SIGABRT; sending SIGKILL", slot.nr, pid)
+                self.kill(pid, signal.SIGKILL)
+
+    def reap(self, now):
+        """waitpid(-1) until nothing is left: workers, and orphans reparented to us."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            slot = self.by_pid.pop(pid, None)
+            cell = self.cells.pop(pid, None)
+            if cell is not None:
+                _, _, _, requests = self.beats.get(cell)
+                self.beats.give_back(cell)
+            if slot is not None:
+                self.worker_died(slot, pid, code, now, requests)
+            elif pid in self.old:
+                nr, _ = self.old.pop(pid)
+                self.log.info("worker=%d pid=%d stopped: %s", nr, pid, plan.exit_description(code))
+                self.title()
+            else:
+                self.orphans_reaped += 1
+                self.log.debug("reaped orphan pid=%d (%s)", pid, plan.exit_description(code))
+
+    def worker_died(self, slot, pid, code, now, requests):
+        death = Death(slot.nr, code, now - slot.started, slot.ready, requests)
+        if not slot.ready:
+            self.boot_failures += 1
+        self.verdict = plan.verdict(self.ever_booted, self.boot_failures, code)
+        delay = plan.on_death(slot, death, now, self.rng.random())
+        if self.phase is Phase.STOPPING or self.verdict is not None:
+            self.log.info("worker=%d pid=%d exited: %s", slot.nr, pid, plan.exit_description(code))
+        else:
+            self.log.warning("worker=%d pid=%d exited: %s uptime=%.1fs requests=%d; restarting in %.2fs",
+                             slot.nr, pid, plan.exit_description(code), death.uptime, requests, delay)
+        self.title()
+
+    def give_up(self):
+        code = self.verdict
+        self.log.error("master pid=%d: no worker ever booted; giving up: %s", self.pid, exits.MEANING[code])
+        for pid in list(self.by_pid) + list(self.old):
+            self.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while (self.by_pid or self.old) and time.monotonic() < deadline:
+            self.reap(time.monotonic())
+            time.sleep(0.01)
+        return code
+
+    def close_listeners(self):
+        for sock in getattr(self, "listeners", []):
+            sock.close()
+        for b in self.cfg.bind:
+            if b.kind == "unix" and self.phase is Phase.STOPPING:
+                try:
+                    os.unlink(b.path)
+                except OSError:
+                    pass
+        self.listeners = []

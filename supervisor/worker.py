@@ -1,0 +1,238 @@
+"""The child after fork: an epoll loop over the listeners and open connections.
+
+One request at a time runs the app; everything else (accepting, reading partial
+requests, idle keep-alive connections) costs only a registered fd. Listeners are
+registered with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
+"""
+import email.utils
+import faulthandler
+import gc
+import os
+import random
+import select
+import signal
+import sys
+import time
+
+import setproctitle
+
+from . import accesslog, exits, heartbeat
+from .connection import Connection
+from .loader import AppNotFound, load
+from .signals import WORKER, Command, Signals
+from .wsgi import base_environ
+
+TICK = 1.0
+SERVER = "pyfork"
+
+
+class Worker:
+    def __init__(self, cfg, slot, cell, listeners, app, beats, log, ppid, ready_fd):
+        self.cfg = cfg
+        self.slot = slot
+        self.cell = cell
+        self.ready_fd = ready_fd
+        self.listeners = listeners
+        self.app = app
+        self.beats = beats
+        self.log = log
+        self.ppid = ppid
+        self.conns = {}
+        self.requests = 0
+        self.stopping = False
+        self.no_keepalive = cfg.keepalive == 0
+        self.deadline = None
+        self.now = time.monotonic()
+        self.buf = bytearray(65536)
+        self.view = memoryview(self.buf)
+        self.limit_line = cfg.limit_request_line
+        self.limit_fields = cfg.limit_request_fields
+        self.limit_field_size = cfg.limit_request_field_size
+        self.limit_body = cfg.limit_request_body
+        # bytes a request head may take before 431 (line + fields, with their CRLFs)
+        self.head_limit = cfg.limit_request_line + cfg.limit_request_fields * (cfg.limit_request_field_size + 2) + 4
+        self.read_timeout = cfg.timeout or 30.0
+        self.send_timeout = max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0
+        self.access_log = bool(cfg.access_logfile)
+        self.trusted = {}
+        self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
+                             if cfg.max_requests else sys.maxsize)
+        self.date_server = b""
+        self.second = 0
+
+    # -- life -----------------------------------------------------------------------------
+
+    def run(self):
+        """Boot, serve, return an exit code (see exits.py)."""
+        self.signals = Signals(WORKER)
+        faulthandler.enable(file=self.log.stream, all_threads=True)
+        self.title()
+        if self.app is None:
+            try:
+                self.app = load(self.cfg.app)
+            except AppNotFound as exc:
+                self.log.error("%s", exc)
+                return exits.USAGE
+            except BaseException:
+                self.log.exception("worker=%d failed to load the app %s", self.slot, self.cfg.app)
+                return exits.APP_LOAD
+        base = base_environ(SERVER)
+        self.listeners = [(sock, listener_environ(base, sock)) for sock in self.listeners]
+        gc.collect()
+        gc.freeze()   # what exists now is long-lived: keep the collector off it
+        self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
+        try:
+            os.write(self.ready_fd, b"r")    # wake the master: it may be waiting on us
+        except OSError:
+            pass
+        os.close(self.ready_fd)
+        self.serve()
+        return exits.OK
+
+    def title(self):
+        setproctitle.setproctitle("pyfork worker %d [%s] requests=%d" % (self.slot, self.cfg.app, self.requests))
+
+    def serve(self):
+        ep = select.epoll()
+        lmap = {}
+        for sock, tmpl in self.listeners:
+            ep.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            lmap[sock.fileno()] = (sock, tmpl)
+        ep.register(self.signals.r, select.EPOLLIN)
+        self.ep = ep
+        conns = self.conns
+        self.tick(self.now)
+        next_tick = self.now + TICK
+        poll = ep.poll
+        monotonic = time.monotonic
+        while True:
+            events = poll(TICK)
+            self.now = now = monotonic()
+            for fd, _ in events:
+                conn = conns.get(fd)
+                if conn is not None:
+                    conn.on_readable()
+                elif fd in lmap:
+                    if not self.stopping:
+                        self.accept(*lmap[fd])
+                else:
+                    self.on_signals()
+            if self.requests >= self.max_requests and not self.stopping:
+                self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
+                              self.slot, os.getpid(), self.max_requests)
+                self.stop()
+            if now >= next_tick:
+                next_tick = now + TICK
+                self.tick(now)
+            if self.stopping and (not conns or now >= self.deadline):
+                return
+
+    def accept(self, lsock, tmpl):
+        try:
+            sock, addr = lsock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return      # another worker took it
+        except OSError as exc:
+            self.log.error("accept failed: %s (too many open files? raise ulimit -n)", exc)
+            return
+        base = tmpl.copy()
+        if type(addr) is tuple:
+            peer = addr[0]
+            base["REMOTE_ADDR"] = peer
+            base["REMOTE_PORT"] = str(addr[1])
+            trusted = self.trusted.get(peer)
+            if trusted is None:
+                trusted = self.trust(peer)
+            if trusted:
+                base["wsgi.url_scheme"] = None    # decided per request from X-Forwarded-Proto
+        else:
+            base["wsgi.url_scheme"] = None        # a unix socket: the proxy is on this host
+        conn = Connection(self, sock, base)
+        if conn.on_readable():
+            self.conns[conn.fd] = conn
+            self.ep.register(conn.fd, select.EPOLLIN)
+
+    def trust(self, peer):
+        import ipaddress
+        allowed = self.cfg.forwarded_allow_ips
+        try:
+            ip = ipaddress.ip_address(peer)
+        except ValueError:
+            ok = False
+        else:
+            ok = any(a == "*" or ip in a for a in allowed)
+        if len(self.trusted) < 1024:
+            self.trusted[peer] = ok
+        return ok
+
+    def forget(self, conn):
+        self.conns.pop(conn.fd, None)
+
+    def on_signals(self):
+        for cmd in self.signals.commands():
+            if cmd is Command.QUIT:
+                os._exit(exits.OK)
+            elif cmd is Command.STOP:
+                self.stop()
+            elif cmd is Command.REOPEN:
+                self.log.reopen()
+                faulthandler.enable(file=self.log.stream, all_threads=True)
+
+    def stop(self):
+        """Graceful: stop accepting now, finish requests in hand, close idle connections."""
+        if self.stopping:
+            return
+        self.stopping = True
+        self.no_keepalive = True
+        self.deadline = self.now + self.cfg.graceful_timeout
+        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, self.now, self.requests)
+        for sock, _ in self.listeners:
+            try:
+                self.ep.unregister(sock.fileno())
+            except (OSError, ValueError):
+                pass
+            sock.close()
+        self.close_idle(self.now, 0.0)
+
+    def close_idle(self, now, idle):
+        """Close connections idle between requests for `idle` seconds, and those stuck
+        mid-request (a client that stopped sending) for the read timeout."""
+        for conn in list(self.conns.values()):
+            quiet = now - conn.last
+            if quiet >= self.read_timeout or (quiet >= idle and not conn.in_head and conn.env is None):
+                conn.close()
+
+    def tick(self, now):
+        """Once a second: beat, refresh the Date header, drop idle connections, check the master."""
+        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING if self.stopping else heartbeat.READY,
+                       now, self.requests)
+        second = int(time.time())
+        if second != self.second:
+            self.second = second
+            self.date_server = ("Date: %s\r\nServer: %s\r\n" % (
+                email.utils.formatdate(second, usegmt=True), SERVER)).encode()
+        self.close_idle(now, self.cfg.keepalive if not self.stopping else 0.0)
+        if os.getppid() != self.ppid:
+            self.log.warning("worker=%d: the master is gone; exiting", self.slot)
+            os._exit(exits.OK)
+        if self.requests != getattr(self, "_titled", 0):
+            self._titled = self.requests
+            self.title()
+
+    def access(self, env, resp, sent, seconds):
+        line = accesslog.format_line(self.cfg.access_logformat, env, resp.code if resp.status else 500,
+                                     resp.headers if resp.status else None, sent, seconds, time.time(),
+                                     os.getpid())
+        self.log.access(line)
+
+
+def listener_environ(base, sock):
+    """The environ keys one listener fixes for all its requests."""
+    env = base.copy()
+    name = sock.getsockname()
+    if type(name) is tuple:
+        env["SERVER_NAME"], env["SERVER_PORT"] = str(name[0]), str(name[1])
+    else:
+        env["SERVER_NAME"], env["SERVER_PORT"] = "localhost", "0"
+    env["wsgi.url_scheme"] = "http"
+    return env

@@ -1,0 +1,193 @@
+"""WSGI without sockets: environ keys, a validating start_response, response heads.
+
+Pure: bytes and dicts in, bytes out. The hot path leans on caches: a header name's
+environ key, an encoded status line and an encoded header line are each worked out
+(and validated) once, then reused, so a steady stream of requests pays dict lookups.
+"""
+import http
+import sys
+from urllib.parse import unquote_to_bytes
+
+# PEP 3333 / RFC 9110 7.6.1: an application must not set these; the server owns framing.
+HOP_BY_HOP = frozenset((
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
+    "te", "trailer", "trailers", "transfer-encoding", "upgrade",
+))
+
+# Statuses that never carry a body (RFC 9110 6.4.1).
+NO_BODY = frozenset((204, 304)) | frozenset(range(100, 200))
+
+REASONS = {s.value: s.phrase for s in http.HTTPStatus}
+
+_env_keys = {}
+
+
+def environ_key(name):
+    """b'X-Forwarded-For' -> 'HTTP_X_FORWARDED_FOR'; Content-Type/Length unprefixed."""
+    key = _env_keys.get(name)
+    if key is None:
+        text = name.decode("latin-1").upper().replace("-", "_")
+        key = text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text
+        if len(_env_keys) < 4096:
+            _env_keys[name] = key
+    return key
+
+
+def split_target(target):
+    """Request target bytes -> (PATH_INFO, QUERY_STRING, RAW_URI) as PEP 3333 strings."""
+    raw = target.decode("latin-1")
+    path, _, query = target.partition(b"?")
+    if not path.startswith(b"/"):
+        if path == b"*":
+            return "*", "", raw
+        # absolute-form (RFC 9112 3.2.2): drop scheme and authority
+        scheme, sep, rest = path.partition(b"://")
+        if sep:
+            _, slash, tail = rest.partition(b"/")
+            path = slash + tail or b"/"
+    path, _, _ = path.partition(b"#")
+    if b"%" in path:
+        path = unquote_to_bytes(path)
+    return path.decode("latin-1"), query.decode("latin-1"), raw
+
+
+class StartResponseError(Exception):
+    """The application broke PEP 3333's start_response contract."""
+
+
+_status_lines = {}
+_header_lines = {}
+
+
+def status_line(status):
+    """'200 OK' -> (200, b'HTTP/1.1 200 OK\\r\\n'), validated once per distinct status."""
+    hit = _status_lines.get(status)
+    if hit is not None:
+        return hit
+    if type(status) is not str:
+        raise StartResponseError("status must be a str, got %r" % (status,))
+    code = status[:3]
+    if len(status) < 4 or not code.isdigit() or status[3] != " " or not 100 <= int(code) <= 999:
+        raise StartResponseError("status must look like '200 OK', got %r" % (status,))
+    if "\r" in status or "\n" in status:
+        raise StartResponseError("status contains CR or LF: %r" % (status,))
+    hit = (int(code), ("HTTP/1.1 %s\r\n" % status).encode("latin-1"))
+    if len(_status_lines) < 256:
+        _status_lines[status] = hit
+    return hit
+
+
+def header_line(name, value):
+    """('Content-Type', 'text/plain') -> b'Content-Type: text/plain\\r\\n', validated once."""
+    key = (name, value)
+    hit = _header_lines.get(key)
+    if hit is not None:
+        return hit
+    if type(name) is not str or type(value) is not str:
+        raise StartResponseError("header name and value must be str, got %r" % (key,))
+    if not name or any(c in name for c in ' \t\r\n:"(),/;<=>?@[\\]{}'):
+        raise StartResponseError("invalid header name %r" % (name,))
+    if "\r" in value or "\n" in value or "\0" in value:
+        raise StartResponseError("header %s has CR, LF or NUL in its value" % name)
+    if name.lower() in HOP_BY_HOP and not (name.lower() == "connection" and value.lower() == "close"):
+        raise StartResponseError("hop-by-hop header %r is the server's to set (PEP 3333)" % name)
+    try:
+        hit = ("%s: %s\r\n" % key).encode("latin-1")
+    except UnicodeEncodeError:
+        raise StartResponseError("header %s is not latin-1" % name) from None
+    if len(_header_lines) < 4096:
+        _header_lines[key] = hit
+    return hit
+
+
+class Response:
+    """What start_response recorded for one request. Slots keep it cheap to make."""
+    __slots__ = ("status", "code", "head", "length", "close", "sent", "headers", "write")
+
+    def __init__(self):
+        self.status = None
+        self.sent = False
+        self.close = False
+
+    def start(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise StartResponseError("start_response called twice without exc_info")
+        code, line = status_line(status)
+        if type(headers) is not list:
+            raise StartResponseError("headers must be a list, got %r" % type(headers).__name__)
+        parts = [line]
+        length = None
+        close = False
+        for item in headers:
+            if type(item) is not tuple or len(item) != 2:
+                raise StartResponseError("each header must be a (name, value) tuple, got %r" % (item,))
+            parts.append(header_line(*item))
+            n = item[0].lower()
+            if n == "content-length":
+                if not item[1].isdigit():
+                    raise StartResponseError("Content-Length %r is not a number" % item[1])
+                length = int(item[1])
+            elif n == "connection":
+                close = True
+        self.status = status
+        self.code = code
+        self.head = parts
+        self.length = length
+        self.close = close
+        self.headers = headers
+        return self.write
+
+
+def chunk(data):
+    """One chunk of a chunked body (RFC 9112 7.1)."""
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: the worker sends it with os.sendfile when it has a fileno."""
+
+    def __init__(self, filelike, blksize=65536):
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        data = self.filelike.read(self.blksize)
+        if data:
+            return data
+        raise StopIteration
+
+
+def error_response(code, close=True):
+    """A complete plain-text response for a status the server decides itself."""
+    reason = REASONS.get(code, "Error")
+    body = ("%d %s\n" % (code, reason)).encode()
+    return b"HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        code, reason.encode(), len(body), b"Connection: close\r\n" if close else b"", body)
+
+
+def base_environ(server_software):
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "wsgi.errors": sys.stderr,
+        "wsgi.file_wrapper": FileWrapper,
+        "wsgi.input_terminated": True,
+        "SERVER_SOFTWARE": server_software,
+        "SCRIPT_NAME": "",
+    }
