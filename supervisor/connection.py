@@ -5,6 +5,10 @@ costs a registered fd, not a worker. Responses produced by one read (pipelining,
 request) go out in one send. Hazards handled here: request smuggling (ambiguous framing
 closes the connection after the error), a body cut short (never reaches the app), an app
 that raises (500, traceback to the error log, `close()` still called).
+
+This is the hot path: per request it does dict lookups in caches that wsgi.py fills
+(header keys, targets, whole validated response heads), builds the environ directly in
+the header callback, and keeps the response state on the connection, not in a new object.
 """
 import io
 import os
@@ -15,15 +19,17 @@ import time
 from httptools import (HttpParserCallbackError, HttpParserError, HttpParserUpgrade,
                        HttpRequestParser)
 
-from .wsgi import (LAST_CHUNK, NO_BODY, FileWrapper, Response, StartResponseError, chunk,
-                   environ_key, error_response, split_target)
+from .wsgi import (EMPTY_INPUT, ENV_KEYS, LAST_CHUNK, NO_BODY, TARGETS, FileWrapper,
+                   StartResponseError, chunk, environ_key, error_response, head_for, target)
 
 MSG_DONTWAIT = socket.MSG_DONTWAIT
 SPOOL_BYTES = 1 << 20          # request bodies above this go to a temporary file
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-CLOSE = b"Connection: close\r\n"
-KEEP_ALIVE = b"Connection: keep-alive\r\n"
+END_CLOSE = b"Connection: close\r\n\r\n"
+END_KEEP_ALIVE = b"Connection: keep-alive\r\n\r\n"
+END = b"\r\n"
 CHUNKED = b"Transfer-Encoding: chunked\r\n"
+PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _methods = {}
 
 
@@ -36,15 +42,17 @@ class HTTPError(Exception):
 
 
 class Connection:
-    __slots__ = ("w", "sock", "fd", "parser", "base", "last", "out", "keep", "closed",
-                 "url", "headers", "env", "body", "body_len", "in_head", "head_bytes",
-                 "resp", "cur", "__weakref__")
+    __slots__ = ("w", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
+                 "url", "env", "fields", "body", "body_len", "in_head", "head_bytes",
+                 "status", "code", "head", "length", "app_close", "sent", "headers", "cur",
+                 "start", "framed")
 
-    def __init__(self, worker, sock, base):
+    def __init__(self, worker, sock, base, trust):
         self.w = worker
         self.sock = sock
         self.fd = sock.fileno()
         self.base = base
+        self.trust = trust
         self.parser = HttpRequestParser(self)
         self.last = worker.now
         self.out = []
@@ -52,6 +60,7 @@ class Connection:
         self.closed = False
         self.in_head = False
         self.env = None
+        self.start = self.start_response   # one bound method per connection, not per request
 
     # -- reading ----------------------------------------------------------------------
 
@@ -80,6 +89,8 @@ class Connection:
             err = exc.__context__
             if isinstance(err, HTTPError):
                 return self.fail(err.status, str(err))
+            if isinstance(err, _Gone):
+                return False
             raise
         except HttpParserUpgrade:
             self.keep = False      # no protocol switch in WSGI: answer, then close
@@ -87,85 +98,88 @@ class Connection:
             why = str(exc)
             return self.fail(505 if "version" in why else 400, why)
         if self.out:
-            self.flush()
+            try:
+                self.flush()
+            except _Gone:
+                return False
         if not self.keep and not self.closed:
             self.close()
         return not self.closed
 
     def fail(self, status, why):
         """Bad input: answer `status`, close, so nothing can be smuggled behind it."""
-        self.w.log.debug("bad request from fd %d: %d %s", self.fd, status, why)
+        self.w.log.debug("bad request on fd %d: %d %s", self.fd, status, why)
         if not self.closed:
             self.out.append(error_response(status))
-            self.flush()
+            try:
+                self.flush()
+            except _Gone:
+                return False
             self.close()
         return False
 
     # -- httptools callbacks ------------------------------------------------------------
 
     def on_message_begin(self):
-        self.url = b""
-        self.headers = []
+        self.url = None
+        self.env = self.base.copy()
+        self.fields = 0
         self.body = None
         self.body_len = 0
         self.in_head = True
         self.head_bytes = 0
 
     def on_url(self, url):
-        self.url += url
-        if len(self.url) > self.w.limit_line:
+        if self.url is not None:
+            url = self.url + url
+        self.url = url
+        if len(url) > self.w.limit_line:
             raise HTTPError(414, "request target longer than %d bytes" % self.w.limit_line)
 
     def on_header(self, name, value):
-        headers = self.headers
-        headers.append((name, value))
         w = self.w
-        if len(headers) > w.limit_fields:
+        self.fields += 1
+        if self.fields > w.limit_fields:
             raise HTTPError(431, "more than %d header fields" % w.limit_fields)
         if len(name) + len(value) + 2 > w.limit_field_size:
             raise HTTPError(431, "header field %r longer than %d bytes" % (name[:40], w.limit_field_size))
+        key = ENV_KEYS.get(name) or environ_key(name)
+        if not key:
+            return
+        env = self.env
+        value = value.decode("latin-1")
+        old = env.get(key)
+        env[key] = value if old is None else old + "," + value
 
     def on_headers_complete(self):
         self.in_head = False
         parser = self.parser
-        version = parser.get_http_version()
-        if version != "1.1" and version != "1.0":
-            raise HTTPError(505, "HTTP/%s is not supported" % version)
+        protocol = PROTOCOLS.get(parser.get_http_version())
+        if protocol is None:
+            raise HTTPError(505, "HTTP/%s is not supported" % parser.get_http_version())
+        env = self.env
         method = parser.get_method()
-        m = _methods.get(method)
-        if m is None:
-            m = _methods[method] = method.decode("latin-1")
-        env = self.base.copy()
-        env["REQUEST_METHOD"] = m
-        env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"] = split_target(self.url)
-        env["SERVER_PROTOCOL"] = "HTTP/" + version
-        for name, value in self.headers:
-            key = environ_key(name)
-            value = value.decode("latin-1")
-            if key in env:
-                env[key] += "," + value
-            else:
-                env[key] = value
-        self.headers = None
+        env["REQUEST_METHOD"] = _methods.get(method) or _method(method)
+        url = self.url or b""
+        env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"] = TARGETS.get(url) or target(url)
+        env["SERVER_PROTOCOL"] = protocol
+        if self.trust:
+            proto = env.get("HTTP_X_FORWARDED_PROTO")
+            if proto is not None and proto.lower() == "https":
+                env["wsgi.url_scheme"] = "https"
         te = env.get("HTTP_TRANSFER_ENCODING")
-        if te is not None:
-            codings = [c.strip().lower() for c in te.split(",")]
-            if any(c != "chunked" for c in codings):
-                raise HTTPError(501, "transfer coding %r is not supported" % te)
+        if te is not None and te.lower() != "chunked":
+            raise HTTPError(501, "transfer coding %r is not supported" % te)
         length = env.get("CONTENT_LENGTH")
         w = self.w
         if length is not None and w.limit_body and int(length) > w.limit_body:
             raise HTTPError(413, "body of %s bytes is over the limit of %d" % (length, w.limit_body))
-        if self.base["wsgi.url_scheme"] is None:
-            proto = env.get("HTTP_X_FORWARDED_PROTO", "http").lower()
-            env["wsgi.url_scheme"] = "https" if proto == "https" else "http"
         expect = env.get("HTTP_EXPECT")
-        if expect is not None and (length not in (None, "0") or te is not None):
+        if expect is not None and (te is not None or (length is not None and length != "0")):
             if expect.lower() != "100-continue":
                 raise HTTPError(417, "expectation %r is not supported" % expect)
-            if version == "1.1" and not self.out:
+            if protocol == "HTTP/1.1" and not self.out:
                 self._send(CONTINUE)
-        self.env = env
 
     def on_body(self, data):
         self.body_len += len(data)
@@ -174,7 +188,7 @@ class Connection:
             raise HTTPError(413, "body over the limit of %d bytes" % w.limit_body)
         body = self.body
         if body is None:
-            self.body = body = bytearray(data)
+            self.body = bytearray(data)
         elif type(body) is bytearray:
             if self.body_len > SPOOL_BYTES:
                 spool = tempfile.TemporaryFile()
@@ -189,50 +203,80 @@ class Connection:
     def on_message_complete(self):
         env = self.env
         self.env = None
-        if not self.keep or env is None:
+        if not self.keep:
             return            # closing: requests pipelined behind the last one are dropped
         body = self.body
         if body is None:
-            env["wsgi.input"] = io.BytesIO()
-        elif type(body) is bytearray:
-            env["wsgi.input"] = io.BytesIO(body)
+            env["wsgi.input"] = EMPTY_INPUT
         else:
-            body.seek(0)
-            env["wsgi.input"] = body
-        if "CONTENT_LENGTH" not in env and self.body_len:
-            env["CONTENT_LENGTH"] = str(self.body_len)   # chunked, now fully read
-        self.body = None
+            self.body = None
+            if type(body) is bytearray:
+                env["wsgi.input"] = io.BytesIO(body)
+            else:
+                body.seek(0)
+                env["wsgi.input"] = body
+            if "CONTENT_LENGTH" not in env:
+                env["CONTENT_LENGTH"] = str(self.body_len)   # was chunked, now fully read
         self.keep = self.parser.should_keep_alive()
         self.run(env)
 
     # -- the application -----------------------------------------------------------------
 
+    def start_response(self, status, headers, exc_info=None):
+        if exc_info is not None:
+            try:
+                if self.sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None
+        elif self.status is not None:
+            raise StartResponseError("start_response called twice without exc_info")
+        self.code, self.head, self.length, self.app_close = head_for(status, headers)
+        self.status = status
+        self.headers = headers
+        return self.write
+
     def run(self, env):
         w = self.w
-        resp = self.resp = Response()
-        resp.write = self.write
+        self.status = None
+        self.sent = False
+        self.framed = None
         self.cur = env
         result = None
         t0 = time.perf_counter() if w.access_log else 0.0
         sent = 0
         try:
-            result = w.app(env, resp.start)
-            if type(result) is list and resp.status is not None:
-                sent = self.respond_list(env, resp, result)
+            result = w.app(env, self.start)
+            if type(result) is list and self.status is not None:
+                # the common case, inline: a list body with a known head
+                body = result[0] if len(result) == 1 else b"".join(result)
                 result = None
+                if type(body) is not bytes:
+                    body = _bytes(body)
+                length = self.length
+                if length is None:
+                    extra = b"Content-Length: %d\r\n" % len(body) if self.code not in NO_BODY else b""
+                else:
+                    extra = b""
+                    if len(body) != length:
+                        body = self._fit(body, length)
+                self.out.append(self.finish_head(env, extra))
+                if self.code not in NO_BODY and env["REQUEST_METHOD"] != "HEAD":
+                    self.out.append(body)
+                    sent = len(body)
             else:
-                sent = self.respond_iter(env, resp, result)
+                sent = self.respond_iter(env, result)
         except _Gone:
             self.keep = False
         except Exception:
             self.keep = False
             w.log.exception("error handling %s %s", env.get("REQUEST_METHOD"), env.get("RAW_URI"))
-            if not resp.sent and not self.closed:
-                self.out.append(error_response(500))
-                resp.code = 500
-            elif not self.closed:
-                self.flush()
-                self.close()   # the head went out: cutting the connection is the only signal left
+            if not self.closed:
+                if not self.sent:
+                    self.out.append(error_response(500))
+                    self.code = 500
+                else:
+                    self.close()   # the head went out: cutting the connection is the only signal left
         finally:
             if result is not None:
                 close = getattr(result, "close", None)
@@ -243,113 +287,95 @@ class Connection:
                         w.log.exception("error closing the app's response iterable")
             w.requests += 1
             if w.access_log:
-                w.access(env, resp, sent, time.perf_counter() - t0)
+                w.access(env, self.code if self.status is not None else 500,
+                         self.headers if self.status is not None else None, sent, time.perf_counter() - t0)
             if w.no_keepalive:
                 self.keep = False
 
-    def head(self, env, resp, extra):
-        """Finish the response head; decide keep-alive."""
-        head = resp.head
-        head.append(self.w.date_server)
-        if extra:
-            head.append(extra)
-        if resp.close or not self.keep or self.w.no_keepalive:
+    def finish_head(self, env, extra):
+        """The whole response head, with Date, framing and whether we keep the connection."""
+        if self.app_close or not self.keep or self.w.no_keepalive:
             self.keep = False
-            head.append(CLOSE)
+            end = END_CLOSE
         elif env["SERVER_PROTOCOL"] == "HTTP/1.0":
-            head.append(KEEP_ALIVE)
-        head.append(b"\r\n")
-        resp.sent = True
-        return b"".join(head)
-
-    def respond_list(self, env, resp, result):
-        body = result[0] if len(result) == 1 else b"".join(result)
-        if type(body) is not bytes:
-            body = bytes(body) if isinstance(body, (bytearray, memoryview)) else _not_bytes(body)
-        length = resp.length
-        if length is None:
-            extra = b"Content-Length: %d\r\n" % len(body) if resp.code not in NO_BODY else b""
+            end = END_KEEP_ALIVE
         else:
-            extra = b""
-            if len(body) != length:
-                body = body[:length]
-                if len(body) < length:
-                    self.keep = False   # the client expects more than the app gave
-        out = self.out
-        out.append(self.head(env, resp, extra))
-        if env["REQUEST_METHOD"] != "HEAD" and resp.code not in NO_BODY:
-            out.append(body)
-            return len(body)
-        return 0
+            end = END
+        self.sent = True
+        return b"".join((self.head, self.w.date_server, extra, end))
 
-    def respond_iter(self, env, resp, result):
+    def _fit(self, body, length):
+        """The app's body disagrees with its Content-Length: never send more than
+        promised; if it gave less, the client would wait, so close after it."""
+        if len(body) < length:
+            self.keep = False
+        return body[:length]
+
+    def respond_iter(self, env, result):
         """Stream any other iterable: sendfile for a file wrapper, chunks otherwise."""
-        if isinstance(result, FileWrapper) and resp.status is not None:
+        if isinstance(result, FileWrapper) and self.status is not None:
             fileno = _fileno(result.filelike)
             if fileno is not None:
-                return self.send_file(env, resp, result, fileno)
-        nobody = env["REQUEST_METHOD"] == "HEAD" or None
+                return self.send_file(env, result, fileno)
+        head_only = env["REQUEST_METHOD"] == "HEAD"
         sent = 0
-        framing = None
         for data in result:
             if type(data) is not bytes:
-                data = _not_bytes(data) if not isinstance(data, (bytearray, memoryview)) else bytes(data)
+                data = _bytes(data)
             if not data:
                 continue
-            if not resp.sent:
-                if resp.status is None:
+            if not self.sent:
+                if self.status is None:
                     raise StartResponseError("the app gave a body before calling start_response")
-                framing = self.framing(env, resp)
-                if nobody is None and resp.code in NO_BODY:
-                    nobody = True
-                if nobody:
+                self.framing(env)
+                if head_only or self.code in NO_BODY:
                     break
-            if framing == "chunked":
-                if data:
-                    self.out.append(chunk(data))
+            if self.framed == "chunked":
+                self.out.append(chunk(data))
             else:
-                if resp.length is not None and sent + len(data) > resp.length:
-                    data = data[:resp.length - sent]
+                if self.length is not None and sent + len(data) > self.length:
+                    data = data[:self.length - sent]
                 self.out.append(data)
             sent += len(data)
             self.flush()
-        if not resp.sent:
-            if resp.status is None:
+        if not self.sent:
+            if self.status is None:
                 raise StartResponseError("the app returned without calling start_response")
-            # empty body: we know the length after all
-            extra = b"Content-Length: 0\r\n" if resp.length is None and resp.code not in NO_BODY else b""
-            self.out.append(self.head(env, resp, extra))
-        elif framing == "chunked" and not nobody:
+            # an empty body: now the length is known after all
+            empty = self.length is None and self.code not in NO_BODY and not head_only
+            self.out.append(self.finish_head(env, b"Content-Length: 0\r\n" if empty else b""))
+        elif head_only or self.code in NO_BODY:
+            pass
+        elif self.framed == "chunked":
             self.out.append(LAST_CHUNK)
-        elif resp.length is not None and sent < resp.length and not nobody:
+        elif self.length is not None and sent < self.length:
             self.keep = False
         return sent
 
-    def framing(self, env, resp):
-        """Send the head of a streamed response; return 'chunked', 'length' or 'close'."""
-        if resp.length is not None or resp.code in NO_BODY or env["REQUEST_METHOD"] == "HEAD":
-            self.out.append(self.head(env, resp, b""))
-            return "length"
-        if env["SERVER_PROTOCOL"] == "HTTP/1.1":
-            self.out.append(self.head(env, resp, CHUNKED))
-            return "chunked"
-        self.keep = False   # HTTP/1.0: the end of the body is the end of the connection
-        self.out.append(self.head(env, resp, b""))
-        return "close"
+    def framing(self, env):
+        """Queue the head of a streamed response; note 'chunked', 'length' or 'close'."""
+        if self.length is not None or self.code in NO_BODY or env["REQUEST_METHOD"] == "HEAD":
+            self.framed = "length"
+            extra = b""
+        elif env["SERVER_PROTOCOL"] == "HTTP/1.1":
+            self.framed = "chunked"
+            extra = CHUNKED
+        else:
+            self.framed = "close"
+            self.keep = False   # HTTP/1.0: the end of the body is the end of the connection
+            extra = b""
+        self.out.append(self.finish_head(env, extra))
 
-    def send_file(self, env, resp, wrapper, fileno):
+    def send_file(self, env, wrapper, fileno):
         try:
             offset = os.lseek(fileno, 0, os.SEEK_CUR)
             size = os.fstat(fileno).st_size - offset
         except OSError:
-            offset, size = 0, None
-        length = resp.length if resp.length is not None else size
-        if length is None:
-            return self.respond_iter(env, resp, iter(wrapper))
-        extra = b"Content-Length: %d\r\n" % length if resp.length is None else b""
-        self.out.append(self.head(env, resp, extra))
+            return self.respond_iter(env, iter(wrapper))
+        length = self.length if self.length is not None else size
+        self.out.append(self.finish_head(env, b"Content-Length: %d\r\n" % length if self.length is None else b""))
         self.flush()
-        if env["REQUEST_METHOD"] == "HEAD" or resp.code in NO_BODY:
+        if env["REQUEST_METHOD"] == "HEAD" or self.code in NO_BODY:
             return 0
         sent = 0
         self.sock.settimeout(self.w.send_timeout)
@@ -370,11 +396,11 @@ class Connection:
 
     def write(self, data):
         """The legacy write() callable that start_response returns (PEP 3333)."""
-        resp = self.resp
-        if not resp.sent:
-            self.framing(self.cur, resp)
-        self.out.append(data)
-        self.flush()
+        if not self.sent:
+            self.framing(self.cur)
+        if data:
+            self.out.append(chunk(data) if self.framed == "chunked" else data)
+            self.flush()
 
     # -- writing -------------------------------------------------------------------------
 
@@ -416,16 +442,26 @@ class Connection:
                 self.sock.close()
             except OSError:
                 pass
-            # break the parser <-> connection cycle so the connection dies by refcount
+            # break the parser <-> connection and bound-method cycles: die by refcount
             self.parser = None
+            self.start = None
+            self.env = None
+            self.cur = None
 
 
 class _Gone(Exception):
     """The client went away mid-response."""
 
 
-def _not_bytes(data):
-    raise TypeError("the app yielded %s; WSGI bodies are bytes (PEP 3333)" % type(data).__name__)
+def _method(raw):
+    m = _methods[raw] = raw.decode("latin-1")
+    return m
+
+
+def _bytes(data):
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError("the app gave %s; WSGI bodies are bytes (PEP 3333)" % type(data).__name__)
 
 
 def _fileno(filelike):
@@ -433,4 +469,3 @@ def _fileno(filelike):
         return filelike.fileno()
     except (AttributeError, OSError, io.UnsupportedOperation):
         return None
-

@@ -12,6 +12,7 @@ import random
 import select
 import signal
 import sys
+import _socket
 import time
 
 import setproctitle
@@ -97,7 +98,7 @@ class Worker:
         lmap = {}
         for sock, tmpl in self.listeners:
             ep.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-            lmap[sock.fileno()] = (sock, tmpl)
+            lmap[sock.fileno()] = (sock, tmpl, (int(sock.family), int(sock.type), sock.proto))
         ep.register(self.signals.r, select.EPOLLIN)
         self.ep = ep
         conns = self.conns
@@ -127,9 +128,12 @@ class Worker:
             if self.stopping and (not conns or now >= self.deadline):
                 return
 
-    def accept(self, lsock, tmpl):
+    def accept(self, lsock, tmpl, kind):
+        # _accept() and the C-level socket type skip socket.socket's Python wrapper,
+        # whose enum conversions cost more than the accept syscall itself
         try:
-            sock, addr = lsock.accept()
+            fd, addr = lsock._accept()
+            sock = _socket.socket(*kind, fd)
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return      # another worker took it
         except OSError as exc:
@@ -143,11 +147,9 @@ class Worker:
             trusted = self.trusted.get(peer)
             if trusted is None:
                 trusted = self.trust(peer)
-            if trusted:
-                base["wsgi.url_scheme"] = None    # decided per request from X-Forwarded-Proto
         else:
-            base["wsgi.url_scheme"] = None        # a unix socket: the proxy is on this host
-        conn = Connection(self, sock, base)
+            trusted = True        # a unix socket: the proxy is on this host
+        conn = Connection(self, sock, base, trusted)
         if conn.on_readable():
             self.conns[conn.fd] = conn
             self.ep.register(conn.fd, select.EPOLLIN)
@@ -219,10 +221,9 @@ class Worker:
             self._titled = self.requests
             self.title()
 
-    def access(self, env, resp, sent, seconds):
-        line = accesslog.format_line(self.cfg.access_logformat, env, resp.code if resp.status else 500,
-                                     resp.headers if resp.status else None, sent, seconds, time.time(),
-                                     os.getpid())
+    def access(self, env, code, headers, sent, seconds):
+        line = accesslog.format_line(self.cfg.access_logformat, env, code, headers, sent, seconds,
+                                     time.time(), os.getpid())
         self.log.access(line)
 
 

@@ -19,18 +19,38 @@ NO_BODY = frozenset((204, 304)) | frozenset(range(100, 200))
 
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 
-_env_keys = {}
+ENV_KEYS = {}
 
 
 def environ_key(name):
-    """b'X-Forwarded-For' -> 'HTTP_X_FORWARDED_FOR'; Content-Type/Length unprefixed."""
-    key = _env_keys.get(name)
+    """b'X-Forwarded-For' -> 'HTTP_X_FORWARDED_FOR'; Content-Type/Length unprefixed.
+    A name with '_' maps to '' (dropped): 'Content_Length' would otherwise reach the app
+    as CONTENT_LENGTH behind a proxy that only checked 'Content-Length' (Gunicorn drops
+    them too)."""
+    key = ENV_KEYS.get(name)
     if key is None:
-        text = name.decode("latin-1").upper().replace("-", "_")
-        key = text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text
-        if len(_env_keys) < 4096:
-            _env_keys[name] = key
+        if b"_" in name:
+            key = ""
+        else:
+            text = name.decode("latin-1").upper().replace("-", "_")
+            key = text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text
+        if len(ENV_KEYS) < 4096:
+            ENV_KEYS[name] = key
     return key
+
+
+TARGETS = {}
+
+
+def target(url):
+    """split_target, remembered for recently seen targets (bounded)."""
+    hit = TARGETS.get(url)
+    if hit is None:
+        hit = split_target(url)
+        if len(TARGETS) >= 1024:
+            TARGETS.clear()
+        TARGETS[url] = hit
+    return hit
 
 
 def split_target(target):
@@ -100,48 +120,68 @@ def header_line(name, value):
     return hit
 
 
-class Response:
-    """What start_response recorded for one request. Slots keep it cheap to make."""
-    __slots__ = ("status", "code", "head", "length", "close", "sent", "headers", "write")
+def validate_head(status, headers):
+    """PEP 3333's start_response checks -> (code, head bytes, Content-Length or None,
+    whether the app asked to close). Raises StartResponseError naming the fault."""
+    code, line = status_line(status)
+    if type(headers) is not list:
+        raise StartResponseError("headers must be a list, got %r" % type(headers).__name__)
+    parts = [line]
+    length = None
+    close = False
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise StartResponseError("each header must be a (name, value) tuple, got %r" % (item,))
+        parts.append(header_line(*item))
+        n = item[0].lower()
+        if n == "content-length":
+            if not item[1].isdigit():
+                raise StartResponseError("Content-Length %r is not a number" % item[1])
+            length = int(item[1])
+        elif n == "connection":
+            close = True
+    return code, b"".join(parts), length, close
 
-    def __init__(self):
-        self.status = None
-        self.sent = False
-        self.close = False
 
-    def start(self, status, headers, exc_info=None):
-        if exc_info is not None:
-            try:
-                if self.sent:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise StartResponseError("start_response called twice without exc_info")
-        code, line = status_line(status)
-        if type(headers) is not list:
-            raise StartResponseError("headers must be a list, got %r" % type(headers).__name__)
-        parts = [line]
-        length = None
-        close = False
-        for item in headers:
-            if type(item) is not tuple or len(item) != 2:
-                raise StartResponseError("each header must be a (name, value) tuple, got %r" % (item,))
-            parts.append(header_line(*item))
-            n = item[0].lower()
-            if n == "content-length":
-                if not item[1].isdigit():
-                    raise StartResponseError("Content-Length %r is not a number" % item[1])
-                length = int(item[1])
-            elif n == "connection":
-                close = True
-        self.status = status
-        self.code = code
-        self.head = parts
-        self.length = length
-        self.close = close
-        self.headers = headers
-        return self.write
+_heads = {}
+
+
+def head_for(status, headers):
+    """validate_head, remembered for a status and header list seen before. Apps send the
+    same few heads over and over; a dynamic value (a cookie) only costs a cache miss."""
+    try:
+        key = (status, *headers)
+        hit = _heads.get(key)
+    except TypeError:      # unhashable: not a list of tuples of str; let validation say so
+        return validate_head(status, headers)
+    if hit is None:
+        hit = validate_head(status, headers)
+        if len(_heads) >= 1024:
+            _heads.clear()
+        _heads[key] = hit
+    return hit
+
+
+class EmptyInput:
+    """wsgi.input for a request without a body: shared, stateless, nothing to allocate."""
+
+    def read(self, size=-1):
+        return b""
+
+    def readline(self, size=-1):
+        return b""
+
+    def readlines(self, hint=-1):
+        return []
+
+    def __iter__(self):
+        return iter(())
+
+    def close(self):
+        pass
+
+
+EMPTY_INPUT = EmptyInput()
 
 
 def chunk(data):
