@@ -173,6 +173,9 @@ SETTINGS = (
     Setting("error_logfile", ("--error-logfile", "--log-file"), _str, "-", "error log file, '-' for stderr", metavar="FILE"),
     Setting("loglevel", ("--log-level",), _loglevel, "info", "error log level: " + ", ".join(LOG_LEVELS), metavar="LEVEL"),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),
+    Setting("pidfile", ("-p", "--pid"), _optional_path, None, "write the master's pid to this file", metavar="FILE"),
+    Setting("user", ("-u", "--user"), _optional_path, None, "run workers as this user (name or uid) when started as root", metavar="USER"),
+    Setting("group", ("-g", "--group"), _optional_path, None, "run workers as this group (name or gid) when started as root", metavar="GROUP"),
     Setting("reuse_port", ("--reuse-port",), _bool, False, "set SO_REUSEPORT on the listening sockets", action="store_true"),
 )
 
@@ -202,6 +205,9 @@ class Config:
     error_logfile: str
     loglevel: str
     forwarded_allow_ips: tuple
+    pidfile: object
+    user: object
+    group: object
     reuse_port: bool
 
 

@@ -150,6 +150,67 @@ def _unix(b, backlog):
     return sock
 
 
+def user_ids(user, group):
+    """--user/--group -> (name, uid, gid) to switch workers to, or None."""
+    if user is None and group is None:
+        return None
+    import grp
+    import pwd
+    try:
+        pw = pwd.getpwuid(int(user)) if user and user.isdigit() else (pwd.getpwnam(user) if user else None)
+    except KeyError:
+        raise BindError("--user %s: no such user on this machine" % user) from None
+    try:
+        gid = (int(group) if group.isdigit() else grp.getgrnam(group).gr_gid) if group else pw.pw_gid
+    except KeyError:
+        raise BindError("--group %s: no such group on this machine" % group) from None
+    if os.geteuid() != 0:
+        raise BindError("--user/--group need the master to start as root")
+    return (pw.pw_name if pw else None, pw.pw_uid if pw else os.getuid(), gid)
+
+
+def drop_privileges(name, uid, gid):
+    if name:
+        os.initgroups(name, gid)
+    else:
+        os.setgroups([gid])
+    os.setgid(gid)
+    os.setuid(uid)
+
+
+def write_pidfile(path, pid):
+    try:
+        with open(path) as f:
+            old = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        old = 0
+    if old and old != pid:
+        try:
+            os.kill(old, 0)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            raise BindError("--pid %s: pid %d in it is running (another pyfork?)" % (path, old)) from None
+        else:
+            raise BindError("--pid %s: pid %d in it is running (another pyfork?)" % (path, old))
+    tmp = "%s.%d.tmp" % (path, pid)
+    try:
+        with open(tmp, "w") as f:
+            f.write("%d\n" % pid)
+        os.rename(tmp, path)
+    except OSError as exc:
+        raise BindError("--pid %s: cannot write it: %s" % (path, exc.strerror)) from None
+
+
+def remove_pidfile(path, pid):
+    try:
+        with open(path) as f:
+            if int(f.read().strip() or 0) == pid:
+                os.unlink(path)
+    except (OSError, ValueError):
+        pass
+
+
 class Master:
     def __init__(self, cfg, log, environ=os.environ):
         self.cfg = cfg
@@ -159,7 +220,7 @@ class Master:
         self.slots = [Slot(i) for i in range(cfg.workers)]
         self.phase = Phase.RUNNING
         self.by_pid = {}            # pid -> Slot for current workers
-        self.old = {}               # pid -> (nr, cell) of workers being replaced or retired
+        self.old = {}               # pid -> [slot nr, SIGKILL deadline or None] of workers on their way out
         self.cells = {}             # pid -> heartbeat cell
         self.ever_booted = False
         self.boot_failures = 0
@@ -193,6 +254,13 @@ class Master:
                 return exits.APP_LOAD
             gc.collect()
             gc.freeze()   # keep the collector from touching (and so copying) shared pages
+        try:
+            self.ids = user_ids(self.cfg.user, self.cfg.group)
+            if self.cfg.pidfile:
+                write_pidfile(self.cfg.pidfile, self.pid)
+        except BindError as exc:
+            self.log.error("%s", exc)
+            return exits.USAGE
         self.signals = Signals(MASTER)
         self.ready_r, self.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.beats = Heartbeat()
@@ -234,14 +302,25 @@ class Master:
                 self.sleep(now)
         finally:
             self.close_listeners()
+            if self.cfg.pidfile and self.phase is Phase.STOPPING:
+                remove_pidfile(self.cfg.pidfile, self.pid)
 
     def sleep(self, now):
         wait = plan.next_wakeup(self.slots, self.target, self.phase, now, self.ever_booted, CHECK_EVERY)
+        deadlines = [k for _, k in self.old.values() if k is not None]
         if self.deadline is not None:
-            wait = min(wait, max(0.0, self.deadline - now))
+            deadlines.append(self.deadline)
+        if deadlines:
+            wait = min(wait, max(0.0, min(deadlines) - now))
         self.poller.poll(wait * 1000.0)
 
     def act(self, now):
+        for pid, entry in self.old.items():
+            if entry[1] is not None and now >= entry[1]:
+                self.log.warning("worker=%d pid=%d did not stop within --graceful-timeout %g; sending SIGKILL",
+                                 entry[0], pid, self.cfg.graceful_timeout)
+                self.kill(pid, signal.SIGKILL)
+                entry[1] = now + 5.0
         if self.phase is Phase.STOPPING:
             if now >= self.deadline:
                 for pid in list(self.by_pid) + list(self.old):
@@ -261,6 +340,8 @@ class Master:
     def command(self, cmd, now):
         if cmd is Command.REAP:
             return
+        if cmd is Command.REOPEN:
+            self.log.reopen()     # first, so the line below lands in the new file
         self.log.info("master pid=%d: %s", self.pid, cmd.value)
         if cmd in (Command.STOP, Command.QUIT):
             quick = cmd is Command.QUIT
@@ -272,7 +353,6 @@ class Master:
             for pid in list(self.by_pid) + list(self.old):
                 self.kill(pid, signal.SIGINT if quick else signal.SIGTERM)
         elif cmd is Command.REOPEN:
-            self.log.reopen()
             for pid in list(self.by_pid) + list(self.old):
                 self.kill(pid, signal.SIGUSR1)
         elif self.phase is Phase.STOPPING:
@@ -298,7 +378,7 @@ class Master:
         self.phase = Phase.RUNNING
         for slot in self.slots:
             if slot.pid:
-                self.old[slot.pid] = (slot.nr, self.cells[slot.pid])
+                self.old[slot.pid] = [slot.nr, None]
                 del self.by_pid[slot.pid]
                 slot.replaces = slot.pid
                 slot.pid = 0
@@ -353,6 +433,8 @@ class Master:
         try:
             self.signals.close()
             os.close(self.ready_r)
+            if self.ids:
+                drop_privileges(*self.ids)
             code = Worker(self.cfg, nr, cell, self.listeners, self.app, self.beats, self.log,
                           self.pid, self.ready_w).run()
         except SystemExit as exc:
@@ -365,12 +447,17 @@ class Master:
     def retire(self, slot):
         """Stop this slot's worker gracefully and do not respawn it."""
         pid = slot.pid
-        self.old[pid] = (slot.nr, self.cells[pid])
+        self.old[pid] = [slot.nr, None]
         del self.by_pid[pid]
         slot.pid = 0
         slot.ready = False
-        self.kill(pid, signal.SIGTERM)
+        self.stop_old(pid, time.monotonic())
         self.title()
+
+    def stop_old(self, pid, now):
+        """SIGTERM a worker on its way out; SIGKILL it if it outlives the graceful timeout."""
+        self.old[pid][1] = now + self.cfg.graceful_timeout
+        self.kill(pid, signal.SIGTERM)
 
     def kill(self, pid, sig):
         try:
@@ -390,18 +477,19 @@ class Master:
                 self.log.info("worker=%d pid=%d booted in %.0fms", slot.nr, pid, (now - slot.started) * 1000)
                 if not self.ever_booted:
                     self.ever_booted = True
-                    self.adopt_old_workers()
+                    self.adopt_old_workers(now)
                 old = slot.replaces
                 if old:
                     slot.replaces = 0
-                    self.kill(old, signal.SIGTERM)
+                    if old in self.old:
+                        self.stop_old(old, now)
 
-    def adopt_old_workers(self):
+    def adopt_old_workers(self, now):
         """After a USR2 re-exec: the previous image's workers are our children still;
         now that ours serve, let theirs finish and go."""
         for pid in self.inherited_workers:
-            self.old[pid] = (-1, None)
-            self.kill(pid, signal.SIGTERM)
+            self.old[pid] = [-1, None]
+            self.stop_old(pid, now)
         self.inherited_workers = []
 
     def check_timeouts(self, now):
@@ -431,6 +519,7 @@ class Master:
             if pid == 0:
                 return
             code = os.waitstatus_to_exitcode(status)
+            requests = 0
             slot = self.by_pid.pop(pid, None)
             cell = self.cells.pop(pid, None)
             if cell is not None:

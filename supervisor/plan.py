@@ -4,7 +4,8 @@ Rules:
 1. Slots are stable: slot 3 keeps its number, backoff history and heartbeat cell
    across restarts (Unicorn's worker `nr`).
 2. A worker that dies is respawned after `backoff.delay(...)`: at once the first time,
-   then exponentially later, reset once a worker has stayed up for STABLE seconds.
+   then exponentially later, reset once a worker has stayed up for STABLE seconds. A
+   clean exit of a worker that served (max-requests, recycling) is no crash: respawn now.
 3. Until a worker has ever become ready, only slot 0 is started: a broken app then
    shows its error once, and the verdict comes from one worker, not N at once.
 4. A worker that dies before it was ever ready counts toward the crash-loop verdict;
@@ -72,9 +73,10 @@ def on_death(slot, death, now, rnd):
     """Update a slot after its worker died; return the delay before respawning it."""
     slot.pid = 0
     slot.aborted = 0.0
-    if death.uptime >= backoff.STABLE:
-        slot.failures = 0
-    slot.failures += 1
+    if death.uptime >= backoff.STABLE or (death.code == 0 and death.ready):
+        slot.failures = 0     # a stable run, or a clean exit (max-requests): not a crash
+    if not (death.code == 0 and death.ready):
+        slot.failures += 1
     delay = backoff.delay(slot.failures, rnd)
     slot.due = now + delay
     slot.ready = False

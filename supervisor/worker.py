@@ -24,6 +24,10 @@ from .signals import WORKER, Command, Signals
 from .wsgi import base_environ
 
 TICK = 1.0
+# On a graceful stop, a keep-alive connection idle this long is closed; a busier one gets
+# "Connection: close" on its next response instead. Closing a connection the client is
+# about to reuse loses its request (RFC 9112 9.6's race), so busy ones are not cut.
+STOP_IDLE = 0.5
 SERVER = "pyfork"
 
 
@@ -194,7 +198,7 @@ class Worker:
             except (OSError, ValueError):
                 pass
             sock.close()
-        self.close_idle(self.now, 0.0)
+        self.close_idle(self.now, STOP_IDLE)
 
     def close_idle(self, now, idle):
         """Close connections idle between requests for `idle` seconds, and those stuck
@@ -213,7 +217,7 @@ class Worker:
             self.second = second
             self.date_server = ("Date: %s\r\nServer: %s\r\n" % (
                 email.utils.formatdate(second, usegmt=True), SERVER)).encode()
-        self.close_idle(now, self.cfg.keepalive if not self.stopping else 0.0)
+        self.close_idle(now, STOP_IDLE if self.stopping else self.cfg.keepalive)
         if os.getppid() != self.ppid:
             self.log.warning("worker=%d: the master is gone; exiting", self.slot)
             os._exit(exits.OK)
