@@ -97,6 +97,9 @@ class Server:
         """Stop the master; return its exit code. Kills and fails if it does not exit."""
         self.children()
         if self.proc.poll() is None:
+            # the master never starts a thread: fork() must stay safe (checked on every stop)
+            threads = self.ps.num_threads()
+            assert threads == 1, "the master runs %d threads" % threads
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
