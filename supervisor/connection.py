@@ -12,6 +12,7 @@ the header callback, and keeps the response state on the connection, not in a ne
 """
 import io
 import os
+import select
 import socket
 import tempfile
 import time
@@ -96,7 +97,7 @@ class Connection:
             self.keep = False      # no protocol switch in WSGI: answer, then close
         except HttpParserError as exc:
             why = str(exc)
-            return self.fail(505 if "version" in why else 400, why)
+            return self.fail(505 if why == "Invalid HTTP version" else 400, why)
         if self.out:
             try:
                 self.flush()
@@ -147,7 +148,7 @@ class Connection:
         if not key:
             return
         env = self.env
-        value = value.decode("latin-1")
+        value = value.rstrip(b" \t").decode("latin-1")    # trailing OWS is not part of the value
         old = env.get(key)
         env[key] = value if old is None else old + "," + value
 
@@ -247,7 +248,7 @@ class Connection:
         sent = 0
         try:
             result = w.app(env, self.start)
-            if type(result) is list and self.status is not None:
+            if type(result) is list and self.status is not None and not self.sent:
                 # the common case, inline: a list body with a known head
                 body = result[0] if len(result) == 1 else b"".join(result)
                 result = None
@@ -378,20 +379,29 @@ class Connection:
         if env["REQUEST_METHOD"] == "HEAD" or self.code in NO_BODY:
             return 0
         sent = 0
-        self.sock.settimeout(self.w.send_timeout)
+        os.set_blocking(self.fd, False)
+        waiter = None
         try:
             while sent < length:
-                n = os.sendfile(self.fd, fileno, offset + sent, length - sent)
+                try:
+                    n = os.sendfile(self.fd, fileno, offset + sent, length - sent)
+                except BlockingIOError:
+                    # a slow reader: wait for room, but not forever
+                    if waiter is None:
+                        waiter = select.poll()
+                        waiter.register(self.fd, select.POLLOUT)
+                    if not waiter.poll(self.w.send_timeout * 1000):
+                        raise _Gone() from None
+                    continue
                 if n == 0:
                     self.keep = False   # the file shrank under us
                     break
                 sent += n
-        except OSError:
+        except (OSError, _Gone):
             self.close()
             raise _Gone() from None
-        finally:
-            if not self.closed:
-                self.sock.settimeout(None)
+        if not self.closed:
+            os.set_blocking(self.fd, True)
         return sent
 
     def write(self, data):

@@ -32,5 +32,13 @@ class Heartbeat:
         CELL.pack_into(self.mem, cell * CELL.size, pid, state, beat, requests)
 
     def get(self, cell):
-        """-> (pid, state, last beat, requests)"""
-        return CELL.unpack_from(self.mem, cell * CELL.size)
+        """-> (pid, state, last beat, requests). The worker may be writing the cell at
+        this very moment (pack_into is a plain copy, not atomic): a torn read could show
+        a beat of 0 and get a healthy worker killed, so read until two reads agree."""
+        offset = cell * CELL.size
+        first = CELL.unpack_from(self.mem, offset)
+        while True:
+            again = CELL.unpack_from(self.mem, offset)
+            if again == first:
+                return again
+            first = again

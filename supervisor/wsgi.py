@@ -59,7 +59,7 @@ def split_target(target):
     path, _, query = target.partition(b"?")
     if not path.startswith(b"/"):
         if path == b"*":
-            return "*", "", raw
+            return "", "", raw       # OPTIONS *: no path (PEP 3333 allows PATH_INFO empty)
         # absolute-form (RFC 9112 3.2.2): drop scheme and authority
         scheme, sep, rest = path.partition(b"://")
         if sep:

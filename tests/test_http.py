@@ -497,9 +497,7 @@ def test_no_body_statuses(server, code, app):
 
 @pytest.mark.parametrize("app", [
     "http_app:app",
-    pytest.param("http_app:unvalidated", marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: after write() sent the head, a list result takes run()'s list fast path, which "
-        "sends a second complete head (Content-Length: 5) behind the first chunk"))),
+    "http_app:unvalidated",
 ], ids=["validated", "list-path"])
 def test_write_callable_body_precedes_iterable(server, app):
     s, _, pid = start(server, app)
@@ -533,10 +531,6 @@ def test_file_wrapper_sends_whole_file(server, big_file):
     assert_same_worker(s, pid)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: send_file() puts the socket in timeout (non-blocking) mode, so os.sendfile raises "
-    "BlockingIOError once the socket buffer is full; that OSError closes the connection "
-    "silently and the client gets a truncated body"))
 def test_file_wrapper_slow_reader_gets_whole_file(server, tmp_path):
     # more than loopback's socket buffers hold (~3 MB here), so sendfile meets a full buffer
     path = str(tmp_path / "huge.bin")
