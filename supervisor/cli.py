@@ -54,7 +54,7 @@ def main(argv=None):
             sys.stderr.write("pyfork: error: --chdir %s: %s\n" % (cfg.chdir, exc.strerror))
             return exits.USAGE
     try:
-        log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat)
+        log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
     except OSError as exc:
         sys.stderr.write("pyfork: error: cannot open log file %s: %s\n" % (exc.filename, exc.strerror))
         return exits.USAGE

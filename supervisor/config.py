@@ -90,6 +90,40 @@ def _float(minimum):
     return convert
 
 
+AUTO = -1   # workers: follow the memory advice (-w auto)
+
+
+def _workers(value, name):
+    if str(value).strip().lower() == "auto":
+        return AUTO
+    return _int(0)(value, name)
+
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1024, "KIB": 1024, "M": 1024 ** 2, "MB": 1024 ** 2, "MIB": 1024 ** 2,
+          "G": 1024 ** 3, "GB": 1024 ** 3, "GIB": 1024 ** 3}
+
+
+def parse_size(value, name="size"):
+    """'300MB', '512M', '2.5GB', '1048576' -> bytes (binary units, as Heroku and cgroups count)."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", str(value))
+    if not m or m.group(2).upper() not in _UNITS:
+        raise ConfigError("%s: %r is not a size; write it like 300MB, 512M or 1GB" % (name, value))
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def _size(value, name):
+    return parse_size(value, name) or None
+
+
+def _choice(*options):
+    def convert(value, name):
+        text = str(value).lower()
+        if text not in options:
+            raise ConfigError("%s: %r is not one of %s" % (name, value, ", ".join(options)))
+        return text
+    return convert
+
+
 def _bool(value, name):
     if isinstance(value, bool):
         return value
@@ -154,7 +188,9 @@ class Setting:
 
 SETTINGS = (
     Setting("bind", ("-b", "--bind"), _binds, None, "address to listen on: HOST:PORT, [::1]:PORT, unix:PATH or fd://N; repeatable (default 0.0.0.0:$PORT, else 127.0.0.1:8000)", action="append", metavar="ADDRESS"),
-    Setting("workers", ("-w", "--workers"), _int(0), 2, "number of worker processes (default $WEB_CONCURRENCY, else 2)", env="WEB_CONCURRENCY", metavar="N"),
+    Setting("workers", ("-w", "--workers"), _workers, 2, "number of worker processes, or 'auto' to follow the memory advice (default $WEB_CONCURRENCY, else 2)", env="WEB_CONCURRENCY", metavar="N"),
+    Setting("min_workers", ("--min-workers",), _int(1), 1, "with -w auto: never fewer workers than this", metavar="N"),
+    Setting("max_workers", ("--max-workers",), _int(1), 64, "with -w auto: never more workers than this", metavar="N"),
     Setting("backlog", ("--backlog",), _int(1), 2048, "listen queue length", metavar="N"),
     Setting("chdir", ("--chdir",), _optional_path, None, "change to this directory before loading the app", metavar="DIR"),
     Setting("preload", ("--preload",), _bool, False, "import the app in the master before forking, so workers share its memory", action="store_true"),
@@ -176,6 +212,15 @@ SETTINGS = (
     Setting("pidfile", ("-p", "--pid"), _optional_path, None, "write the master's pid to this file", metavar="FILE"),
     Setting("user", ("-u", "--user"), _optional_path, None, "run workers as this user (name or uid) when started as root", metavar="USER"),
     Setting("group", ("-g", "--group"), _optional_path, None, "run workers as this group (name or gid) when started as root", metavar="GROUP"),
+    Setting("metrics_interval", ("--metrics-interval",), _float(0), 20.0, "seconds between metrics samples (0: off)", metavar="SECONDS"),
+    Setting("metrics_format", ("--metrics-format",), _choice("logfmt", "json"), "logfmt", "metrics lines as Heroku's key=value (logfmt) or JSON", metavar="FORMAT"),
+    Setting("metrics_log", ("--metrics-log",), _optional_path, None, "write metrics lines to this file instead of stderr", metavar="FILE"),
+    Setting("memory_quota", ("--memory-quota",), _size, None, "the dyno's memory when no cgroup limit says (e.g. 512MB)", metavar="SIZE"),
+    Setting("dyno_size", ("--dyno-size",), _optional_path, None, "a Heroku dyno size (standard-1x, performance-m, ...) for quota and task limit", env="PYFORK_DYNO_SIZE", metavar="NAME"),
+    Setting("max_worker_memory", ("--max-worker-memory",), _size, None, "recycle a worker whose memory passes this (e.g. 300MB)", metavar="SIZE"),
+    Setting("memory_metric", ("--memory-metric",), _choice("pss", "uss", "rss"), "pss", "memory measure for --max-worker-memory: pss, uss or rss", metavar="METRIC"),
+    Setting("max_worker_zombies", ("--max-worker-zombies",), _int(0), 32, "recycle a worker with this many unreaped children (0: off)", metavar="N"),
+    Setting("max_worker_threads", ("--max-worker-threads",), _int(0), 0, "recycle a worker with this many threads (0: off)", metavar="N"),
     Setting("reuse_port", ("--reuse-port",), _bool, False, "set SO_REUSEPORT on the listening sockets", action="store_true"),
 )
 
@@ -187,6 +232,8 @@ class Config:
     app: str
     bind: tuple
     workers: int
+    min_workers: int
+    max_workers: int
     backlog: int
     chdir: object
     preload: bool
@@ -205,6 +252,15 @@ class Config:
     error_logfile: str
     loglevel: str
     forwarded_allow_ips: tuple
+    metrics_interval: float
+    metrics_format: str
+    metrics_log: object
+    memory_quota: object
+    dyno_size: object
+    max_worker_memory: object
+    memory_metric: str
+    max_worker_zombies: int
+    max_worker_threads: int
     pidfile: object
     user: object
     group: object

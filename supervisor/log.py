@@ -20,18 +20,21 @@ def _open(path, std):
 
 
 class Log:
-    def __init__(self, path="-", level="info", access_path=None, access_format=None):
+    def __init__(self, path="-", level="info", access_path=None, access_format=None, metrics_path=None):
         self.path = path
         self.level = LEVELS[level]
         self.stream = _open(path, sys.stderr)
         self.access_path = access_path
         self.access_format = access_format
         self.access_stream = _open(access_path, sys.stdout) if access_path else None
+        self.metrics_path = metrics_path
+        self.metrics_stream = _open(metrics_path, sys.stderr) if metrics_path else None
 
     def reopen(self):
         """USR1: logrotate moved the files; write to fresh ones at the same paths."""
         for attr, path, std in (("stream", self.path, sys.stderr),
-                                ("access_stream", self.access_path, sys.stdout)):
+                                ("access_stream", self.access_path, sys.stdout),
+                                ("metrics_stream", self.metrics_path, sys.stderr)):
             old = getattr(self, attr)
             if old is None or old is std:
                 continue
@@ -68,6 +71,15 @@ class Log:
 
     def exception(self, msg, *args):
         self.write(40, (msg % args if args else msg) + "\n" + traceback.format_exc().rstrip(), ())
+
+    def metric(self, line):
+        """A metrics line, bare (no timestamp or level): log drains parse it as Heroku's."""
+        stream = self.metrics_stream or self.stream
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
     def access(self, line):
         try:

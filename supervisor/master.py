@@ -18,7 +18,8 @@ import time
 
 import setproctitle
 
-from . import exits, heartbeat, plan
+from . import exits, heartbeat, plan, recycle
+from .config import AUTO
 from .heartbeat import Heartbeat
 from .loader import AppNotFound, load
 from .plan import Death, Phase, Slot
@@ -27,6 +28,7 @@ from .worker import Worker
 
 PR_SET_CHILD_SUBREAPER = 36
 CHECK_EVERY = 1.0       # seconds between heartbeat checks when nothing else is due
+GUARD_EVERY = 1.0       # seconds between the cheap zombie/thread/task checks
 LISTEN_FDS_START = 3    # systemd's convention, also used by our own re-exec
 
 
@@ -229,6 +231,11 @@ class Master:
         self.orphans_reaped = 0
         self.app = None
         self.rng = random.Random()
+        self.next_guard = 0.0
+        self.next_sample = 0.0
+        self.monitor = None
+        self.limits = recycle.Limits(memory=cfg.max_worker_memory, metric=cfg.memory_metric,
+                                     zombies=cfg.max_worker_zombies, threads=cfg.max_worker_threads)
 
     # -- start ----------------------------------------------------------------------------
 
@@ -261,6 +268,17 @@ class Master:
         except BindError as exc:
             self.log.error("%s", exc)
             return exits.USAGE
+        try:
+            from .monitor import Monitor   # TEMPORARY while metrics.py/sizing.py are written
+            self.monitor = Monitor(self.cfg, self.log, self.pid)
+        except ImportError:
+            self.monitor = None
+        except ValueError as exc:
+            self.log.error("%s", exc)
+            return exits.USAGE
+        if self.cfg.workers == AUTO:
+            self.target = self.monitor.initial_workers()
+            self.slots = [Slot(i) for i in range(self.target)]
         self.signals = Signals(MASTER)
         self.ready_r, self.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.beats = Heartbeat()
@@ -268,8 +286,11 @@ class Master:
         self.poller.register(self.signals.r, select.POLLIN)
         self.poller.register(self.ready_r, select.POLLIN)
         self.binds = " ".join(str(b) for b in self.cfg.bind)
-        for b in self.cfg.bind:
-            self.log.info("listening at %s (pid %d)", b if b.kind != "tcp" else "http://%s" % b, self.pid)
+        for b, sock in zip(self.cfg.bind, self.listeners):
+            where = sock.getsockname()
+            if isinstance(where, tuple):     # the real port, also for -b 127.0.0.1:0
+                where = "http://%s:%d" % (("[%s]" % where[0]) if ":" in where[0] else where[0], where[1])
+            self.log.info("listening at %s (pid %d)", where or b, self.pid)
         self.log.info("master pid=%d app=%s workers=%d reaper=%s", self.pid, self.cfg.app, self.target,
                       self.reaper or "none (orphans go to pid 1)")
         self.title()
@@ -308,6 +329,10 @@ class Master:
     def sleep(self, now):
         wait = plan.next_wakeup(self.slots, self.target, self.phase, now, self.ever_booted, CHECK_EVERY)
         deadlines = [k for _, k in self.old.values() if k is not None]
+        if self.phase is Phase.RUNNING and self.monitor:
+            deadlines.append(self.next_guard)
+            if self.cfg.metrics_interval:
+                deadlines.append(self.next_sample)
         if self.deadline is not None:
             deadlines.append(self.deadline)
         if deadlines:
@@ -332,6 +357,12 @@ class Master:
         for slot in plan.to_retire(self.slots, self.target):
             self.retire(slot)
         self.check_timeouts(now)
+        if self.monitor and now >= self.next_guard:
+            self.next_guard = now + GUARD_EVERY
+            self.guard(now)
+        if self.monitor and self.cfg.metrics_interval and now >= self.next_sample:
+            self.next_sample = now + self.cfg.metrics_interval
+            self.sample(now)
         for nr in plan.to_spawn(self.slots, self.target, self.phase, self.ever_booted, now):
             self.spawn(self.slots[nr], now)
 
@@ -491,6 +522,41 @@ class Master:
             self.old[pid] = [-1, None]
             self.stop_old(pid, now)
         self.inherited_workers = []
+
+    def workers(self):
+        """[(slot, pid, requests)] of the ready workers."""
+        return [(slot, pid, self.beats.get(self.cells[pid])[3]) for pid, slot in self.by_pid.items() if slot.ready]
+
+    def guard(self, now):
+        """About once a second: recycle a worker leaking zombies or threads, or the
+        biggest task holder when the dyno nears its task limit."""
+        for slot, why in self.monitor.guard(self.workers(), self.limits):
+            self.recycle(slot, why, now)
+
+    def sample(self, now):
+        """Every --metrics-interval: the log-runtime-metrics lines, advice, warnings,
+        memory recycling and -w auto."""
+        recycle_these, target = self.monitor.sample(self.workers(), self.limits, self.target,
+                                                    self.cfg.workers == AUTO)
+        for slot, why in recycle_these:
+            self.recycle(slot, why, now)
+        if target != self.target:
+            self.log.info("master pid=%d: -w auto: workers %d -> %d", self.pid, self.target, target)
+            self.target = target
+            self.title()
+
+    def recycle(self, slot, why, now):
+        """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
+        pid = slot.pid
+        if not pid:
+            return
+        self.log.warning("worker=%d pid=%d recycled: %s", slot.nr, pid, why)
+        self.old[pid] = [slot.nr, None]
+        del self.by_pid[pid]
+        slot.pid = 0
+        slot.ready = False
+        slot.due = now
+        self.stop_old(pid, now)
 
     def check_timeouts(self, now):
         for pid, slot in list(self.by_pid.items()):

@@ -1,0 +1,50 @@
+"""When to replace a worker that leaks (pure).
+
+The incident pyfork answers: a library forked children and never waited for them; the
+zombies filled the dyno's task limit (256) and every new thread or process failed. A
+leak of 20 per second fills 256 tasks in about 12 s, far inside one 20 s metrics sample,
+so these checks run on the cheap guard sample about once a second. A recycled worker
+finishes its request in hand and exits; its zombies are reparented to the master (a
+subreaper) and reaped at once.
+"""
+import dataclasses
+
+TASKS_PRESSURE = 0.75    # of the task limit: recycle the worker holding the most tasks
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    memory: object = None      # bytes, or None
+    metric: str = "pss"
+    zombies: int = 0           # 0: off
+    threads: int = 0           # 0: off
+
+
+def _mb(n):
+    return "%.2fMB" % (n / 1048576.0)
+
+
+def reason(limits, threads, zombies, memory=None):
+    """Why this worker must be replaced now, or None."""
+    if limits.zombies and zombies >= limits.zombies:
+        return "%d unreaped children (--max-worker-zombies %d)" % (zombies, limits.zombies)
+    if limits.threads and threads >= limits.threads:
+        return "%d threads (--max-worker-threads %d)" % (threads, limits.threads)
+    if limits.memory and memory is not None and memory >= limits.memory:
+        return "memory_%s=%s over --max-worker-memory %s" % (limits.metric, _mb(memory), _mb(limits.memory))
+    return None
+
+
+def task_pressure(tasks, tasks_max, held):
+    """held: {slot: tasks the worker holds beyond itself (threads - 1 + children)}.
+    Near the task limit, the slot to recycle (the biggest holder), or None."""
+    if not tasks_max or tasks is None or tasks < TASKS_PRESSURE * tasks_max or not held:
+        return None
+    slot = max(held, key=lambda s: (held[s], -s))
+    return slot if held[slot] > 0 else None
+
+
+def memory_of(sample, metric):
+    """The chosen measure of a ProcSample, falling back to RSS when PSS/USS are unknown."""
+    value = getattr(sample, metric)
+    return sample.rss if value is None else value
