@@ -1,0 +1,98 @@
+"""The import graph, read with `ast` (nothing is imported to check it).
+
+1. The pure modules touch no processes, sockets, signals, clocks or shared memory, so
+   their unit tests need none and the master's decisions stay testable as plain tables.
+2. Only the CLI reaches the master (lazily, so `pyfork --help` stays fast), and only
+   `python -m supervisor` reaches the CLI: a worker must never drag the master in.
+"""
+import ast
+import pathlib
+
+import pytest
+
+import supervisor
+
+PACKAGE = pathlib.Path(supervisor.__file__).parent
+MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
+
+PURE = ["accesslog", "backoff", "config", "exits", "plan", "wsgi"]     # loader is not pure: it imports
+IMPURE = {"os", "socket", "_socket", "select", "selectors", "signal", "time", "mmap", "psutil",
+          "subprocess", "threading", "multiprocessing", "fcntl"}
+
+# The only impure imports a pure module may make: (module, imported, the function it must stay inside)
+ALLOWED = {
+    ("plan", "signal", "exit_description"),     # value-level: the names of signal numbers
+}
+# accesslog formats a timestamp it is given: `import time` is allowed there (not `from time import`),
+# and test_accesslog_uses_time_only_to_format checks it never reads a clock with it
+TIME_FORMATTING = {"localtime", "gmtime", "strftime"}
+
+
+def imports(stem):
+    """[(absolute module name, enclosing function or None, 'import' or 'from')] for one module."""
+    tree = ast.parse((PACKAGE / (stem + ".py")).read_text(), filename=stem + ".py")
+    found = []
+
+    def visit(node, func):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            func = node.name
+        if isinstance(node, ast.Import):
+            found.extend((alias.name, func, "import") for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = "supervisor" if node.level == 1 else ""
+                mod = base + ("." + node.module if node.module else "")
+            else:
+                mod = node.module
+            found.append((mod, func, "from"))
+            # `from . import master` / `from supervisor import cli` import submodules by name
+            if mod == "supervisor":
+                found.extend(("supervisor." + alias.name, func, "from") for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child, func)
+
+    visit(tree, None)
+    return found
+
+
+def root(name):
+    return name.split(".")[0]
+
+
+def test_the_reader_sees_imports():
+    # guards the tests below against passing because the reader found nothing
+    assert ("os", None, "import") in imports("master")
+    assert ("signal", "exit_description", "import") in imports("plan")
+    assert ("supervisor.master", "main", "from") in imports("cli")
+    assert ("supervisor.cli", None, "from") in imports("__main__")
+    assert ("supervisor.backoff", None, "from") in imports("plan")
+    assert ("time", None, "import") in imports("accesslog")
+    assert set(PURE) <= set(MODULES)
+
+
+@pytest.mark.parametrize("stem", PURE)
+def test_pure_module_imports_nothing_impure(stem):
+    bad = [(mod, func, kind) for mod, func, kind in imports(stem)
+           if root(mod) in IMPURE and (stem, root(mod), func) not in ALLOWED
+           and (stem, mod, func, kind) != ("accesslog", "time", None, "import")]
+    assert bad == []
+
+
+@pytest.mark.parametrize("stem", PURE)
+def test_pure_module_imports_only_pure_siblings(stem):
+    siblings = {mod.split(".")[1] for mod, _, _ in imports(stem) if mod.startswith("supervisor.")}
+    assert siblings <= set(PURE), siblings - set(PURE)
+
+
+def test_accesslog_uses_time_only_to_format():
+    tree = ast.parse((PACKAGE / "accesslog.py").read_text())
+    used = {node.attr for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "time"}
+    assert used and used <= TIME_FORMATTING, used - TIME_FORMATTING
+
+
+@pytest.mark.parametrize("stem", MODULES)
+def test_only_cli_reaches_master_and_only_main_reaches_cli(stem):
+    reached = {mod for mod, _, _ in imports(stem)} & {"supervisor.master", "supervisor.cli"}
+    allowed = {"cli": {"supervisor.master"}, "__main__": {"supervisor.cli"}}.get(stem, set())
+    assert reached <= allowed, reached - allowed
