@@ -18,6 +18,12 @@ class Atoms(dict):
         self.env = env
         self.headers = headers
 
+    def __getitem__(self, key):
+        # like Gunicorn's SafeAtoms: a '"' from the client cannot close a quoted field
+        # early and forge the rest of the line
+        value = super().__getitem__(key)
+        return value.replace('"', '\\"') if '"' in value else value
+
     def __missing__(self, key):
         if key.startswith("{") and len(key) > 3 and key[-2] == "}":
             name, kind = key[1:-2], key[-1]
@@ -30,7 +36,11 @@ class Atoms(dict):
                         return v
                 return "-"
             if kind == "e":
-                return str(self.env.get(name, "-"))
+                lname = name.lower()
+                for k, v in self.env.items():
+                    if k.lower() == lname:
+                        return str(v)
+                return "-"
         return "-"
 
 
@@ -38,7 +48,7 @@ def _user(env):
     auth = env.get("HTTP_AUTHORIZATION", "")
     if auth[:6].lower() == "basic ":
         try:
-            return base64.b64decode(auth[6:]).decode("latin-1").split(":", 1)[0] or "-"
+            return base64.b64decode(auth[6:]).decode("utf-8").split(":", 1)[0] or "-"
         except (ValueError, UnicodeDecodeError):
             return "-"
     return "-"
@@ -46,6 +56,7 @@ def _user(env):
 
 def atoms(env, status, headers, sent, seconds, now, pid):
     raw = env.get("RAW_URI", "")
+    micros = round(seconds * 1000000)
     values = {
         "h": env.get("REMOTE_ADDR") or "-",
         "l": "-",
@@ -61,9 +72,9 @@ def atoms(env, status, headers, sent, seconds, now, pid):
         "b": str(sent) if sent else "-",
         "f": env.get("HTTP_REFERER", "-"),
         "a": env.get("HTTP_USER_AGENT", "-"),
-        "T": str(int(seconds)),
-        "M": str(int(seconds * 1000)),
-        "D": str(int(seconds * 1000000)),
+        "T": str(int(micros // 1000000)),
+        "M": str(micros // 1000),
+        "D": str(micros),
         "L": "%.6f" % seconds,
         "p": "<%d>" % pid,
     }

@@ -6,7 +6,7 @@ delay doubles from FIRST up to CAP, with jitter so slots that died together do n
 respawn in lockstep; a worker that stayed up STABLE seconds resets its slot.
 """
 FIRST = 0.1      # seconds, the delay after the second quick death
-CAP = 30.0       # seconds, the longest wait
+CAP = 30.0       # seconds, the longest base wait (jitter may add a quarter)
 STABLE = 10.0    # seconds of uptime that clear a slot's history
 
 
@@ -14,5 +14,5 @@ def delay(failures, rnd):
     """Delay before respawn after `failures` consecutive quick deaths; rnd in [0, 1)."""
     if failures <= 1:
         return 0.0
-    base = min(CAP, FIRST * 2 ** (failures - 2))
-    return base * (0.75 + 0.5 * rnd)      # +-25% jitter
+    base = min(CAP, FIRST * 2 ** min(failures - 2, 32))   # exponent capped: no float overflow
+    return base * (0.75 + 0.5 * rnd)      # +-25% jitter, also at the cap (no lockstep)

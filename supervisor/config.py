@@ -40,7 +40,7 @@ def parse_bind(text):
         return Bind("unix", path=path)
     if text.startswith("fd://"):
         fd = text[5:]
-        if not fd.isdigit():
+        if not (fd.isascii() and fd.isdigit()):
             raise ConfigError("bind %r: give a file descriptor number, like fd://3" % text)
         return Bind("fd", fd=int(fd))
     if text.startswith("["):
@@ -54,7 +54,7 @@ def parse_bind(text):
         host, _, port = text.partition(":")
         port = port or "8000"
     host = host or "0.0.0.0"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not (port.isascii() and port.isdigit()) or not 0 <= int(port) <= 65535:
         raise ConfigError("bind %r: the port must be a number from 0 to 65535" % text)
     if ":" in host:
         try:
@@ -274,7 +274,8 @@ def env_name(setting):
 def resolve(app, flags, environ):
     """Merge default < environment < flags into a Config. `flags` maps name -> raw value
     for the flags given on the command line only. Raises ConfigError."""
-    if not app or app.count(":") > 1:
+    module, _, expr = (app or "").partition(":")
+    if not module or (":" in expr and "(" not in expr):
         raise ConfigError("app %r: give the app as MODULE:NAME, for example myapp:app" % (app,))
     values = {}
     for s in SETTINGS:
@@ -291,7 +292,8 @@ def resolve(app, flags, environ):
     if not values["bind"]:
         port = environ.get("PORT", "")
         if port:
-            values["bind"] = (parse_bind("0.0.0.0:" + port),) if port.isdigit() else _bad_port(port)
+            ok = port.isascii() and port.isdigit() and int(port) <= 65535
+            values["bind"] = (parse_bind("0.0.0.0:" + port),) if ok else _bad_port(port)
         else:
             values["bind"] = (Bind("tcp", host="127.0.0.1", port=8000),)
     if values["limit_request_line"] == 0:

@@ -56,5 +56,5 @@ def load(spec):
     if called:
         obj = obj(*args, **kwargs)
     if not callable(obj):
-        raise AppNotFound("app %r: %r is a %s, not a WSGI callable" % (spec, name, type(obj).__name__))
+        raise AppNotFound("app %r: %r is a %s, not a WSGI callable" % (spec, n, type(obj).__name__))
     return obj

@@ -5,6 +5,7 @@ environ key, an encoded status line and an encoded header line are each worked o
 (and validated) once, then reused, so a steady stream of requests pays dict lookups.
 """
 import http
+import re
 import sys
 from urllib.parse import unquote_to_bytes
 
@@ -56,6 +57,7 @@ def target(url):
 def split_target(target):
     """Request target bytes -> (PATH_INFO, QUERY_STRING, RAW_URI) as PEP 3333 strings."""
     raw = target.decode("latin-1")
+    target, _, _ = target.partition(b"#")     # a fragment is never part of path or query
     path, _, query = target.partition(b"?")
     if not path.startswith(b"/"):
         if path == b"*":
@@ -65,7 +67,6 @@ def split_target(target):
         if sep:
             _, slash, tail = rest.partition(b"/")
             path = slash + tail or b"/"
-    path, _, _ = path.partition(b"#")
     if b"%" in path:
         path = unquote_to_bytes(path)
     return path.decode("latin-1"), query.decode("latin-1"), raw
@@ -81,17 +82,20 @@ _header_lines = {}
 
 def status_line(status):
     """'200 OK' -> (200, b'HTTP/1.1 200 OK\\r\\n'), validated once per distinct status."""
+    if type(status) is not str:
+        raise StartResponseError("status must be a str, got %r" % (status,))
     hit = _status_lines.get(status)
     if hit is not None:
         return hit
-    if type(status) is not str:
-        raise StartResponseError("status must be a str, got %r" % (status,))
     code = status[:3]
     if len(status) < 4 or not code.isdigit() or status[3] != " " or not 100 <= int(code) <= 999:
         raise StartResponseError("status must look like '200 OK', got %r" % (status,))
     if "\r" in status or "\n" in status:
         raise StartResponseError("status contains CR or LF: %r" % (status,))
-    hit = (int(code), ("HTTP/1.1 %s\r\n" % status).encode("latin-1"))
+    try:
+        hit = (int(code), ("HTTP/1.1 %s\r\n" % status).encode("latin-1"))
+    except UnicodeEncodeError:
+        raise StartResponseError("status %r is not latin-1" % (status,)) from None
     if len(_status_lines) < 256:
         _status_lines[status] = hit
     return hit
@@ -100,12 +104,12 @@ def status_line(status):
 def header_line(name, value):
     """('Content-Type', 'text/plain') -> b'Content-Type: text/plain\\r\\n', validated once."""
     key = (name, value)
+    if type(name) is not str or type(value) is not str:
+        raise StartResponseError("header name and value must be str, got %r" % (key,))
     hit = _header_lines.get(key)
     if hit is not None:
         return hit
-    if type(name) is not str or type(value) is not str:
-        raise StartResponseError("header name and value must be str, got %r" % (key,))
-    if not name or any(c in name for c in ' \t\r\n:"(),/;<=>?@[\\]{}'):
+    if not _TOKEN(name):
         raise StartResponseError("invalid header name %r" % (name,))
     if "\r" in value or "\n" in value or "\0" in value:
         raise StartResponseError("header %s has CR, LF or NUL in its value" % name)
@@ -118,6 +122,9 @@ def header_line(name, value):
     if len(_header_lines) < 4096:
         _header_lines[key] = hit
     return hit
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch     # RFC 9110 5.6.2
 
 
 def validate_head(status, headers):
@@ -135,8 +142,10 @@ def validate_head(status, headers):
         parts.append(header_line(*item))
         n = item[0].lower()
         if n == "content-length":
-            if not item[1].isdigit():
+            if not (item[1].isascii() and item[1].isdigit()):
                 raise StartResponseError("Content-Length %r is not a number" % item[1])
+            if length is not None and length != int(item[1]):
+                raise StartResponseError("two different Content-Length values: %d and %s" % (length, item[1]))
             length = int(item[1])
         elif n == "connection":
             close = True
@@ -149,6 +158,8 @@ _heads = {}
 def head_for(status, headers):
     """validate_head, remembered for a status and header list seen before. Apps send the
     same few heads over and over; a dynamic value (a cookie) only costs a cache miss."""
+    if type(headers) is not list:
+        return validate_head(status, headers)
     try:
         key = (status, *headers)
         hit = _heads.get(key)

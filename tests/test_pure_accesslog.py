@@ -125,31 +125,18 @@ def test_atoms_dict():
         "f": "-", "a": "curl/8", "T": "0", "M": "250", "D": "250000", "L": "0.250000", "p": "<4242>"}
 
 
-@pytest.mark.xfail(reason="BUG: Gunicorn's SafeAtoms escapes '\"' as '\\\\\"' in every string atom, so a "
-                          "client cannot close the quoted field early and forge the rest of the line; "
-                          "pyfork logs the quote raw (escape str values in Atoms like SafeAtoms)",
-                   strict=True)
 def test_quotes_are_escaped_like_gunicorn():
     got = line(GUNICORN_DEFAULT + " %({x-req}i)s", {"HTTP_USER_AGENT": 'evil" 500 "x', "HTTP_X_REQ": 'a"b'})
     assert got.endswith('"-" "evil\\" 500 \\"x" a\\"b')
 
 
-@pytest.mark.xfail(reason="BUG: Gunicorn decodes the Basic-auth user as UTF-8 (RFC 7617); pyfork decodes "
-                          "latin-1, so 'jos\u00e9' is logged as 'jos\u00c3\u00a9'", strict=True)
 def test_basic_auth_user_is_utf8():
     assert line("%(u)s", {"HTTP_AUTHORIZATION": basic("jos\u00e9:pw")}) == "jos\u00e9"
 
 
-@pytest.mark.xfail(reason="BUG: Gunicorn matches '{name}e' case-insensitively (it lower-cases both the "
-                          "environ keys and the lookup), so '{remote_port}e' works there; pyfork needs "
-                          "the exact case", strict=True)
 def test_environ_atom_is_case_insensitive_like_gunicorn():
     assert line("%({remote_port}e)s") == "51234"
 
 
-@pytest.mark.xfail(reason="BUG: M and D truncate the float product (1.001 * 1e6 = 1000999.99...), so "
-                          "they disagree with L ('1.001000') and with Gunicorn, which works from a "
-                          "timedelta; round to whole microseconds first: us = round(seconds * 1e6)",
-                   strict=True)
 def test_millis_and_micros_agree_with_decimal_seconds():
     assert line("%(T)s %(M)s %(D)s %(L)s", seconds=1.001) == "1 1001 1001000 1.001000"

@@ -64,9 +64,6 @@ def test_parse_bind_rejects(text, message):
     assert str(info.value) == message
 
 
-@pytest.mark.xfail(reason="BUG: str.isdigit() accepts '\u00b2' (superscript two) but int() does not, "
-                          "so a plain ValueError escapes instead of ConfigError (the CLI then crashes "
-                          "with a traceback instead of exit 2); check isascii() too", strict=True)
 @pytest.mark.parametrize("text", [":\u00b2", "fd://\u00b2"])
 def test_parse_bind_unicode_digit_is_config_error(text):
     with pytest.raises(ConfigError):
@@ -265,18 +262,12 @@ def test_bad_value_names_its_source(flags, environ, message):
     assert str(info.value) == message
 
 
-@pytest.mark.xfail(reason="BUG: PORT=99999 passes port.isdigit() and then fails inside parse_bind, "
-                          "whose message names the made-up \"bind '0.0.0.0:99999'\" instead of PORT; "
-                          "range-check PORT before building the bind (or route it through _bad_port)",
-                   strict=True)
 def test_port_out_of_range_names_port():
     with pytest.raises(ConfigError) as info:
         resolve("myapp:app", {}, {"PORT": "99999"})
     assert str(info.value).startswith("environment variable PORT: ")
 
 
-@pytest.mark.xfail(reason="BUG: PORT='\u00b2' passes str.isdigit() so int() raises a bare ValueError, "
-                          "not ConfigError", strict=True)
 def test_port_unicode_digit_is_config_error():
     with pytest.raises(ConfigError):
         resolve("myapp:app", {}, {"PORT": "\u00b2"})
@@ -301,10 +292,6 @@ def test_good_app(app):
     assert resolve(app, {}, {}).app == app
 
 
-@pytest.mark.xfail(reason="BUG: resolve rejects any app with more than one ':', but loader.parse_spec "
-                          "splits on the first ':' only and accepts factory arguments that contain ':' "
-                          "(a URL, a host:port); check only that the module part is present",
-                   strict=True)
 def test_factory_argument_with_colon():
     app = 'myapp:create_app("redis://localhost:6379/0")'
     assert resolve(app, {}, {}).app == app

@@ -159,9 +159,6 @@ def test_load_errors(apps, spec, exc_type, message):
     assert str(info.value) == message.format(cwd=apps)
 
 
-@pytest.mark.xfail(reason="BUG: when the app was found by default name (MODULE alone), the 'not a WSGI "
-                          "callable' message prints `name`, which is None, instead of the attribute it "
-                          "found ('application'); use the loop variable n", strict=True)
 def test_load_not_callable_default_name(apps):
     with pytest.raises(AppNotFound) as info:
         load("pft_zero")

@@ -79,10 +79,6 @@ def test_split_target(raw, expected):
     assert target(raw) is target(raw)      # remembered
 
 
-@pytest.mark.xfail(reason="BUG: split_target partitions on '?' before stripping the fragment, so a "
-                          "fragment after the query leaks into QUERY_STRING and '#f?x' becomes a query; "
-                          "Gunicorn (urlsplit) gives query 'q=1' / ''. Strip b'#...' from the whole "
-                          "target first, then partition on '?'", strict=True)
 @pytest.mark.parametrize("raw, expected", [
     (b"/p?q=1#frag", ("/p", "q=1", "/p?q=1#frag")),
     (b"/p#f?x", ("/p", "", "/p#f?x")),
@@ -147,10 +143,6 @@ def test_status_line_rejects(status, message):
         assert str(info.value) == message
 
 
-@pytest.mark.xfail(reason="BUG: status_line looks the status up in its cache before checking its type "
-                          "(unhashable -> TypeError) and encodes latin-1 unguarded (UnicodeEncodeError); "
-                          "header_line turns the latter into StartResponseError, status_line should too",
-                   strict=True)
 @pytest.mark.parametrize("status", [["200 OK"], "200 \u2713"])
 def test_status_line_odd_values_are_start_response_errors(status):
     with pytest.raises(StartResponseError):
@@ -219,7 +211,7 @@ HEADER_BAD = [
     ((None, "v"), "header name and value must be str, got (None, 'v')"),
     # not latin-1
     (("X-A", "\u2603"), "header X-A is not latin-1"),
-    (("X-\u2603", "v"), "header X-\u2603 is not latin-1"),
+    (("X-\u2603", "v"), "invalid header name 'X-\u2603'"),
 ]
 
 
@@ -231,19 +223,12 @@ def test_header_line_rejects(header, message):
         assert str(info.value) == message
 
 
-@pytest.mark.xfail(reason="BUG: a header name may hold NUL or other control characters (only ' \\t\\r\\n:' "
-                          "and separators are refused), which go out on the wire; validate names as "
-                          "RFC 9110 tokens, e.g. re.fullmatch(r\"[!#$%&'*+.^_`|~0-9A-Za-z-]+\", name)",
-                   strict=True)
 @pytest.mark.parametrize("name", ["X-A\0", "X-\x01A", "X-\x7fA"])
 def test_header_name_with_control_character(name):
     with pytest.raises(StartResponseError):
         header_line(name, "v")
 
 
-@pytest.mark.xfail(reason="BUG: header_line looks (name, value) up in its cache before the type check, "
-                          "so an unhashable name or value raises TypeError, not StartResponseError",
-                   strict=True)
 @pytest.mark.parametrize("header", [("X-A", ["v"]), (["X-A"], "v")])
 def test_header_line_unhashable_is_start_response_error(header):
     with pytest.raises(StartResponseError):
@@ -314,10 +299,6 @@ def test_validate_head_rejects(status, headers, message):
         assert str(info.value) == message
 
 
-@pytest.mark.xfail(reason="BUG: head_for's cache key (status, *headers) is the same for a tuple of "
-                          "headers as for the equal list, so once the list was served, a tuple (which "
-                          "validate_head refuses) is accepted from the cache; put type(headers) in the key "
-                          "or check `type(headers) is list` before the lookup", strict=True)
 def test_head_for_tuple_after_equal_list_still_raises():
     headers = [("X-Tuple-Case", "1")]
     head_for("200 OK", headers)
@@ -325,23 +306,16 @@ def test_head_for_tuple_after_equal_list_still_raises():
         head_for("200 OK", tuple(headers))
 
 
-@pytest.mark.xfail(reason="BUG: an unhashable header value skips head_for's cache, then header_line's own "
-                          "cache lookup raises TypeError instead of StartResponseError", strict=True)
 def test_head_for_unhashable_value():
     with pytest.raises(StartResponseError):
         head_for("200 OK", [("X-A", ["v"])])
 
 
-@pytest.mark.xfail(reason="BUG: Content-Length '\u00b2' passes str.isdigit() and int() raises a bare "
-                          "ValueError; use value.isascii() and value.isdigit()", strict=True)
 def test_content_length_unicode_digit():
     with pytest.raises(StartResponseError):
         validate_head("200 OK", [("Content-Length", "\u00b2")])
 
 
-@pytest.mark.xfail(reason="BUG: two different Content-Length values pass; the head carries both while "
-                          "the server frames by the last (RFC 9110 8.6: a sender must not send "
-                          "differing values; clients such as curl refuse the response)", strict=True)
 def test_conflicting_content_lengths():
     with pytest.raises(StartResponseError):
         validate_head("200 OK", [("Content-Length", "1"), ("Content-Length", "2")])
