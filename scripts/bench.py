@@ -1,0 +1,774 @@
+#!/usr/bin/env python3
+"""Benchmark pyfork against Gunicorn (sync and gthread) on one hello-world WSGI app.
+
+Throughput (the default)
+    Every selected server serves scripts/hello.py with 2 workers on 127.0.0.1, all
+    started side by side in this one run. Each is driven by
+    `wrk -t2 -c64 -d<duration>s --latency` in two modes: keep-alive, and with
+    `-H 'Connection: close'` (a new TCP connection per request). Each (server, mode)
+    runs --runs times; rounds go through all servers in turn, so noise from other work
+    on the machine spreads over all of them. Each server gets a 1 s wrk warm-up first.
+    Reported per (server, mode), as medians over the runs:
+
+      req/s       wrk's Requests/sec
+      p99 ms      the 99% line of wrk's --latency distribution
+      CPU us/req  utime+stime of the master and all its workers, sampled with psutil
+                  right before and right after the wrk run (the master's children_*
+                  times cover a worker reaped in between), divided by the requests
+                  wrk completed. Unlike req/s this holds on a shared box: it does not
+                  depend on how much CPU other work leaves the server.
+      errors      wrk's socket errors (connect/read/write/timeout) plus non-2xx
+                  responses, summed over the runs
+
+    then pyfork / best Gunicorn per mode (best = the better of sync and gthread):
+    req/s (above 1: pyfork serves more) and CPU us/req (below 1: pyfork spends less).
+
+Lifecycle (--lifecycle, instead of throughput): pyfork and Gunicorn sync side by side
+    (a) start: process start to the first answered request (connect + GET polled every
+        5 ms), 2 workers, median of 5 starts.
+    (b) respawn: --preload, 10 workers. SIGKILL one worker, then time until the master
+        lists its replacement (psutil children of the master) and until a request is
+        answered by it (hello.py sends X-Worker-Pid; bursts of concurrent requests
+        reach the new worker among the idle ones). 10 kills, median and max. Each kill
+        hits a different worker that has been up over 10 s: pyfork deliberately delays
+        the respawn of a slot whose worker died within 10 s of starting (crash
+        backoff), and that is not what this measures.
+    (c) idle: master RSS (MB) and master CPU % over 10 s idle with 8 workers (and the
+        8 workers' summed CPU %).
+
+Gunicorn runs with its defaults (no access log, like pyfork) except
+--no-control-socket where it exists (25.1+): every instance would otherwise bind the
+same $HOME/.gunicorn/gunicorn.ctl, and several run side by side here.
+
+Run it with the Python of the venv where pyfork is installed (the servers run with the
+same interpreter, see --python):
+
+    python scripts/bench.py                          # 10 s per wrk run, 3 runs
+    python scripts/bench.py --duration 3 --runs 1    # a quick look
+    python scripts/bench.py --servers pyfork,gunicorn-gthread --with-access-log --json out.json
+    python scripts/bench.py --lifecycle
+
+Needs psutil, wrk (`apt-get install -y wrk`) and gunicorn (`pip install gunicorn`, or
+`pip install -e '.[bench]'` in the pyfork repository). Every server it starts is stopped
+by PID when it ends (also on errors and Ctrl-C), and it checks that none is left.
+"""
+import argparse
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import psutil
+except ImportError:
+    sys.exit("bench.py needs psutil: pip install psutil")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HOST = "127.0.0.1"
+APP = "hello:app"
+WORKERS = 2
+MODES = ("keep-alive", "close")
+SERVERS = ("pyfork", "gunicorn-sync", "gunicorn-gthread")
+ACCESS_LOG_VARIANT = "pyfork-accesslog"
+GUNICORNS = ("gunicorn-sync", "gunicorn-gthread")
+GET_WRK = "wrk not found on PATH: install it with `apt-get install -y wrk`"
+GET_GUNICORN = ("gunicorn is not importable by %s: install it with `pip install gunicorn` "
+                "(or `pip install -e '.[bench]'` in the pyfork repository)")
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+PYFORK_STABLE = 10.0     # supervisor/backoff.py STABLE: a worker up this long dies a "first" death
+STARTED = []             # every Server started, for the final stop-and-check
+
+
+# -- servers ----------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def server_argv(name, args, bind, workers, extra=()):
+    """The command line for one server kind; `extra` holds flags both servers take."""
+    python = args.python
+    if name.startswith("pyfork"):
+        argv = [python, "-m", "supervisor", "run", APP, "-w", str(workers), "-b", bind]
+        if name == ACCESS_LOG_VARIANT:
+            argv += ["--access-logfile", "/dev/null"]
+        return argv + list(extra)
+    argv = [python, "-m", "gunicorn", "-w", str(workers), "-b", bind] + args.gunicorn_flags
+    if name == "gunicorn-gthread":
+        argv += ["-k", "gthread", "--threads", "4"]
+    return argv + list(extra) + [APP]
+
+
+def server_env():
+    """Our environment without settings that would change what the servers do."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYFORK_") and k not in ("PORT", "WEB_CONCURRENCY", "GUNICORN_CMD_ARGS")}
+    env["PYTHONPATH"] = HERE + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+class Server:
+    """One server we started: its master by PID, and every worker we have seen."""
+
+    def __init__(self, name, args, logdir, workers=WORKERS, extra=()):
+        self.name = name
+        self.workers = workers
+        self.port = free_port()
+        self.argv = server_argv(name, args, "%s:%d" % (HOST, self.port), workers, extra)
+        self.log_path = os.path.join(logdir, "%s-%d.log" % (name, self.port))
+        self.proc = None
+        self.stop_seconds = None
+        self.slow_stop = None   # why stop() had to SIGKILL, if it had to
+        self.seen = {}          # pid -> psutil.Process: master and workers, for the final check
+
+    def start(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.argv, cwd=HERE, env=server_env(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        STARTED.append(self)
+        self.master = psutil.Process(self.proc.pid)
+        self.seen[self.proc.pid] = self.master
+        return self
+
+    def children(self):
+        """The master's live children (its workers), remembered for the final check."""
+        try:
+            kids = self.master.children()
+        except psutil.NoSuchProcess:
+            return []
+        for kid in kids:
+            if self.seen.get(kid.pid) != kid:
+                self.seen[kid.pid] = kid
+        return kids
+
+    def check_alive(self):
+        if self.proc.poll() is not None:
+            raise RuntimeError("%s exited with code %s; its log ends:\n%s"
+                               % (self.name, self.proc.returncode, self.log_tail()))
+
+    def wait_ready(self, timeout=30.0):
+        """Until all workers exist and a request is answered with 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            if len(self.children()) >= self.workers:
+                answer = http_get(self.port, timeout=2.0)
+                if answer and answer[0] == 200:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("%s did not answer within %gs; its log ends:\n%s"
+                           % (self.name, timeout, self.log_tail()))
+
+    def cpu_seconds(self):
+        """utime+stime of the master, its reaped children and its live workers."""
+        t = self.master.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        for kid in self.children():
+            try:
+                c = kid.cpu_times()
+            except psutil.NoSuchProcess:
+                continue        # reaped since we listed it: now in children_* (next sample)
+            total += c.user + c.system
+        return total
+
+    def stop(self, timeout=10.0):
+        """SIGTERM the master and wait; SIGKILL master and workers that linger."""
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        workers = self.children()
+        if self.proc.poll() is None:
+            t0 = time.monotonic()
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                print("warning: %s (pid %d) still running %gs after SIGTERM; SIGKILL"
+                      % (self.name, self.proc.pid, timeout), file=sys.stderr)
+                self.slow_stop = "still running %gs after SIGTERM: SIGKILLed" % timeout
+                self.proc.kill()
+                self.proc.wait(5)
+            self.stop_seconds = time.monotonic() - t0
+        _, alive = psutil.wait_procs(workers, timeout=5)
+        for p in alive:
+            print("warning: %s worker pid %d outlived its master; SIGKILL" % (self.name, p.pid),
+                  file=sys.stderr)
+            try:
+                p.kill()            # psutil checks the pid still names the same process
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+
+    def leftovers(self):
+        """Processes of this server still running (zombies included: someone must reap them)."""
+        left = []
+        for pid, p in self.seen.items():
+            try:
+                if p.is_running():
+                    left.append("%s pid %d (%s)" % (self.name, pid, p.status()))
+            except psutil.NoSuchProcess:
+                pass
+        return left
+
+    def log_tail(self, lines=20):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def notable_log_lines(self):
+        """Warnings, errors and tracebacks the server logged."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return []
+        keep = re.compile(r"\[(WARNING|ERROR|CRITICAL)\]|Traceback|Error\b")
+        return [line for line in text.splitlines() if keep.search(line)]
+
+
+def stop_all_and_check():
+    """Stop every server started, by PID; return the processes still left."""
+    for server in STARTED:
+        try:
+            server.stop()
+        except Exception as exc:     # keep stopping the others
+            print("warning: stopping %s: %s" % (server.name, exc), file=sys.stderr)
+    return [p for server in STARTED for p in server.leftovers()]
+
+
+# -- raw HTTP ---------------------------------------------------------------------------
+
+def read_all(sock):
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks)
+        chunks.append(data)
+
+
+def parse_head(data):
+    """Response bytes -> (status, {lowercase header: value}) or None."""
+    head, sep, _ = data.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        return None
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(parts[1]), headers
+
+
+def http_get(port, timeout=2.0):
+    """One GET / with Connection: close: (status, headers), or None if nothing answered."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as s:
+            s.sendall(REQUEST)
+            return parse_head(read_all(s))
+    except OSError:
+        return None
+
+
+def answered_by(port, pid, n, timeout=1.0):
+    """Send n requests at once on n connections. The monotonic time the first answer
+    from worker `pid` (X-Worker-Pid) arrived, or None. Every answer is read before
+    returning, so no connection is cut under the server."""
+    want = str(pid)
+    found = None
+    sel = selectors.DefaultSelector()
+    socks = []
+    try:
+        for _ in range(n):
+            socks.append(socket.create_connection((HOST, port), timeout=timeout))
+        for s in socks:
+            s.sendall(REQUEST)
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, bytearray())
+        deadline = time.monotonic() + timeout
+        while sel.get_map() and time.monotonic() < deadline:
+            for key, _ in sel.select(max(0.0, deadline - time.monotonic())):
+                data = key.fileobj.recv(65536)
+                key.data.extend(data)
+                if data:
+                    continue
+                sel.unregister(key.fileobj)
+                answer = parse_head(bytes(key.data))
+                if found is None and answer and answer[1].get("x-worker-pid") == want:
+                    found = time.monotonic()
+    except OSError:
+        pass
+    finally:
+        sel.close()
+        for s in socks:
+            s.close()
+    return found
+
+
+# -- wrk --------------------------------------------------------------------------------
+
+TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
+
+
+def run_wrk(port, duration, close):
+    argv = ["wrk", "-t2", "-c64", "-d%ds" % duration, "--latency"]
+    if close:
+        argv += ["-H", "Connection: close"]
+    argv.append("http://%s:%d/" % (HOST, port))
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    if out.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(argv), out.returncode, out.stderr.strip()))
+    result = parse_wrk(out.stdout)
+    result["command"] = " ".join(argv)
+    return result
+
+
+def parse_wrk(text):
+    """wrk's report -> requests, rps, p99_ms, socket_errors, non_2xx."""
+    def find(pattern):
+        m = re.search(pattern, text, re.M)
+        if m is None:
+            raise RuntimeError("cannot find %r in wrk's output:\n%s" % (pattern, text))
+        return m
+
+    p99 = find(r"^\s*99%\s+([\d.]+)(us|ms|s|m|h)\s*$")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "requests": int(find(r"(\d+) requests in ")[1]),
+        "rps": float(find(r"Requests/sec:\s+([\d.]+)")[1]),
+        "p99_ms": float(p99[1]) * TIME_UNITS_MS[p99[2]],
+        "socket_errors": dict(zip(("connect", "read", "write", "timeout"),
+                                  (int(g) for g in errors.groups()))) if errors else {},
+        "non_2xx": int(non_2xx[1]) if non_2xx else 0,
+    }
+
+
+def error_count(result):
+    return sum(result["socket_errors"].values()) + result["non_2xx"]
+
+
+# -- throughput -------------------------------------------------------------------------
+
+def measure(server, mode, duration):
+    """One wrk run with the server's CPU time sampled around it."""
+    before = server.cpu_seconds()
+    result = run_wrk(server.port, duration, close=(mode == "close"))
+    after = server.cpu_seconds()
+    server.check_alive()
+    result["cpu_s"] = after - before
+    result["cpu_us_per_req"] = result["cpu_s"] * 1e6 / result["requests"] if result["requests"] else None
+    return result
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(runs):
+    return {
+        "rps": median([r["rps"] for r in runs]),
+        "p99_ms": median([r["p99_ms"] for r in runs]),
+        "cpu_us_per_req": median([r["cpu_us_per_req"] for r in runs]),
+        "errors": sum(error_count(r) for r in runs),
+        "runs": runs,
+    }
+
+
+def throughput(names, args, logdir):
+    servers = [Server(name, args, logdir).start() for name in names]
+    for server in servers:
+        server.wait_ready()
+    for server in servers:
+        print("warming up %s (port %d, pid %d)" % (server.name, server.port, server.proc.pid),
+              file=sys.stderr)
+        run_wrk(server.port, 1, close=False)
+    runs = {(s.name, mode): [] for s in servers for mode in MODES}
+    for i in range(args.runs):
+        for server in servers:
+            for mode in MODES:
+                result = measure(server, mode, args.duration)
+                print("run %d/%d %-17s %-10s %9.0f req/s  p99 %6.2f ms  %6.1f us/req  errors %d"
+                      % (i + 1, args.runs, server.name, mode, result["rps"], result["p99_ms"],
+                         result["cpu_us_per_req"] or 0, error_count(result)), file=sys.stderr)
+                runs[server.name, mode].append(result)
+    results = [dict(server=name, mode=mode, **summarize(r)) for (name, mode), r in runs.items()]
+    return {"results": results, "ratios": ratios(results), "servers": {s.name: s.argv for s in servers}}
+
+
+def ratios(results):
+    """pyfork (and variants) / best Gunicorn, per mode."""
+    out = []
+    for mode in MODES:
+        row = {r["server"]: r for r in results if r["mode"] == mode}
+        gunicorns = [row[g] for g in GUNICORNS if g in row]
+        if not gunicorns:
+            continue
+        fastest = max(gunicorns, key=lambda r: r["rps"] or 0)
+        cheapest = min(gunicorns, key=lambda r: r["cpu_us_per_req"] or float("inf"))
+        for name, r in row.items():
+            if not name.startswith("pyfork"):
+                continue
+            out.append({
+                "server": name, "mode": mode,
+                "rps_ratio": r["rps"] / fastest["rps"] if fastest["rps"] else None,
+                "rps_vs": fastest["server"],
+                "cpu_ratio": (r["cpu_us_per_req"] / cheapest["cpu_us_per_req"]
+                              if r["cpu_us_per_req"] and cheapest["cpu_us_per_req"] else None),
+                "cpu_vs": cheapest["server"],
+            })
+    return out
+
+
+def fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def print_throughput(report, args):
+    print("\n## Throughput: hello world, %d workers, wrk -t2 -c64 -d%ds, median of %d run(s)\n"
+          % (WORKERS, args.duration, args.runs))
+    print("| server | mode | req/s | p99 ms | CPU µs/req | errors |")
+    print("|---|---|---:|---:|---:|---:|")
+    for r in report["results"]:
+        print("| %s | %s | %s | %s | %s | %d |" % (r["server"], r["mode"], fmt(r["rps"], ".0f"),
+                                                fmt(r["p99_ms"], ".2f"), fmt(r["cpu_us_per_req"], ".1f"),
+                                                r["errors"]))
+    print("\nerrors: wrk socket errors + non-2xx responses, summed over the runs. "
+          "CPU µs/req: master + workers utime+stime / requests.")
+    if report["ratios"]:
+        print("\n| server | mode | req/s ratio | vs | CPU µs/req ratio | vs |")
+        print("|---|---|---:|---|---:|---|")
+        for r in report["ratios"]:
+            print("| %s | %s | %s | %s | %s | %s |" % (r["server"], r["mode"], fmt(r["rps_ratio"], ".2f"),
+                                                      r["rps_vs"], fmt(r["cpu_ratio"], ".2f"), r["cpu_vs"]))
+        print("\nreq/s ratio above 1: pyfork serves more; CPU ratio below 1: pyfork spends less per request.")
+
+
+# -- lifecycle --------------------------------------------------------------------------
+
+LIFECYCLE_SERVERS = ("pyfork", "gunicorn-sync")
+
+
+def time_to_first_answer(name, args, logdir, timeout=30.0):
+    """Seconds from starting the process to the first answered GET (polled every 5 ms)."""
+    server = Server(name, args, logdir)
+    t0 = time.monotonic()
+    server.start()
+    try:
+        while time.monotonic() - t0 < timeout:
+            answer = http_get(server.port, timeout=5.0)
+            if answer and answer[0] == 200:
+                elapsed = time.monotonic() - t0
+                break
+            server.check_alive()
+            time.sleep(0.005)
+        else:
+            raise RuntimeError("%s did not answer within %gs:\n%s" % (name, timeout, server.log_tail()))
+        # Let every worker finish booting before SIGTERM: a pyfork worker signalled in
+        # the instant after fork, before it installs its own handlers, misses a
+        # graceful stop (the master then waits out --graceful-timeout).
+        server.wait_ready()
+        time.sleep(0.5)
+        return elapsed
+    finally:
+        server.stop()
+
+
+def one_respawn(server, victim, burst, timeout=10.0):
+    """SIGKILL a worker: ms until its replacement is listed, and until it answers."""
+    before = {p.pid for p in server.children()}
+    t0 = time.monotonic()
+    victim.kill()
+    new = None
+    while new is None:
+        fresh = {p.pid for p in server.children()} - before
+        if fresh:
+            new = fresh.pop()
+            listed = time.monotonic() - t0
+        elif time.monotonic() - t0 > timeout:
+            return {"victim": victim.pid, "error": "no replacement listed within %gs" % timeout}
+        else:
+            time.sleep(0.001)
+    answered = None
+    while answered is None:
+        if time.monotonic() - t0 > timeout:
+            return {"victim": victim.pid, "new": new, "listed_ms": listed * 1000,
+                    "error": "replacement did not answer within %gs" % timeout}
+        answered = answered_by(server.port, new, burst)
+    return {"victim": victim.pid, "new": new, "listed_ms": listed * 1000,
+            "answered_ms": (answered - t0) * 1000}
+
+
+def respawns(servers, kills):
+    """Kill `kills` different workers of each server, each up more than PYFORK_STABLE s."""
+    for server in servers:
+        server.wait_ready()
+    youngest = max(p.create_time() for s in servers for p in s.children())
+    time.sleep(max(0.0, youngest + PYFORK_STABLE + 0.5 - time.time()))
+    out = {}
+    for server in servers:
+        out[server.name] = []
+        for _ in range(kills):
+            victim = oldest_stable_worker(server)
+            if victim is None:
+                out[server.name].append({"error": "no worker up more than %gs left to kill" % PYFORK_STABLE})
+                continue
+            out[server.name].append(one_respawn(server, victim, burst=2 * server.workers))
+        server.check_alive()
+    return out
+
+
+def oldest_stable_worker(server):
+    """The oldest worker up more than PYFORK_STABLE s (a worker the server replaced on
+    its own meanwhile is young, and killing it would measure pyfork's crash backoff)."""
+    now = time.time()
+    aged = []
+    for p in server.children():
+        try:
+            aged.append((p.create_time(), p))
+        except psutil.NoSuchProcess:
+            continue
+    aged = [(t, p) for t, p in aged if now - t > PYFORK_STABLE]
+    return min(aged, key=lambda tp: tp[0])[1] if aged else None
+
+
+def idle_cost(servers, seconds):
+    """Master RSS and CPU % (and the workers' summed CPU %) over `seconds` idle."""
+    def sample(server):
+        t = server.master.cpu_times()
+        workers = {}
+        for p in server.children():
+            try:
+                workers[p.pid] = sum(p.cpu_times()[:2])
+            except psutil.NoSuchProcess:
+                pass
+        return t.user + t.system, workers
+
+    for server in servers:
+        server.wait_ready()
+    time.sleep(1.0)             # let the boot settle
+    before = {s.name: sample(s) for s in servers}
+    time.sleep(seconds)
+    out = {}
+    for server in servers:
+        master0, workers0 = before[server.name]
+        master1, workers1 = sample(server)
+        same = set(workers0) & set(workers1)
+        out[server.name] = {
+            "master_rss_mb": server.master.memory_info().rss / 2 ** 20,
+            "master_cpu_pct": (master1 - master0) * 100 / seconds,
+            "workers_cpu_pct": sum(workers1[p] - workers0[p] for p in same) * 100 / seconds,
+            "workers": len(same),
+        }
+    return out
+
+
+def lifecycle(args, logdir, starts=5, kills=10, idle_workers=8, idle_seconds=10):
+    report = {"start_ms": {}, "respawn": {}, "idle": {}}
+    for name in LIFECYCLE_SERVERS:
+        times = [time_to_first_answer(name, args, logdir) * 1000 for _ in range(starts)]
+        report["start_ms"][name] = times
+        print("start %s: %s ms" % (name, " ".join("%.0f" % t for t in times)), file=sys.stderr)
+    print("respawn: waiting %.1f s for %d workers each to be stable..." % (PYFORK_STABLE + 0.5, kills),
+          file=sys.stderr)
+    servers = [Server(name, args, logdir, workers=kills, extra=["--preload"]).start()
+               for name in LIFECYCLE_SERVERS]
+    try:
+        report["respawn"] = respawns(servers, kills)
+    finally:
+        for server in servers:
+            server.stop()
+    print("idle: %d s with %d workers..." % (idle_seconds, idle_workers), file=sys.stderr)
+    servers = [Server(name, args, logdir, workers=idle_workers).start() for name in LIFECYCLE_SERVERS]
+    try:
+        report["idle"] = idle_cost(servers, idle_seconds)
+    finally:
+        for server in servers:
+            server.stop()
+    report["settings"] = {"starts": starts, "kills": kills, "idle_workers": idle_workers,
+                          "idle_seconds": idle_seconds}
+    return report
+
+
+def print_lifecycle(report):
+    s = report["settings"]
+    print("\n## Lifecycle\n")
+    print("Start: process start to first answered request, %d workers, %d starts (ms)\n"
+          % (WORKERS, s["starts"]))
+    print("| server | median | min | max |")
+    print("|---|---:|---:|---:|")
+    for name, times in report["start_ms"].items():
+        print("| %s | %.0f | %.0f | %.0f |" % (name, median(times), min(times), max(times)))
+    print("\nRespawn: SIGKILL one worker (--preload, %d workers, %d kills, each a worker up > %g s) (ms)\n"
+          % (s["kills"], s["kills"], PYFORK_STABLE))
+    print("| server | kill → listed, median | max | kill → answered by it, median | max | failed |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, kills in report["respawn"].items():
+        listed = [k["listed_ms"] for k in kills if "listed_ms" in k]
+        answered = [k["answered_ms"] for k in kills if "answered_ms" in k]
+        print("| %s | %s | %s | %s | %s | %d |" % (
+            name, fmt(median(listed), ".1f"), fmt(max(listed, default=None), ".1f"),
+            fmt(median(answered), ".1f"), fmt(max(answered, default=None), ".1f"),
+            sum(1 for k in kills if "error" in k)))
+    print("\nIdle: %d workers, %d s\n" % (s["idle_workers"], s["idle_seconds"]))
+    print("| server | master RSS MB | master CPU % | workers CPU % (sum) |")
+    print("|---|---:|---:|---:|")
+    for name, r in report["idle"].items():
+        print("| %s | %.1f | %.2f | %.2f |"
+              % (name, r["master_rss_mb"], r["master_cpu_pct"], r["workers_cpu_pct"]))
+
+
+# -- main -------------------------------------------------------------------------------
+
+def probe_version(python, module):
+    """module.__version__ as seen by the servers' interpreter, or None if not importable."""
+    out = subprocess.run([python, "-c", "import %s as m; print(m.__version__)" % module],
+                         capture_output=True, text=True, cwd=HERE, env=server_env())
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="Measures req/s, p99 latency and server CPU µs per request with wrk; --lifecycle measures "
+               "start, respawn and idle costs instead. Needs wrk (apt-get install -y wrk) and gunicorn "
+               "(pip install gunicorn, or pip install -e '.[bench]'). See the docstring of scripts/bench.py.")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help="comma-separated, from %s (default: all but the last)"
+                             % ", ".join(SERVERS + (ACCESS_LOG_VARIANT,)))
+    parser.add_argument("--with-access-log", action="store_true",
+                        help="add %s: pyfork with --access-logfile /dev/null" % ACCESS_LOG_VARIANT)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--runs", type=int, default=3,
+                        help="runs per server and mode; medians are reported (default 3)")
+    parser.add_argument("--lifecycle", action="store_true",
+                        help="measure start time, worker respawn and idle cost "
+                             "(pyfork vs gunicorn-sync) instead")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
+    parser.add_argument("--python", default=sys.executable,
+                        help="interpreter the servers run with (default: this one, %(default)s)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (path printed)")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.servers.split(",") if n.strip()]
+    if args.with_access_log and ACCESS_LOG_VARIANT not in names:
+        names.append(ACCESS_LOG_VARIANT)
+    unknown = set(names) - set(SERVERS + (ACCESS_LOG_VARIANT,))
+    if unknown:
+        parser.error("unknown server(s): %s" % ", ".join(sorted(unknown)))
+    if args.duration < 1 or args.runs < 1:
+        parser.error("--duration and --runs must be at least 1")
+    args.names = LIFECYCLE_SERVERS if args.lifecycle else names
+    args.gunicorn_flags = []
+    return args
+
+
+def check_tools(args):
+    """Exit with how to get what is missing."""
+    if not args.lifecycle and shutil.which("wrk") is None:
+        sys.exit(GET_WRK)
+    versions = {"pyfork": probe_version(args.python, "supervisor")}
+    if versions["pyfork"] is None:
+        sys.exit("pyfork (package supervisor) is not importable by %s: run `pip install -e .` "
+                 "in the pyfork repository, or pass --python" % args.python)
+    if any(n.startswith("gunicorn") for n in args.names):
+        versions["gunicorn"] = probe_version(args.python, "gunicorn")
+        if versions["gunicorn"] is None:
+            sys.exit(GET_GUNICORN % args.python)
+        args.gunicorn_flags = gunicorn_flags(args.python)
+    return versions
+
+
+def gunicorn_flags(python):
+    """--no-control-socket where Gunicorn has one (25.1+): otherwise every instance
+    binds the same $HOME/.gunicorn/gunicorn.ctl, so side-by-side servers would collide."""
+    out = subprocess.run([python, "-m", "gunicorn", "--help"], capture_output=True, text=True)
+    return ["--no-control-socket"] if "--no-control-socket" in out.stdout else []
+
+
+def on_sigterm(signum, frame):
+    raise KeyboardInterrupt     # run the finally blocks: stop the servers
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    versions = check_tools(args)
+    signal.signal(signal.SIGTERM, on_sigterm)
+    logdir = tempfile.mkdtemp(prefix="pyfork-bench-")
+    report = {"versions": versions, "python": sys.version.split()[0], "cpus": os.cpu_count(),
+              "loadavg_at_start": os.getloadavg()}
+    failed = True
+    try:
+        if args.lifecycle:
+            report["lifecycle"] = lifecycle(args, logdir)
+        else:
+            report["settings"] = {"duration": args.duration, "runs": args.runs, "workers": WORKERS}
+            report.update(throughput(args.names, args, logdir))
+        failed = False
+    finally:
+        # also on errors and Ctrl-C: stop everything; on errors show what the servers logged
+        report["left_running"] = stop_all_and_check()
+        report["slow_stops"] = ["%s:%d %s" % (s.name, s.port, s.slow_stop) for s in STARTED if s.slow_stop]
+        report["server_log_notable"] = {"%s:%d" % (s.name, s.port): s.notable_log_lines() for s in STARTED}
+        if failed:
+            print_log_lines(report["server_log_notable"], sys.stderr)
+        if args.keep_logs:
+            print("server logs kept in %s" % logdir, file=sys.stderr)
+        else:
+            shutil.rmtree(logdir, ignore_errors=True)
+        if report["left_running"]:
+            print("ERROR: processes left running: %s" % ", ".join(report["left_running"]), file=sys.stderr)
+    report["loadavg_at_end"] = os.getloadavg()
+    print_report(report, args)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+        print("\nresults written to %s" % args.json)
+    return 1 if report["left_running"] else 0
+
+
+def print_report(report, args):
+    print("\n# pyfork %s vs gunicorn %s: python %s, %d CPUs, load average %.2f at start, %.2f at end"
+          % (report["versions"]["pyfork"], report["versions"].get("gunicorn", "-"), report["python"],
+             report["cpus"], report["loadavg_at_start"][0], report["loadavg_at_end"][0]))
+    if args.lifecycle:
+        print_lifecycle(report["lifecycle"])
+    else:
+        print_throughput(report, args)
+    print_log_lines(report["server_log_notable"], sys.stdout)
+    for line in report["slow_stops"]:
+        print("\nslow stop: %s" % line)
+    if report["left_running"]:
+        print("\nERROR: processes left running: %s" % ", ".join(report["left_running"]))
+    else:
+        print("\nall servers stopped; no process left.")
+
+
+def print_log_lines(logs, out, limit=10):
+    noted = {k: v for k, v in logs.items() if v}
+    if not noted:
+        print("\nserver logs: no warnings or errors.", file=out)
+        return
+    print("\nserver log warnings/errors:", file=out)
+    for server, lines in noted.items():
+        print("  %s: %d line(s)" % (server, len(lines)), file=out)
+        for line in lines[:limit]:
+            print("    " + line, file=out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
