@@ -233,6 +233,7 @@ class Master:
         self.rng = random.Random()
         self.next_guard = 0.0
         self.next_sample = 0.0
+        self.sigkilled = set()
         self.monitor = None
         self.limits = recycle.Limits(memory=cfg.max_worker_memory, metric=cfg.memory_metric,
                                      zombies=cfg.max_worker_zombies, threads=cfg.max_worker_threads)
@@ -446,9 +447,18 @@ class Master:
     def spawn(self, slot, now):
         cell = self.beats.take()
         self.beats.set(cell, 0, heartbeat.BOOTING, now)
-        pid = os.fork()
+        # Block signals across fork: until the child has its own handlers and wake-up
+        # pipe, a SIGTERM aimed at it would land in the master's pipe and be lost to it.
+        # The child unblocks them (worker.py) once it can record them itself.
+        signal.pthread_sigmask(signal.SIG_BLOCK, MASTER)
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)
+            raise
         if pid == 0:
             self.child(slot.nr, cell)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)
         slot.pid = pid
         slot.started = now
         slot.ready = False
@@ -491,6 +501,8 @@ class Master:
         self.kill(pid, signal.SIGTERM)
 
     def kill(self, pid, sig):
+        if sig == signal.SIGKILL:
+            self.sigkilled.add(pid)   # our own doing: its death is no out-of-memory kill
         try:
             os.kill(pid, sig)
         except ProcessLookupError:
@@ -586,6 +598,10 @@ class Master:
                 return
             code = os.waitstatus_to_exitcode(status)
             requests = 0
+            if pid in self.sigkilled:
+                self.sigkilled.discard(pid)
+                if code == -signal.SIGKILL:
+                    code = plan.KILLED_BY_US
             slot = self.by_pid.pop(pid, None)
             cell = self.cells.pop(pid, None)
             if cell is not None:

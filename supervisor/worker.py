@@ -20,7 +20,7 @@ import setproctitle
 from . import accesslog, exits, heartbeat
 from .connection import Connection
 from .loader import AppNotFound, load
-from .signals import WORKER, Command, Signals
+from .signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ
 
 TICK = 1.0
@@ -70,6 +70,7 @@ class Worker:
     def run(self):
         """Boot, serve, return an exit code (see exits.py)."""
         self.signals = Signals(WORKER)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)   # blocked by the master across fork
         faulthandler.enable(file=self.log.stream, all_threads=True)
         self.title()
         if self.app is None:

@@ -79,8 +79,9 @@ def test_killed_workers_are_replaced_under_load(server):
                 killed += 1
             time.sleep(0.3)
             seen_zombies += [z for z in no_zombies(s) if z not in seen_zombies]
-    assert killed >= 30
-    assert wait_for(lambda: len(s.worker_pids()) == 3, 5)
+    # backoff slows respawns of a slot killed again and again (by design), so the kills pace themselves
+    assert killed >= 15
+    assert wait_for(lambda: len(s.worker_pids()) == 3, 15)
     assert s.log().count("killed by SIGKILL: out of memory?") >= killed - 1
     assert s.ps.num_threads() == 1
     assert load.ok > 50
