@@ -122,7 +122,7 @@ def memory_warning(used, quota, level_seen):
     if level > level_seen:
         return level, (
             "%s: past the quota the dyno swaps and Heroku logs R14 (memory quota exceeded), "
-            "at twice the quota it is killed (R15); lower WEB_CONCURRENCY, set "
+            "further past it R15 restarts the dyno; lower WEB_CONCURRENCY, set "
             "--max-worker-memory to recycle big workers, or use a larger dyno" % where)
     if level == 0 and level_seen > 0:
         return 0, "%s: back under %d%%" % (where, LEVELS[0])
