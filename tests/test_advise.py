@@ -8,8 +8,8 @@ from supervisor import advise
 from supervisor.metrics import parse_line
 
 LOGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "logs")
-PYFORK = os.path.join(LOGS, "pyfork.log")
-HEROKU = os.path.join(LOGS, "heroku.log")
+PYFORK = os.path.join(LOGS, "pyfork-metrics.txt")
+HEROKU = os.path.join(LOGS, "heroku-logs.txt")
 
 HEAD = "dyno size                                         memory cpus workers limited by     used           left"
 FOOT = ["", "* current: memory_quota 512MB in the log",
@@ -97,7 +97,7 @@ def test_reads_standard_input(capsys, monkeypatch):
 @pytest.mark.parametrize("argv, err", [
     ([HEROKU], HEROKU + ": the log has only dyno-wide lines (Heroku's memory_total, no per-worker "
                "lines): give the worker count they were measured with, --workers N (the app's WEB_CONCURRENCY)"),
-    ([os.path.join(LOGS, "missing.log")], "cannot read %s: No such file or directory" % os.path.join(LOGS, "missing.log")),
+    ([os.path.join(LOGS, "missing.txt")], "cannot read %s: No such file or directory" % os.path.join(LOGS, "missing.txt")),
     ([LOGS], "cannot read %s: Is a directory" % LOGS),
     ([__file__], __file__ + ": no memory samples found (expected pyfork's or Heroku's "
                             "log-runtime-metrics lines: source=... sample#memory_...)"),

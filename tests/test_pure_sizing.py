@@ -39,7 +39,7 @@ A = Advice(workers=6, current=4, used=B(300), private_per_worker=B(60), shared=B
     # 37 fit in 2.5GB, 2 CPUs allow 5
     (B(2560), MASTER, FOUR, 2, 0.10,
      dataclasses.replace(A, workers=5, quota=B(2560), cpu_bound=5, limited_by="cpu")),
-    # the pyfork.log fixture: fixed 8 + 36 = 44MB, (460.8 - 44) / 110 = 3.79: fewer than now
+    # the pyfork-metrics.txt fixture: fixed 8 + 36 = 44MB, (460.8 - 44) / 110 = 3.79: fewer than now
     (B(512), proc(-1, uss=8, pss=12), fleet(4, uss=110, pss=118), 2, 0.10,
      Advice(3, 4, B(484), B(110), B(36), B(512), 0.10, 5, "memory")),
     # no smaps_rollup: private is RSS, shared unknown (0): (460.8 - 40) / 100 = 4.2
