@@ -18,6 +18,8 @@ def parser():
     top = Parser(prog="pyfork", description="A pre-fork WSGI server and worker supervisor.")
     top.add_argument("--version", action="version", version="pyfork " + __version__)
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("advise", help="read pyfork's or Heroku's metrics lines; print how many workers fit each dyno size",
+                   add_help=False)
     run = sub.add_parser("run", help="serve a WSGI app", description="Serve a WSGI app from pre-forked workers.",
                          epilog="Every setting is also read from PYFORK_<SETTING> (e.g. PYFORK_TIMEOUT); "
                                 "flags win over the environment.")
@@ -37,6 +39,10 @@ def parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["advise"]:
+        from . import advise
+        return advise.main(argv[1:])
     args = parser().parse_args(argv)
     if args.command != "run":
         parser().print_help(sys.stderr)

@@ -269,11 +269,9 @@ class Master:
         except BindError as exc:
             self.log.error("%s", exc)
             return exits.USAGE
+        from .monitor import Monitor
         try:
-            from .monitor import Monitor   # TEMPORARY while metrics.py/sizing.py are written
             self.monitor = Monitor(self.cfg, self.log, self.pid)
-        except ImportError:
-            self.monitor = None
         except ValueError as exc:
             self.log.error("%s", exc)
             return exits.USAGE
@@ -294,6 +292,8 @@ class Master:
             self.log.info("listening at %s (pid %d)", where or b, self.pid)
         self.log.info("master pid=%d app=%s workers=%d reaper=%s", self.pid, self.cfg.app, self.target,
                       self.reaper or "none (orphans go to pid 1)")
+        # the first sample after one interval: by then the workers have booted
+        self.next_sample = time.monotonic() + self.cfg.metrics_interval
         self.title()
         return None
 
@@ -330,7 +330,7 @@ class Master:
     def sleep(self, now):
         wait = plan.next_wakeup(self.slots, self.target, self.phase, now, self.ever_booted, CHECK_EVERY)
         deadlines = [k for _, k in self.old.values() if k is not None]
-        if self.phase is Phase.RUNNING and self.monitor:
+        if self.phase is Phase.RUNNING:
             deadlines.append(self.next_guard)
             if self.cfg.metrics_interval:
                 deadlines.append(self.next_sample)
@@ -358,10 +358,10 @@ class Master:
         for slot in plan.to_retire(self.slots, self.target):
             self.retire(slot)
         self.check_timeouts(now)
-        if self.monitor and now >= self.next_guard:
+        if now >= self.next_guard:
             self.next_guard = now + GUARD_EVERY
             self.guard(now)
-        if self.monitor and self.cfg.metrics_interval and now >= self.next_sample:
+        if self.cfg.metrics_interval and now >= self.next_sample:
             self.next_sample = now + self.cfg.metrics_interval
             self.sample(now)
         for nr in plan.to_spawn(self.slots, self.target, self.phase, self.ever_booted, now):

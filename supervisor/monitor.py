@@ -24,9 +24,9 @@ class Monitor:
             from . import dynos
             size = dynos.lookup(cfg.dyno_size)         # ValueError names the known sizes
             if quota is None:
-                quota, source = size.memory, "dyno-size"
+                quota, source = size.quota, "dyno-size"
             tasks_max = size.tasks
-            log.info("dyno size %s: memory quota %s, task limit %d", size.name, metrics.mb(size.memory), size.tasks)
+            log.info("dyno size %s: memory quota %s, task limit %d", size.name, metrics.mb(size.quota), size.tasks)
         if tasks_max is None:
             soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
             tasks_max = None if soft == resource.RLIM_INFINITY else soft
@@ -138,18 +138,11 @@ class Monitor:
 
     def warn(self, dyno, used, samples):
         total = dyno.total if dyno.total is not None else used
-        hit = sizing.memory_warning(total, dyno.quota, self.levels["memory"])
-        if hit:
-            self.levels["memory"], message = hit
-            self.log.warning("%s", message)
-        elif dyno.quota and total < 0.8 * dyno.quota:
-            self.levels["memory"] = 0
-        hit = sizing.tasks_warning(dyno.tasks, dyno.tasks_max, self.levels["tasks"])
-        if hit:
-            self.levels["tasks"], message = hit
-            self.log.warning("%s", message)
-        elif dyno.tasks_max and dyno.tasks is not None and dyno.tasks < 0.8 * dyno.tasks_max:
-            self.levels["tasks"] = 0
+        for kind, hit in (("memory", sizing.memory_warning(total, dyno.quota, self.levels["memory"])),
+                          ("tasks", sizing.tasks_warning(dyno.tasks, dyno.tasks_max, self.levels["tasks"]))):
+            if hit:
+                self.levels[kind], message = hit
+                self.log.warning("%s", message)
         now = time.monotonic()
         for s in samples:
             points = self.history.setdefault(s.slot, [])

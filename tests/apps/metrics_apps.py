@@ -1,0 +1,26 @@
+"""Apps that leak: memory, zombies, threads (for the metrics and recycling tests)."""
+import os
+import threading
+import time
+
+HELD = []
+
+
+def _reply(start_response, body):
+    body = str(body).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def app(environ, start_response):
+    """/hog?MB keeps MB more of touched memory; /zombie leaves an unreaped child;
+    /thread starts a thread that sleeps; anything else: the pid."""
+    path, qs = environ["PATH_INFO"], environ["QUERY_STRING"]
+    if path == "/hog":
+        HELD.append(bytearray(os.urandom(16)) * (int(qs or 10) * 65536))   # touched: not a lazy zero page
+    elif path == "/zombie":
+        if os.fork() == 0:
+            os._exit(0)
+    elif path == "/thread":
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+    return _reply(start_response, os.getpid())
