@@ -265,35 +265,61 @@ class Config:
     user: object
     group: object
     reuse_port: bool
+    hooks: dict = dataclasses.field(default_factory=dict, compare=False)   # name -> function, from the config file
 
 
 def env_name(setting):
     return "PYFORK_" + setting.name.upper()
 
 
-def resolve(app, flags, environ):
-    """Merge default < environment < flags into a Config. `flags` maps name -> raw value
-    for the flags given on the command line only. Raises ConfigError."""
+def resolve(app, flags, environ, file_values=None, file_name=None, detected=None):
+    """The Config alone; see resolve_sources."""
+    return resolve_sources(app, flags, environ, file_values, file_name, detected)[0]
+
+
+def resolve_sources(app, flags, environ, file_values=None, file_name=None, detected=None):
+    """Merge default < detected (the platform) < config file < environment < flags into a
+    Config, and say where each value came from. `flags` maps name -> raw value for the
+    flags given on the command line only; `file_values` the config file's settings.
+    A dyno size (however it was chosen) supplies the defaults of `workers` and
+    `memory_quota` that no other source set. Raises ConfigError naming the source."""
+    file_values = file_values or {}
+    detected = detected or {}
+    if not app and file_values.get("wsgi_app"):
+        app = file_values["wsgi_app"]          # Gunicorn's name for the app in a config file
     module, _, expr = (app or "").partition(":")
     if not module or (":" in expr and "(" not in expr):
         raise ConfigError("app %r: give the app as MODULE:NAME, for example myapp:app" % (app,))
-    values = {}
+    values, sources = {}, {}
     for s in SETTINGS:
-        raw, source = s.default, None
+        raw, source = s.default, "default"
+        if s.name in detected:
+            raw, source = detected[s.name]
+        if s.name in file_values:
+            raw, source = file_values[s.name], "file " + (file_name or "")
         for var in (s.env, env_name(s)):
             if var and environ.get(var, "") != "":
                 raw, source = environ[var], "environment variable " + var
         if flags.get(s.name) is not None:
             raw, source = flags[s.name], "flag " + s.flags[-1]
-        if raw is None:
-            values[s.name] = None
-            continue
-        values[s.name] = s.convert(raw, source or s.flags[-1])
+        sources[s.name] = source
+        values[s.name] = None if raw is None else s.convert(raw, source if source != "default" else s.flags[-1])
+    if values["dyno_size"]:
+        from .dynos import lookup
+        try:
+            size = lookup(values["dyno_size"])
+        except ValueError as exc:
+            raise ConfigError("dyno_size (%s): %s" % (sources["dyno_size"], exc)) from None
+        preset = "dyno size " + size.name
+        for name, value in (("workers", size.workers), ("memory_quota", size.quota)):
+            if sources[name] == "default":
+                values[name], sources[name] = value, preset
     if not values["bind"]:
         port = environ.get("PORT", "")
         if port:
             ok = port.isascii() and port.isdigit() and int(port) <= 65535
             values["bind"] = (parse_bind("0.0.0.0:" + port),) if ok else _bad_port(port)
+            sources["bind"] = "environment variable PORT"
         else:
             values["bind"] = (Bind("tcp", host="127.0.0.1", port=8000),)
     if values["limit_request_line"] == 0:
@@ -302,7 +328,9 @@ def resolve(app, flags, environ):
         values["limit_request_fields"] = 32768
     if values["limit_request_field_size"] == 0:
         values["limit_request_field_size"] = 65536
-    return Config(app=app, **values)
+    if values["max_workers"] < values["min_workers"]:
+        raise ConfigError("max_workers (%s) is below min_workers (%s)" % (values["max_workers"], values["min_workers"]))
+    return Config(app=app, **values), sources
 
 
 def _bad_port(port):

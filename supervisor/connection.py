@@ -20,6 +20,8 @@ import time
 from httptools import (HttpParserCallbackError, HttpParserError, HttpParserUpgrade,
                        HttpRequestParser)
 
+from . import hooks
+from .hooks import Request, Response
 from .wsgi import (EMPTY_INPUT, ENV_KEYS, LAST_CHUNK, NO_BODY, TARGETS, FileWrapper,
                    StartResponseError, chunk, environ_key, error_response, head_for, target)
 
@@ -259,7 +261,12 @@ class Connection:
         result = None
         t0 = time.perf_counter() if w.access_log else 0.0
         sent = 0
+        req = None
         try:
+            if w.request_hooks:
+                req = Request(env)
+                if not hooks.call(w.cfg.hooks, w.log, "pre_request", w, req):
+                    raise RuntimeError("the pre_request hook raised")   # -> 500, as Gunicorn does
             result = w.app(env, self.start)
             if type(result) is list and self.status is not None and not self.sent:
                 # the common case, inline: a list body with a known head
@@ -300,6 +307,10 @@ class Connection:
                     except Exception:
                         w.log.exception("error closing the app's response iterable")
             w.requests += 1
+            if req is not None:
+                hooks.call(w.cfg.hooks, w.log, "post_request", w, req, env,
+                           Response(self.status if self.status is not None else "500 Internal Server Error",
+                                    self.headers if self.status is not None else None, sent))
             if w.access_log:
                 w.access(env, self.code if self.status is not None else 500,
                          self.headers if self.status is not None else None, sent, time.perf_counter() - t0)

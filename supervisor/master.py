@@ -5,6 +5,7 @@ drain signals -> reap -> note readiness -> decide -> act -> sleep until the next
 deadline. No timer threads, so fork() is always safe.
 """
 import ctypes
+import dataclasses
 import errno
 import gc
 import os
@@ -18,8 +19,9 @@ import time
 
 import setproctitle
 
-from . import exits, heartbeat, plan, recycle
-from .config import AUTO
+from . import exits, heartbeat, hooks, plan, recycle
+from .config import AUTO, ConfigError
+from .hooks import HookFailed, WorkerInfo
 from .heartbeat import Heartbeat
 from .loader import AppNotFound, load
 from .plan import Death, Phase, Slot
@@ -214,8 +216,9 @@ def remove_pidfile(path, pid):
 
 
 class Master:
-    def __init__(self, cfg, log, environ=os.environ):
+    def __init__(self, cfg, log, environ=os.environ, reload=None):
         self.cfg = cfg
+        self.reload_config = reload
         self.log = log
         self.environ = environ
         self.target = cfg.workers
@@ -240,9 +243,15 @@ class Master:
 
     # -- start ----------------------------------------------------------------------------
 
+    @property
+    def num_workers(self):
+        """Gunicorn's name, for hooks."""
+        return self.target
+
     def start(self):
         """Bind, preload, set up signals. Returns None, or an exit code to stop with."""
         self.pid = os.getpid()
+        hooks.call(self.cfg.hooks, self.log, "on_starting", self)
         self.reaper = make_subreaper()
         old = os.environ.pop("PYFORK_OLD_WORKERS", "")
         self.inherited_workers = [int(p) for p in old.split(",") if p.isdigit()]
@@ -295,6 +304,7 @@ class Master:
         # the first sample after one interval: by then the workers have booted
         self.next_sample = time.monotonic() + self.cfg.metrics_interval
         self.title()
+        hooks.call(self.cfg.hooks, self.log, "when_ready", self)
         return None
 
     def title(self):
@@ -305,6 +315,16 @@ class Master:
     # -- the loop -------------------------------------------------------------------------
 
     def run(self):
+        try:
+            return self.loop()
+        except HookFailed:
+            for pid in list(self.by_pid) + list(self.old):
+                self.kill(pid, signal.SIGKILL)
+            return exits.HOOK
+        finally:
+            hooks.call(self.cfg.hooks, self.log, "on_exit", self)
+
+    def loop(self):
         code = self.start()
         if code is not None:
             return code
@@ -390,11 +410,9 @@ class Master:
         elif self.phase is Phase.STOPPING:
             return
         elif cmd is Command.MORE:
-            self.target += 1
-            self.title()
+            self.set_target(self.target + 1)
         elif cmd is Command.FEWER:
-            self.target = max(0, self.target - 1)
-            self.title()
+            self.set_target(max(0, self.target - 1))
         elif cmd is Command.STOP_WORKERS:
             self.phase = Phase.IDLE
             for slot in self.slots:
@@ -406,7 +424,25 @@ class Master:
             self.reexec()
 
     def reload(self, now):
-        """HUP: replace every worker, each new one ready before its old one stops."""
+        """HUP: re-read the configuration (flags and environment as at start, the config
+        file afresh), then replace every worker, each new one ready before its old one
+        stops. New workers import the app afresh unless it was preloaded."""
+        if self.reload_config is not None:
+            try:
+                cfg, _, notes = self.reload_config()
+            except ConfigError as exc:
+                self.log.error("reload: %s; keeping the configuration in use", exc)
+            else:
+                for note in notes:
+                    self.log.warning("%s", note)
+                if cfg.bind != self.cfg.bind:
+                    self.log.warning("reload: a change of bind needs a restart or USR2; listening as before")
+                self.cfg = dataclasses.replace(cfg, bind=self.cfg.bind)
+                self.limits = recycle.Limits(memory=cfg.max_worker_memory, metric=cfg.memory_metric,
+                                             zombies=cfg.max_worker_zombies, threads=cfg.max_worker_threads)
+                if cfg.workers != AUTO:
+                    self.set_target(cfg.workers)
+        hooks.call(self.cfg.hooks, self.log, "on_reload", self)
         self.phase = Phase.RUNNING
         for slot in self.slots:
             if slot.pid:
@@ -434,6 +470,7 @@ class Master:
         env["LISTEN_PID"] = str(self.pid)
         env["PYFORK_OLD_WORKERS"] = ",".join(str(p) for p in list(self.by_pid) + list(self.old))
         argv = [sys.executable, "-m", "supervisor"] + sys.argv[1:]
+        hooks.call(self.cfg.hooks, self.log, "pre_exec", self)
         self.log.info("master pid=%d: re-executing %s", self.pid, " ".join(argv))
         signal.set_wakeup_fd(-1)
         try:
@@ -445,6 +482,7 @@ class Master:
     # -- workers --------------------------------------------------------------------------
 
     def spawn(self, slot, now):
+        hooks.call(self.cfg.hooks, self.log, "pre_fork", self, WorkerInfo(slot.nr, 0, self.log))
         cell = self.beats.take()
         self.beats.set(cell, 0, heartbeat.BOOTING, now)
         # Block signals across fork: until the child has its own handlers and wake-up
@@ -476,8 +514,13 @@ class Master:
             os.close(self.ready_r)
             if self.ids:
                 drop_privileges(*self.ids)
-            code = Worker(self.cfg, nr, cell, self.listeners, self.app, self.beats, self.log,
-                          self.pid, self.ready_w).run()
+            worker = Worker(self.cfg, nr, cell, self.listeners, self.app, self.beats, self.log,
+                            self.pid, self.ready_w)
+            hooks.call(self.cfg.hooks, self.log, "post_fork", self, worker)
+            code = worker.run()
+            hooks.call(self.cfg.hooks, self.log, "worker_exit", self, worker)
+        except HookFailed:
+            code = exits.WORKER_BOOT
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else exits.ERROR
         except BaseException:
@@ -554,8 +597,13 @@ class Master:
             self.recycle(slot, why, now)
         if target != self.target:
             self.log.info("master pid=%d: -w auto: workers %d -> %d", self.pid, self.target, target)
-            self.target = target
-            self.title()
+            self.set_target(target)
+
+    def set_target(self, target):
+        old, self.target = self.target, target
+        self.title()
+        if target != old:
+            hooks.call(self.cfg.hooks, self.log, "nworkers_changed", self, target, old)
 
     def recycle(self, slot, why, now):
         """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
@@ -607,6 +655,9 @@ class Master:
             if cell is not None:
                 _, _, _, requests = self.beats.get(cell)
                 self.beats.give_back(cell)
+            if slot is not None or pid in self.old:
+                nr = slot.nr if slot is not None else self.old[pid][0]
+                hooks.call(self.cfg.hooks, self.log, "child_exit", self, WorkerInfo(nr, pid, self.log, code))
             if slot is not None:
                 self.worker_died(slot, pid, code, now, requests)
             elif pid in self.old:

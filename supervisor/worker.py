@@ -17,7 +17,7 @@ import time
 
 import setproctitle
 
-from . import accesslog, exits, heartbeat
+from . import accesslog, exits, heartbeat, hooks
 from .connection import Connection
 from .loader import AppNotFound, load
 from .signals import MASTER, WORKER, Command, Signals
@@ -34,7 +34,8 @@ SERVER = "pyfork"
 class Worker:
     def __init__(self, cfg, slot, cell, listeners, app, beats, log, ppid, ready_fd):
         self.cfg = cfg
-        self.slot = slot
+        self.slot = self.nr = self.age = slot     # nr/age: Gunicorn's names, for hooks
+        self.pid = os.getpid()
         self.cell = cell
         self.ready_fd = ready_fd
         self.listeners = listeners
@@ -64,6 +65,7 @@ class Worker:
                              if cfg.max_requests else sys.maxsize)
         self.date_server = b""
         self.second = 0
+        self.request_hooks = "pre_request" in cfg.hooks or "post_request" in cfg.hooks
 
     # -- life -----------------------------------------------------------------------------
 
@@ -72,6 +74,10 @@ class Worker:
         self.signals = Signals(WORKER)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)   # blocked by the master across fork
         faulthandler.enable(file=self.log.stream, all_threads=True)
+        if "worker_abort" in self.cfg.hooks:
+            # Gunicorn's way: a Python handler, so the hook can run. It runs only if the
+            # interpreter regains control; the master's SIGKILL follows either way.
+            signal.signal(signal.SIGABRT, self.on_abort)
         self.title()
         if self.app is None:
             try:
@@ -82,6 +88,7 @@ class Worker:
             except BaseException:
                 self.log.exception("worker=%d failed to load the app %s", self.slot, self.cfg.app)
                 return exits.APP_LOAD
+        hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         self.listeners = [(sock, listener_environ(base, sock)) for sock in self.listeners]
         gc.collect()
@@ -178,12 +185,18 @@ class Worker:
     def on_signals(self):
         for cmd in self.signals.commands():
             if cmd is Command.QUIT:
+                hooks.call(self.cfg.hooks, self.log, "worker_int", self)
                 os._exit(exits.OK)
             elif cmd is Command.STOP:
                 self.stop()
             elif cmd is Command.REOPEN:
                 self.log.reopen()
                 faulthandler.enable(file=self.log.stream, all_threads=True)
+
+    def on_abort(self, signum, frame):
+        faulthandler.dump_traceback(file=self.log.stream, all_threads=True)
+        hooks.call(self.cfg.hooks, self.log, "worker_abort", self)
+        os._exit(exits.ERROR)
 
     def stop(self):
         """Graceful: stop accepting now, finish requests in hand, close idle connections."""

@@ -15,7 +15,8 @@ import supervisor
 PACKAGE = pathlib.Path(supervisor.__file__).parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 
-PURE = ["accesslog", "backoff", "config", "exits", "plan", "wsgi"]     # loader is not pure: it imports
+PURE = ["accesslog", "backoff", "cgroup", "config", "dynos", "exits", "hooks", "metrics", "plan", "procfs",
+        "recycle", "sizing", "wsgi"]     # loader is not pure: it imports
 IMPURE = {"os", "socket", "_socket", "select", "selectors", "signal", "time", "mmap", "psutil",
           "subprocess", "threading", "multiprocessing", "fcntl"}
 

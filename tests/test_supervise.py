@@ -170,10 +170,10 @@ def test_ttin_ttou_and_winch(server):
     s.signal(signal.SIGWINCH)
     assert wait_for(lambda: len(s.worker_pids()) == 0, 5)
     assert s.proc.poll() is None
-    s.signal(signal.SIGHUP)          # brings workers back after WINCH
-    assert wait_for(lambda: len(s.worker_pids()) == 1, 5)
+    s.signal(signal.SIGHUP)          # brings workers back after WINCH, as configured (-w 2), like Gunicorn
+    assert wait_for(lambda: len(s.worker_pids()) == 2, 5)
     assert get(s.port, "/")[0] == 200
-    assert "workers=1/1" in " ".join(s.ps.cmdline())
+    assert wait_for(lambda: "workers=2/2" in " ".join(s.ps.cmdline()), 2)
 
 
 def test_usr1_reopens_the_log(server, tmp_path):

@@ -1,0 +1,226 @@
+"""`GET /metrics` served from the master's own loop: no thread, no blocking call.
+
+The master polls the fds this hands it and calls `handle` with what poll said; every
+connection is a small state machine (read the head, then write the answer, then close)
+that advances only as far as the socket allows without waiting. What bounds it:
+
+- a head is at most MAX_HEAD bytes (431 past that), and nothing after it is read;
+- at most MAX_CONNECTIONS are open; past that the listener is not polled, so further
+  scrapers wait in the kernel's backlog (bounded by listen()) until a slot frees, instead
+  of being turned away while the slots are held by stalled clients;
+- every connection is closed TIMEOUT seconds after it was accepted, whatever its state:
+  a scraper that stalls, or reads a big body slowly, never holds the master's fds.
+
+Closing uses shutdown() first: a worker forked while a scrape was open holds a copy of
+its fd, and close() alone would leave that connection open until the worker exits.
+"""
+import enum
+import errno
+import select
+import socket
+
+MAX_HEAD = 8192
+MAX_CONNECTIONS = 64
+ACCEPT_BATCH = 16           # per wake-up, so a connect flood cannot starve the rest of the loop
+TIMEOUT = 5.0
+PAUSE_ON_EMFILE = 1.0       # out of fds: the listener stays readable, so stop polling it a while
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+GONE = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ETIMEDOUT)   # the peer left
+READ = select.POLLIN
+WRITE = select.POLLOUT
+
+
+class Phase(enum.Enum):
+    READING = "reading"
+    WRITING = "writing"
+
+
+class Conn:
+    def __init__(self, sock, started):
+        self.sock = sock
+        self.started = started
+        self.phase = Phase.READING
+        self.head = bytearray()
+        self.out = memoryview(b"")
+
+
+def response(status, body, content_type="text/plain; charset=utf-8", head_only=False, extra=""):
+    """The whole answer as bytes: status line, headers, body."""
+    head = ("HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%sConnection: close\r\n\r\n"
+            % (status, content_type, len(body), extra)).encode("latin-1")
+    return head if head_only else head + body
+
+
+def end_of_head(buf):
+    """True once the blank line after the headers is in (CRLF, or bare LF as RFC 9112 allows)."""
+    return b"\r\n\r\n" in buf or b"\n\n" in buf
+
+
+class MetricsServer:
+    def __init__(self, bind, render, log, timeout=TIMEOUT):
+        host, port = (bind.host, bind.port) if hasattr(bind, "host") else bind
+        if getattr(bind, "kind", "tcp") != "tcp":
+            raise ValueError("--metrics-bind %s: give HOST:PORT; /metrics is served over TCP" % bind)
+        host = host or "127.0.0.1"
+        self.render = render
+        self.log = log
+        self.timeout = timeout
+        self.conns = {}             # fd -> Conn
+        self.paused_until = None    # set after EMFILE/ENFILE
+        # resolved once, before the loop starts; a name lookup must never happen in it
+        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                   flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(addr)
+            sock.listen(MAX_CONNECTIONS)
+        except OSError as exc:
+            sock.close()
+            raise OSError(exc.errno, "cannot serve /metrics on %s:%d: %s; check --metrics-bind and "
+                          "whether another process holds the port" % (host, port, exc.strerror)) from None
+        self.listener = sock
+        self.address = sock.getsockname()[:2]
+
+    # -- what the master polls and when it must come back -------------------------------------
+
+    def fds(self):
+        """{fd: poll mask}: the listener while there is room, each connection by its phase."""
+        out = {fd: READ if c.phase is Phase.READING else WRITE for fd, c in self.conns.items()}
+        if len(self.conns) < MAX_CONNECTIONS and self.paused_until is None:
+            out[self.listener.fileno()] = READ
+        return out
+
+    def next_deadline(self, now):
+        """Seconds until `expire` has work (the oldest connection's timeout, or the end of an
+        EMFILE pause), 0 if it has now; None when there is nothing to wait for."""
+        due = [c.started + self.timeout for c in self.conns.values()]
+        if self.paused_until is not None:
+            due.append(self.paused_until)
+        return max(0.0, min(due) - now) if due else None
+
+    def expire(self, now):
+        for fd, c in list(self.conns.items()):
+            if now - c.started >= self.timeout:
+                self.log.debug("metrics: closing a connection open %.1fs (%s)", now - c.started, c.phase.value)
+                self.drop(fd)
+        if self.paused_until is not None and now >= self.paused_until:
+            self.paused_until = None
+
+    # -- events --------------------------------------------------------------------------------
+
+    def handle(self, fd, events, now):
+        """Advance whatever `fd` is as far as it goes without waiting. Unknown fds (closed
+        earlier in this same round) are ignored."""
+        if fd == self.listener.fileno():
+            self.accept(now)
+            return
+        c = self.conns.get(fd)
+        if c is None:
+            return
+        if events & select.POLLNVAL:
+            self.drop(fd)
+        elif c.phase is Phase.READING:
+            self.read(fd, c)
+        else:
+            self.write(fd, c)
+
+    def accept(self, now):
+        for _ in range(ACCEPT_BATCH):
+            if len(self.conns) >= MAX_CONNECTIONS:
+                return
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno == errno.ECONNABORTED:     # reset before we got to it
+                    continue
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    self.log.warning("metrics: cannot accept a scrape: %s; pausing /metrics for %gs "
+                                     "(check the open fds of pyfork and ulimit -n)", exc.strerror, PAUSE_ON_EMFILE)
+                    self.paused_until = now + PAUSE_ON_EMFILE
+                    return
+                raise
+            sock.setblocking(False)     # accept() hands back a blocking socket on Linux
+            self.conns[sock.fileno()] = Conn(sock, now)
+
+    def read(self, fd, c):
+        try:
+            data = c.sock.recv(MAX_HEAD + 1 - len(c.head))
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno not in GONE:
+                raise
+            data = b""
+        if not data:                    # the client left before finishing its request
+            self.drop(fd)
+            return
+        c.head += data
+        if end_of_head(c.head):
+            c.out = memoryview(self.answer(bytes(c.head)))
+        elif len(c.head) > MAX_HEAD:
+            c.out = memoryview(response("431 Request Header Fields Too Large",
+                                        b"request head over %d bytes\n" % MAX_HEAD))
+        else:
+            return
+        c.phase = Phase.WRITING
+        self.write(fd, c)               # most answers fit the socket buffer: no poll round trip
+
+    def answer(self, head):
+        """The response to one request head."""
+        line = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
+        if len(line) != 3 or not line[2].startswith(b"HTTP/1."):
+            return response("400 Bad Request", b"bad request line\n")
+        method, target = line[0], line[1].split(b"?", 1)[0]
+        if method not in (b"GET", b"HEAD"):
+            return response("405 Method Not Allowed", b"use GET\n", extra="Allow: GET, HEAD\r\n")
+        if target != b"/metrics":
+            return response("404 Not Found", b"pyfork serves /metrics only\n")
+        try:
+            body = self.render().encode("utf-8")
+        except Exception:
+            # a bug in rendering must cost one scrape, not the master loop
+            self.log.exception("metrics: rendering /metrics failed")
+            return response("500 Internal Server Error", b"rendering failed; see the error log\n")
+        return response("200 OK", body, CONTENT_TYPE, head_only=method == b"HEAD")
+
+    def write(self, fd, c):
+        try:
+            n = c.sock.send(c.out, socket.MSG_NOSIGNAL)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            if exc.errno not in GONE:
+                raise
+            self.drop(fd)
+            return
+        c.out = c.out[n:]
+        if not c.out:
+            self.drop(fd)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def drop(self, fd):
+        c = self.conns.pop(fd)
+        try:
+            c.sock.shutdown(socket.SHUT_RDWR)
+        except OSError as exc:
+            if exc.errno != errno.ENOTCONN:
+                raise
+        c.sock.close()
+
+    def close(self):
+        """In the master: close the listener and every connection."""
+        for fd in list(self.conns):
+            self.drop(fd)
+        self.listener.close()
+
+    def close_after_fork(self):
+        """In a worker right after fork: let go of the inherited fds without shutdown(),
+        which would cut the master's own scrapes."""
+        for c in self.conns.values():
+            c.sock.close()
+        self.conns = {}
+        self.listener.close()
