@@ -1,0 +1,104 @@
+# pyfork preset: Heroku Performance-M dyno (also Private-M and Shield-M: the same memory, tasks and CPUs).
+#
+#     web: pyfork run app:wsgi -c conf/dyno-performance-m.py
+#
+# Precedence: defaults < this file < environment < flags. So WEB_CONCURRENCY, PORT and
+# PYFORK_<SETTING> (e.g. PYFORK_MAX_WORKER_MEMORY=400MB) set with `heroku config:set` win
+# over what is written here, and a flag on the Procfile line wins over both.
+# `bind` is left out on purpose: on Heroku pyfork listens on 0.0.0.0:$PORT, and a bind
+# written here would win over $PORT and the router could not reach the dyno (R10).
+#
+# The numbers below agree with supervisor/dynos.py (tests/test_conf.py checks them).
+
+# --- the dyno -------------------------------------------------------------------------
+# 2.5 GB of memory; past it Heroku logs R14 (memory quota exceeded), further past it
+# R15 restarts the dyno (in Private Spaces there may be no swap: the platform kills the
+# biggest processes instead).
+# https://devcenter.heroku.com/articles/dyno-types
+# https://devcenter.heroku.com/articles/dyno-memory-behavior
+# On the dyno the cgroup says the same (memory.limit_in_bytes = 2684354560), and pyfork
+# prefers the cgroup's number when it can read it:
+# https://help.heroku.com/Q386NUGG/how-can-i-determine-the-memory-limit-of-a-dyno
+# The quota here is what pyfork uses where no cgroup limit is readable (a laptop, a VM).
+dyno_size = "performance-m"
+memory_quota = "2560MB"
+# Task limit (processes + threads, `ulimit -u`): 16384 on Performance-M. Far from
+# tight for a pre-fork server, but at the limit every fork() and pthread_create() in the
+# dyno fails with EAGAIN.
+# https://devcenter.heroku.com/articles/dyno-scaling-and-process-limits
+# (Not a setting: dyno_size gives pyfork the limit for its warnings at 80% and for
+# recycling the biggest task holder at 75%.)
+
+# --- workers ----------------------------------------------------------------------------
+# 5 workers, as Heroku's Python buildpack sets WEB_CONCURRENCY on this size:
+# min(RAM MB / 256, 2 * cores + 1) = min(2560 / 256, 2 * 2 + 1) = 5.
+# https://devcenter.heroku.com/articles/python-concurrency
+# - CPU: 2 dedicated vCPUs (https://help.heroku.com/88G3XLA6/what-is-an-acceptable-amount-of-dyno-load);
+#   2 * cpus + 1 = 5 keeps both busy while some workers wait on the database or the
+#   network. More workers than that only queue for the CPUs: this is the bound here.
+# - memory: 5 workers at a typical 150-250 MB use under half of 2.5 GB.
+# The buildpack exports WEB_CONCURRENCY=5 on this size, and the environment wins over this
+# file. An app that mostly waits on I/O (slow APIs) can take more, memory allows up to
+# about 8: `heroku config:set WEB_CONCURRENCY=8` (and lower max_worker_memory, below).
+# `pyfork advise` on a day of logs says how many fit.
+workers = 5
+
+# --- timeouts ---------------------------------------------------------------------------
+# Heroku's router answers 503 (H12 request timeout) once a request has run 30 s; from then
+# on nothing the worker sends reaches the client, so a worker silent for 30 s is killed
+# (SIGABRT first, so its stack is in the log) and its slot freed for requests that can
+# still be answered. https://devcenter.heroku.com/articles/request-timeout
+timeout = 30
+# On restart or deploy Heroku sends SIGTERM to every process in the dyno and SIGKILL 30 s
+# later. 25 s for requests in hand leaves the master 5 s to kill stragglers and exit
+# cleanly before the SIGKILL. https://devcenter.heroku.com/articles/dyno-shutdown-behavior
+graceful_timeout = 25
+# Heroku's Router 2.0 keeps connections to the dyno open while idle and closes them after
+# 90 s; staying open 5 s longer means the router, not pyfork, closes an idle connection,
+# so a request is never sent down a connection pyfork is closing at that instant.
+# In pyfork an idle connection costs a file descriptor, not a worker.
+# https://devcenter.heroku.com/articles/http-routing#keepalives
+keepalive = 95
+
+# --- recycling before the platform steps in --------------------------------------------
+# A ceiling per worker, so one leaky worker is replaced (it finishes its request first)
+# long before the dyno as a whole reaches R14:
+#   (quota - 10% headroom - master) / workers = (2560 - 256 - 50) MB / 5 = 451 MB -> 450MB.
+# 10% is the headroom pyfork's own advice keeps; 50 MB is the master's own memory (its
+# share of the preloaded app is counted in the workers' PSS). Measured as PSS (the
+# default memory_metric), so the workers' numbers add up to what the dyno uses. Few apps
+# need 450 MB per sync worker: a worker that gets there is leaking, or one request loads
+# far too much.
+# With WEB_CONCURRENCY=8 lower it too: PYFORK_MAX_WORKER_MEMORY=280MB.
+max_worker_memory = "450MB"
+# 16384 tasks for the whole dyno leave room for anything legitimate, so the limits aim
+# at leaks, not at the budget: a worker is recycled at 32 unreaped children (a library
+# that forks and never waits: the incident pyfork was written for) or 256 threads (a sync
+# worker needs a handful; DB pools and APM agents a few dozen). Worst case just under
+# both, 5 * (255 + 31) + master = 1431 tasks: under 9% of the limit.
+max_worker_zombies = 32
+max_worker_threads = 256
+# Off: a request count recycles healthy workers too; the memory ceiling above aims at
+# the ones that actually grow.
+max_requests = 0
+
+# --- sharing memory -----------------------------------------------------------------------
+# Import the app once in the master, then gc.freeze(), then fork: workers share the app's
+# pages copy-on-write, and the frozen objects are never touched by the collector, so the
+# pages stay shared. Each worker then costs only what it writes. Open no database
+# connections or threads at import time (they would be shared by every worker, or lost in
+# the fork): open them on first use, or in a post_fork hook. A HUP reload keeps the app
+# the master imported; on Heroku new code arrives by deploy, which restarts the dyno.
+preload = True
+
+# --- metrics ----------------------------------------------------------------------------
+# Heroku's log-runtime-metrics cadence: one set of memory lines every 20 s, so pyfork's
+# per-worker lines line up with Heroku's dyno lines.
+# https://devcenter.heroku.com/articles/log-runtime-metrics
+metrics_interval = 20
+
+# --- behind the router ------------------------------------------------------------------
+# From outside, only Heroku's router reaches a web dyno, from addresses that change, so
+# its X-Forwarded-Proto is trusted from any peer (the Python buildpack exports
+# FORWARDED_ALLOW_IPS='*' for Gunicorn, which pyfork also reads).
+forwarded_allow_ips = "*"
