@@ -6,7 +6,7 @@ that advances only as far as the socket allows without waiting. What bounds it:
 
 - a head is at most MAX_HEAD bytes (431 past that), and nothing after it is read;
 - at most MAX_CONNECTIONS are open; past that the listener is not polled, so further
-  scrapers wait in the kernel's backlog (bounded by listen()) until a slot frees, instead
+  scrapers wait in the kernel's backlog (BACKLOG) until a slot frees, instead
   of being turned away while the slots are held by stalled clients;
 - every connection is closed TIMEOUT seconds after it was accepted, whatever its state:
   a scraper that stalls, or reads a big body slowly, never holds the master's fds.
@@ -21,11 +21,13 @@ import socket
 
 MAX_HEAD = 8192
 MAX_CONNECTIONS = 64
+BACKLOG = 128               # kernel-held handshakes waiting for a slot; a burst of scrapers fits
 ACCEPT_BATCH = 16           # per wake-up, so a connect flood cannot starve the rest of the loop
 TIMEOUT = 5.0
 PAUSE_ON_EMFILE = 1.0       # out of fds: the listener stays readable, so stop polling it a while
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-GONE = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ETIMEDOUT)   # the peer left
+GONE = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ETIMEDOUT,     # the peer left,
+        errno.EHOSTUNREACH, errno.ENETUNREACH)                                # or its route did
 READ = select.POLLIN
 WRITE = select.POLLOUT
 
@@ -57,26 +59,32 @@ def end_of_head(buf):
 
 
 class MetricsServer:
+    """The listener and its connections. `bind` is a config.Bind of kind "tcp" or a
+    (host, port) pair, an empty host meaning 127.0.0.1; `render()` returns the body;
+    `address` is the (host, port) actually bound, so port 0 works."""
+
     def __init__(self, bind, render, log, timeout=TIMEOUT):
-        host, port = (bind.host, bind.port) if hasattr(bind, "host") else bind
         if getattr(bind, "kind", "tcp") != "tcp":
             raise ValueError("--metrics-bind %s: give HOST:PORT; /metrics is served over TCP" % bind)
+        host, port = (bind.host, bind.port) if hasattr(bind, "host") else bind
         host = host or "127.0.0.1"
         self.render = render
         self.log = log
         self.timeout = timeout
         self.conns = {}             # fd -> Conn
         self.paused_until = None    # set after EMFILE/ENFILE
-        # resolved once, before the loop starts; a name lookup must never happen in it
-        family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                   flags=socket.AI_PASSIVE)[0]
-        sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        sock = None
         try:
+            # resolved once, before the loop starts: a name lookup must never happen in it
+            family, _, _, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                       flags=socket.AI_PASSIVE)[0]
+            sock = socket.socket(family, socket.SOCK_STREAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(addr)
-            sock.listen(MAX_CONNECTIONS)
+            sock.listen(BACKLOG)
         except OSError as exc:
-            sock.close()
+            if sock is not None:
+                sock.close()
             raise OSError(exc.errno, "cannot serve /metrics on %s:%d: %s; check --metrics-bind and "
                           "whether another process holds the port" % (host, port, exc.strerror)) from None
         self.listener = sock
