@@ -19,7 +19,7 @@ import time
 
 import setproctitle
 
-from . import exits, heartbeat, hooks, plan, recycle
+from . import backoff, exits, heartbeat, hooks, plan, recycle
 from .config import AUTO, ConfigError
 from .hooks import HookFailed, WorkerInfo
 from .heartbeat import Heartbeat
@@ -379,8 +379,7 @@ class Master:
             self.retire(slot)
         self.check_timeouts(now)
         if now >= self.next_guard:
-            self.next_guard = now + GUARD_EVERY
-            self.guard(now)
+            self.next_guard = now + self.guard(now)
         if self.cfg.metrics_interval and now >= self.next_sample:
             self.next_sample = now + self.cfg.metrics_interval
             self.sample(now)
@@ -491,6 +490,17 @@ class Master:
         signal.pthread_sigmask(signal.SIG_BLOCK, MASTER)
         try:
             pid = os.fork()
+        except OSError as exc:
+            # EAGAIN: the task limit (pids.max, RLIMIT_NPROC) is full; ENOMEM: no memory.
+            # The master must live through it: try again later, with the slot's backoff.
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)
+            self.beats.give_back(cell)
+            slot.failures += 1
+            slot.due = now + max(0.1, backoff.delay(slot.failures, self.rng.random()))
+            self.log.error("cannot fork worker=%d: %s (%s); retrying in %.2fs", slot.nr, exc.strerror,
+                           "the task limit is full: zombies or threads?" if exc.errno == errno.EAGAIN
+                           else "out of memory?", slot.due - now)
+            return
         except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)
             raise
@@ -584,9 +594,12 @@ class Master:
 
     def guard(self, now):
         """About once a second: recycle a worker leaking zombies or threads, or the
-        biggest task holder when the dyno nears its task limit."""
-        for slot, why in self.monitor.guard(self.workers(), self.limits):
+        biggest task holder when the dyno nears its task limit. Returns the seconds
+        until the next guard: sooner while the task count is past half its limit."""
+        recycle_these, pressure = self.monitor.guard(self.workers(), self.limits)
+        for slot, why in recycle_these:
             self.recycle(slot, why, now)
+        return GUARD_EVERY / 5 if pressure > 0.5 else GUARD_EVERY
 
     def sample(self, now):
         """Every --metrics-interval: the log-runtime-metrics lines, advice, warnings,
@@ -677,8 +690,9 @@ class Master:
         if self.phase is Phase.STOPPING or self.verdict is not None:
             self.log.info("worker=%d pid=%d exited: %s", slot.nr, pid, plan.exit_description(code))
         else:
-            self.log.warning("worker=%d pid=%d exited: %s uptime=%.1fs requests=%d; restarting in %.2fs",
-                             slot.nr, pid, plan.exit_description(code), death.uptime, requests, delay)
+            self.log.warning("worker=%d pid=%d exited: %s uptime=%.1fs requests=%d;%s restarting in %.2fs",
+                             slot.nr, pid, plan.exit_description(code), death.uptime, requests,
+                             self.monitor.last_memory(slot.nr, pid) if self.monitor else "", delay)
         self.title()
 
     def give_up(self):

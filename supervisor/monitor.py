@@ -42,6 +42,16 @@ class Monitor:
         self.growth_warned = {}
         self.advice = None
         self.said = None
+        self.last = {}             # slot -> its worker's last ProcSample
+
+    def last_memory(self, slot, pid):
+        """'memory_rss=..MB memory_pss=..MB at the last sample' for a worker that died, or ''."""
+        s = self.last.get(slot)
+        if s is None or s.pid != pid:
+            return ""
+        parts = ["memory_%s=%s" % (k, metrics.mb(getattr(s, k))) for k in ("rss", "pss", "uss")
+                 if getattr(s, k) is not None]
+        return " last sample: " + " ".join(parts)
 
     def initial_workers(self):
         dyno = self.sampler.dyno()
@@ -50,7 +60,7 @@ class Monitor:
     # -- every second ---------------------------------------------------------------
 
     def guard(self, workers, limits):
-        """-> [(slot, why)] to recycle now."""
+        """-> ([(slot, why)] to recycle now, tasks / task limit (0.0 when unknown))."""
         out = []
         held = {}
         by_nr = {}
@@ -68,7 +78,7 @@ class Monitor:
         victim = recycle.task_pressure(tasks, tasks_max, held)
         if victim is not None and all(s.nr != victim for s, _ in out):
             out.append((by_nr[victim], "tasks=%d near the task limit %d; it holds %d" % (tasks, tasks_max, held[victim])))
-        return out
+        return out, (tasks / tasks_max if tasks_max and tasks is not None else 0.0)
 
     def tasks(self, held):
         """(tasks, limit): the pids cgroup's count where there is one, else ours."""
@@ -94,6 +104,7 @@ class Monitor:
         used = sum(s.pss if s.pss is not None else s.rss for s in [master] + samples)
         advice = sizing.advise(dyno.quota, master, samples, self.cpus) if samples else None
         self.emit(master, samples, dyno, advice)
+        self.last = {s.slot: s for s in samples}
         self.log.debug("metrics sample of %d workers took %.2fms", len(samples), cost * 1000)
         if advice is not None:
             self.advice = advice

@@ -36,7 +36,7 @@ def wait_for(predicate, timeout=10.0, every=0.02):
 class Server:
     """One real `pyfork run` process. Use as a context manager or via the `server` fixture."""
 
-    def __init__(self, app, *args, workers=1, env=None, cwd=APPS, wait=True, port=None):
+    def __init__(self, app, *args, workers=1, env=None, cwd=APPS, wait=True, port=None, dyno=None):
         self.port = port or free_port()
         self.workers = workers
         self.log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pyfork-test-%d-%d.log" % (os.getpid(), self.port))
@@ -48,7 +48,8 @@ class Server:
         full_env["PYTHONPATH"] = APPS + os.pathsep + full_env.get("PYTHONPATH", "")
         full_env.update(env or {})
         self.log_file = open(self.log_path, "w+")
-        self.proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=self.log_file, stderr=subprocess.STDOUT)
+        start = dyno.run if dyno is not None else subprocess.Popen    # dyno: scripts/dyno.py's Dyno
+        self.proc = start(cmd, cwd=cwd, env=full_env, stdout=self.log_file, stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
         self.seen = set()
         if wait:

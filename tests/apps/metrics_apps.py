@@ -24,3 +24,9 @@ def app(environ, start_response):
     elif path == "/thread":
         threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
     return _reply(start_response, os.getpid())
+
+
+# With HOG_MB set, each worker importing this module (no --preload) keeps that much
+# private, touched memory: a worker of a known size for the dyno tests.
+if os.environ.get("HOG_MB"):
+    HELD.append(bytearray(os.urandom(16)) * (int(os.environ["HOG_MB"]) * 65536))
