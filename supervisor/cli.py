@@ -5,7 +5,7 @@ import os
 import sys
 
 from . import __version__, exits
-from .config import SETTINGS, ConfigError, env_name, resolve_sources
+from .config import SETTINGS, Bind, ConfigError, env_name, resolve_sources
 from .log import Log
 
 
@@ -71,7 +71,15 @@ def build(args, environ):
     file_values, hooks, notes = conffile.load(path) if path else ({}, {}, [])
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
     cfg, sources = resolve_sources(args.app, flags, environ, file_values, path, detect_platform(environ))
-    return dataclasses.replace(cfg, hooks=hooks), sources, notes
+    cfg = dataclasses.replace(cfg, hooks=hooks)
+    if sources["bind"] == "default":
+        # systemd socket activation: with no bind asked for, serve the sockets handed over
+        from .master import inherited_fds
+        fds = inherited_fds(environ)
+        if fds:
+            cfg = dataclasses.replace(cfg, bind=tuple(Bind("fd", fd=fd) for fd in fds))
+            sources["bind"] = "systemd socket activation (LISTEN_FDS)"
+    return cfg, sources, notes
 
 
 def check_config(cfg, sources, notes):

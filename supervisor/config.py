@@ -124,6 +124,16 @@ def _choice(*options):
     return convert
 
 
+def _metrics_bind(value, name):
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    b = parse_bind(("127.0.0.1" + text) if text.startswith(":") else text)
+    if b.kind != "tcp":
+        raise ConfigError("%s: %r: give HOST:PORT; /metrics is served over TCP" % (name, value))
+    return b
+
+
 def _bool(value, name):
     if isinstance(value, bool):
         return value
@@ -215,6 +225,7 @@ SETTINGS = (
     Setting("metrics_interval", ("--metrics-interval",), _float(0), 20.0, "seconds between metrics samples (0: off)", metavar="SECONDS"),
     Setting("metrics_format", ("--metrics-format",), _choice("logfmt", "json"), "logfmt", "metrics lines as Heroku's key=value (logfmt) or JSON", metavar="FORMAT"),
     Setting("metrics_log", ("--metrics-log",), _optional_path, None, "write metrics lines to this file instead of stderr", metavar="FILE"),
+    Setting("metrics_bind", ("--metrics-bind",), _metrics_bind, None, "serve Prometheus /metrics from the master at HOST:PORT (host defaults to 127.0.0.1)", metavar="ADDRESS"),
     Setting("memory_quota", ("--memory-quota",), _size, None, "the dyno's memory when no cgroup limit says (e.g. 512MB)", metavar="SIZE"),
     Setting("dyno_size", ("--dyno-size",), _optional_path, None, "a Heroku dyno size (standard-1x, performance-m, ...) for quota and task limit", env="PYFORK_DYNO_SIZE", metavar="NAME"),
     Setting("max_worker_memory", ("--max-worker-memory",), _size, None, "recycle a worker whose memory passes this (e.g. 300MB)", metavar="SIZE"),
@@ -255,6 +266,7 @@ class Config:
     metrics_interval: float
     metrics_format: str
     metrics_log: object
+    metrics_bind: object
     memory_quota: object
     dyno_size: object
     max_worker_memory: object

@@ -19,11 +19,12 @@ import time
 
 import setproctitle
 
-from . import backoff, exits, heartbeat, hooks, plan, recycle
+from . import backoff, exits, heartbeat, hooks, notify, plan, prometheus, recycle
 from .config import AUTO, ConfigError
 from .hooks import HookFailed, WorkerInfo
 from .heartbeat import Heartbeat
 from .loader import AppNotFound, load
+from .metricsserver import MetricsServer
 from .plan import Death, Phase, Slot
 from .signals import MASTER, Command, Signals
 from .worker import Worker
@@ -63,23 +64,20 @@ def inherited_fds(environ):
 
 
 def bind(cfg, inherited):
-    """Make (or adopt) one listening socket per --bind. Inherited fds are matched by
-    address, so a re-exec with the same binds opens nothing new."""
-    adopted = {}
-    for fd in inherited:
-        sock = socket.socket(fileno=fd)
-        adopted[_sockname(sock)] = sock
+    """Make (or adopt) one listening socket per bind. Inherited fds (systemd's, or our
+    own across a USR2 re-exec) are matched by fd number for fd://N binds and by address
+    otherwise, so a re-exec with the same binds opens nothing new; the unmatched ones
+    are closed."""
+    adopted = {fd: socket.socket(fileno=fd) for fd in inherited}
     out = []
     for b in cfg.bind:
         try:
             if b.kind == "fd":
-                sock = adopted.pop(None, None) or socket.socket(fileno=b.fd)
+                sock = adopted.pop(b.fd, None) or socket.socket(fileno=b.fd)
                 if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
                     raise BindError("bind fd://%d: the socket is not listening" % b.fd)
-            elif b.kind == "unix":
-                sock = adopted.pop(b.path, None) or _unix(b, cfg.backlog)
             else:
-                sock = _adopt_tcp(adopted, b) or _tcp(b, cfg)
+                sock = _adopt(adopted, b) or (_unix(b, cfg.backlog) if b.kind == "unix" else _tcp(b, cfg))
         except OSError as exc:
             raise BindError("cannot listen on %s: %s" % (b, _why(exc))) from None
         sock.setblocking(False)
@@ -89,17 +87,17 @@ def bind(cfg, inherited):
     return out
 
 
-def _sockname(sock):
-    name = sock.getsockname()
-    if isinstance(name, tuple):
-        return (name[0], name[1])
-    return name or None
-
-
-def _adopt_tcp(adopted, b):
-    for key in list(adopted):
-        if isinstance(key, tuple) and key[1] == b.port and key[0] in (b.host, socket.gethostbyname(b.host) if ":" not in b.host else b.host):
-            return adopted.pop(key)
+def _adopt(adopted, b):
+    """The inherited socket listening where `b` asks, if any."""
+    for fd, sock in list(adopted.items()):
+        name = sock.getsockname()
+        if b.kind == "unix":
+            if name == b.path:
+                return adopted.pop(fd)
+        elif isinstance(name, tuple) and name[1] == b.port:
+            host = b.host if ":" in b.host else socket.gethostbyname(b.host)
+            if name[0] == host:
+                return adopted.pop(fd)
     return None
 
 
@@ -237,6 +235,11 @@ class Master:
         self.next_guard = 0.0
         self.next_sample = 0.0
         self.sigkilled = set()
+        self.notifier = None
+        self.mserver = None
+        self.status = None
+        self.waiting_ready = True
+        self.restarts = {}
         self.monitor = None
         self.limits = recycle.Limits(memory=cfg.max_worker_memory, metric=cfg.memory_metric,
                                      zombies=cfg.max_worker_zombies, threads=cfg.max_worker_threads)
@@ -287,6 +290,14 @@ class Master:
         if self.cfg.workers == AUTO:
             self.target = self.monitor.initial_workers()
             self.slots = [Slot(i) for i in range(self.target)]
+        try:
+            self.notifier = notify.Notifier.from_environ(os.environ)      # None outside systemd
+            self.mserver = (MetricsServer(self.cfg.metrics_bind, self.render_metrics, self.log)
+                            if self.cfg.metrics_bind else None)
+        except (ValueError, OSError) as exc:
+            self.log.error("%s", exc)
+            return exits.USAGE
+        self.polled = {}
         self.signals = Signals(MASTER)
         self.ready_r, self.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.beats = Heartbeat()
@@ -309,8 +320,24 @@ class Master:
 
     def title(self):
         live = sum(1 for s in self.slots if s.pid)
-        setproctitle.setproctitle("pyfork master [%s] workers=%d/%d bind=%s" % (
-            self.cfg.app, live, self.target, self.binds))
+        status = "workers=%d/%d" % (live, self.target)
+        setproctitle.setproctitle("pyfork master [%s] %s bind=%s" % (self.cfg.app, status, self.binds))
+        if self.notifier and status != self.status:
+            self.notifier.status(status)
+        self.status = status
+
+    def render_metrics(self):
+        """/metrics: the last sample (cheap: no /proc reads during a scrape)."""
+        m = self.monitor
+        return prometheus.render(m.last_master, list(m.last.values()), m.last_dyno,
+                                 m.advice.workers if m.advice else None, self.restarts, self.target)
+
+    def notify_ready(self):
+        """READY=1 once every slot has a ready worker (at start, and after a reload)."""
+        if self.notifier and self.waiting_ready and \
+                sum(1 for s in self.slots[:self.target] if s.ready) >= self.target:
+            self.waiting_ready = False
+            self.notifier.ready(self.status)
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -344,6 +371,8 @@ class Master:
                 self.sleep(now)
         finally:
             self.close_listeners()
+            if self.mserver:
+                self.mserver.close()
             if self.cfg.pidfile and self.phase is Phase.STOPPING:
                 remove_pidfile(self.cfg.pidfile, self.pid)
 
@@ -356,11 +385,33 @@ class Master:
                 deadlines.append(self.next_sample)
         if self.deadline is not None:
             deadlines.append(self.deadline)
+        for seconds in (self.notifier and self.notifier.next_watchdog(now),
+                        self.mserver and self.mserver.next_deadline(now)):
+            if seconds is not None:
+                deadlines.append(now + seconds)
         if deadlines:
             wait = min(wait, max(0.0, min(deadlines) - now))
-        self.poller.poll(wait * 1000.0)
+        if self.mserver:
+            want = self.mserver.fds()
+            for fd in self.polled.keys() - want.keys():
+                self.poller.unregister(fd)
+            for fd, mask in want.items():
+                if self.polled.get(fd) != mask:
+                    self.poller.register(fd, mask)
+            self.polled = want
+        events = self.poller.poll(wait * 1000.0)
+        if self.mserver:
+            t = time.monotonic()
+            for fd, ev in events:
+                if fd in self.polled:
+                    self.mserver.handle(fd, ev, t)    # a scrape: bounded, never blocks
 
     def act(self, now):
+        # a stuck loop stops pinging: that is what systemd's watchdog is for
+        if self.notifier and self.notifier.watchdog_due(now):
+            self.notifier.watchdog(now)
+        if self.mserver:
+            self.mserver.expire(now)
         for pid, entry in self.old.items():
             if entry[1] is not None and now >= entry[1]:
                 self.log.warning("worker=%d pid=%d did not stop within --graceful-timeout %g; sending SIGKILL",
@@ -399,6 +450,8 @@ class Master:
             if self.phase is Phase.STOPPING and not quick:
                 return
             self.phase = Phase.STOPPING
+            if self.notifier:
+                self.notifier.stopping(self.status)
             self.close_listeners()
             self.deadline = now + (1.0 if quick else self.cfg.graceful_timeout)
             for pid in list(self.by_pid) + list(self.old):
@@ -442,6 +495,10 @@ class Master:
                 if cfg.workers != AUTO:
                     self.set_target(cfg.workers)
         hooks.call(self.cfg.hooks, self.log, "on_reload", self)
+        if self.notifier:
+            self.notifier.reloading(self.status)
+        self.waiting_ready = True
+        self.count_restart("reload")
         self.phase = Phase.RUNNING
         for slot in self.slots:
             if slot.pid:
@@ -470,6 +527,8 @@ class Master:
         env["PYFORK_OLD_WORKERS"] = ",".join(str(p) for p in list(self.by_pid) + list(self.old))
         argv = [sys.executable, "-m", "supervisor"] + sys.argv[1:]
         hooks.call(self.cfg.hooks, self.log, "pre_exec", self)
+        if self.notifier:
+            self.notifier.reloading(self.status)
         self.log.info("master pid=%d: re-executing %s", self.pid, " ".join(argv))
         signal.set_wakeup_fd(-1)
         try:
@@ -522,6 +581,12 @@ class Master:
         try:
             self.signals.close()
             os.close(self.ready_r)
+            if self.mserver:
+                self.mserver.close_after_fork()   # not close(): that would cut the master's scrapes
+            if self.notifier:
+                self.notifier.close()
+            for name in notify.SYSTEMD_ONLY:      # the app's own children are not systemd's business
+                os.environ.pop(name, None)
             if self.ids:
                 drop_privileges(*self.ids)
             worker = Worker(self.cfg, nr, cell, self.listeners, self.app, self.beats, self.log,
@@ -579,6 +644,7 @@ class Master:
                     slot.replaces = 0
                     if old in self.old:
                         self.stop_old(old, now)
+        self.notify_ready()
 
     def adopt_old_workers(self, now):
         """After a USR2 re-exec: the previous image's workers are our children still;
@@ -624,6 +690,7 @@ class Master:
         if not pid:
             return
         self.log.warning("worker=%d pid=%d recycled: %s", slot.nr, pid, why)
+        self.count_restart(recycle.category(why))
         self.old[pid] = [slot.nr, None]
         del self.by_pid[pid]
         slot.pid = 0
@@ -681,10 +748,15 @@ class Master:
                 self.orphans_reaped += 1
                 self.log.debug("reaped orphan pid=%d (%s)", pid, plan.exit_description(code))
 
+    def count_restart(self, reason):
+        self.restarts[reason] = self.restarts.get(reason, 0) + 1
+
     def worker_died(self, slot, pid, code, now, requests):
         death = Death(slot.nr, code, now - slot.started, slot.ready, requests)
         if not slot.ready:
             self.boot_failures += 1
+        self.count_restart("max_requests" if code == 0 and slot.ready else
+                           "timeout" if slot.aborted else "crash")
         self.verdict = plan.verdict(self.ever_booted, self.boot_failures, code)
         delay = plan.on_death(slot, death, now, self.rng.random())
         if self.phase is Phase.STOPPING or self.verdict is not None:

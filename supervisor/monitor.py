@@ -43,6 +43,8 @@ class Monitor:
         self.advice = None
         self.said = None
         self.last = {}             # slot -> its worker's last ProcSample
+        self.last_master = None
+        self.last_dyno = None
 
     def last_memory(self, slot, pid):
         """'memory_rss=..MB memory_pss=..MB at the last sample' for a worker that died, or ''."""
@@ -105,6 +107,7 @@ class Monitor:
         advice = sizing.advise(dyno.quota, master, samples, self.cpus) if samples else None
         self.emit(master, samples, dyno, advice)
         self.last = {s.slot: s for s in samples}
+        self.last_master, self.last_dyno = master, dyno
         self.log.debug("metrics sample of %d workers took %.2fms", len(samples), cost * 1000)
         if advice is not None:
             self.advice = advice

@@ -35,6 +35,17 @@ def reason(limits, threads, zombies, memory=None):
     return None
 
 
+def category(why):
+    """A recycle reason -> the label /metrics counts it under."""
+    if why.startswith("memory_"):
+        return "memory"
+    if "unreaped children" in why:
+        return "zombies"
+    if "threads (" in why:
+        return "threads"
+    return "tasks"
+
+
 def task_pressure(tasks, tasks_max, held):
     """held: {slot: tasks the worker holds beyond itself (threads - 1 + children)}.
     Near the task limit, the slot to recycle (the biggest holder), or None."""

@@ -15,7 +15,7 @@ import supervisor
 PACKAGE = pathlib.Path(supervisor.__file__).parent
 MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
 
-PURE = ["accesslog", "backoff", "cgroup", "config", "dynos", "exits", "hooks", "metrics", "plan", "procfs",
+PURE = ["accesslog", "backoff", "cgroup", "config", "dynos", "exits", "hooks", "metrics", "plan", "procfs", "prometheus",
         "recycle", "sizing", "wsgi"]     # loader is not pure: it imports
 IMPURE = {"os", "socket", "_socket", "select", "selectors", "signal", "time", "mmap", "psutil",
           "subprocess", "threading", "multiprocessing", "fcntl"}
