@@ -4,7 +4,6 @@ Single-threaded by design: one loop, top to bottom (Unicorn's `join`, tini's `ma
 drain signals -> reap -> note readiness -> decide -> act -> sleep until the next
 deadline. No timer threads, so fork() is always safe.
 """
-import ctypes
 import dataclasses
 import errno
 import gc
@@ -44,6 +43,7 @@ def make_subreaper():
     if os.getpid() == 1:
         return "pid 1"
     try:
+        import ctypes     # here, not at the top: only this call needs it (5 ms of import)
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
             return "subreaper"

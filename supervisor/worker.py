@@ -4,7 +4,6 @@ One request at a time runs the app; everything else (accepting, reading partial
 requests, idle keep-alive connections) costs only a registered fd. Listeners are
 registered with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
 """
-import email.utils
 import faulthandler
 import gc
 import os
@@ -21,7 +20,7 @@ from . import accesslog, exits, heartbeat, hooks
 from .connection import Connection
 from .loader import AppNotFound, load
 from .signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ
+from .wsgi import base_environ, http_date
 
 TICK = 1.0
 # On a graceful stop, a keep-alive connection idle this long is closed; a busier one gets
@@ -91,8 +90,7 @@ class Worker:
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         self.listeners = [(sock, listener_environ(base, sock)) for sock in self.listeners]
-        gc.collect()
-        gc.freeze()   # what exists now is long-lived: keep the collector off it
+        gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
         try:
             os.write(self.ready_fd, b"r")    # wake the master: it may be waiting on us
@@ -229,8 +227,7 @@ class Worker:
         second = int(time.time())
         if second != self.second:
             self.second = second
-            self.date_server = ("Date: %s\r\nServer: %s\r\n" % (
-                email.utils.formatdate(second, usegmt=True), SERVER)).encode()
+            self.date_server = ("Date: %s\r\nServer: %s\r\n" % (http_date(second), SERVER)).encode()
         self.close_idle(now, STOP_IDLE if self.stopping else self.cfg.keepalive)
         if os.getppid() != self.ppid:
             self.log.warning("worker=%d: the master is gone; exiting", self.slot)

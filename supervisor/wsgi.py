@@ -195,6 +195,18 @@ class EmptyInput:
 EMPTY_INPUT = EmptyInput()
 
 
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds):
+    """RFC 9110 IMF-fixdate, locale-free: 'Fri, 27 Nov 2026 06:00:00 GMT'."""
+    import time as _time     # value-level: gmtime of a given instant, no clock read
+    t = _time.gmtime(seconds)
+    return "%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday], t.tm_mday, _MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec)
+
+
 def chunk(data):
     """One chunk of a chunked body (RFC 9112 7.1)."""
     return b"%x\r\n%b\r\n" % (len(data), data)
