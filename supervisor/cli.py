@@ -68,9 +68,9 @@ def build(args, environ):
     """-> (Config with hooks, {setting: source}, [notes to log]); raises ConfigError."""
     from . import conffile
     path = args.config or (conffile.DEFAULT if os.path.exists(conffile.DEFAULT) else None)
-    file_values, hooks, notes = conffile.load(path) if path else ({}, {}, [])
+    file_values, hooks, notes, lines = conffile.load(path) if path else ({}, {}, [], {})
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
-    cfg, sources = resolve_sources(args.app, flags, environ, file_values, path, detect_platform(environ))
+    cfg, sources = resolve_sources(args.app, flags, environ, file_values, path, detect_platform(environ), lines)
     cfg = dataclasses.replace(cfg, hooks=hooks)
     if sources["bind"] == "default":
         # systemd socket activation: with no bind asked for, serve the sockets handed over

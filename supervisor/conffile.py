@@ -66,7 +66,8 @@ def _nearest(name, known):
 
 
 def load(path, log=None):
-    """-> (settings {name: raw value}, hooks {name: function}, notes [sentences to log])."""
+    """-> (settings {name: raw value}, hooks {name: function}, notes [sentences to log],
+    {setting name: line})."""
     where = os.path.basename(path)
     try:
         with open(path, "rb") as f:
@@ -89,7 +90,9 @@ def load(path, log=None):
         if name.startswith("_") or isinstance(value, types.ModuleType):
             continue
         at = "%s line %s" % (where, lines.get(name, "?"))
-        if name in HOOKS and callable(value):
+        if name in HOOKS:
+            if not callable(value):
+                raise ConfigError("%s: hook %s must be a function, not %s" % (at, name, type(value).__name__))
             problem = check(name, value)
             if problem:
                 raise ConfigError("%s: %s" % (at, problem))
@@ -109,4 +112,5 @@ def load(path, log=None):
             notes.append("%s: %r is not a pyfork setting; ignored (name helpers with a leading _)" % (at, name))
     if ignored:
         notes.append("%s: Gunicorn settings pyfork does not have, ignored: %s" % (where, ", ".join(sorted(ignored))))
-    return settings, hooks, notes
+    setting_lines = {ALIASES.get(n, n): lines.get(n, "?") for n in namespace if ALIASES.get(n, n) in settings}
+    return settings, hooks, notes, setting_lines

@@ -68,6 +68,9 @@ def parse_bind(text):
 
 def _int(minimum):
     def convert(value, name):
+        # 2.5 or True is a mistake, not 2 or 1 (Gunicorn refuses them too)
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError("%s: %r is not a whole number" % (name, value))
         try:
             n = int(value)
         except (TypeError, ValueError):
@@ -154,8 +157,13 @@ def _optional_path(value, name):
 
 
 def _binds(value, name):
+    if not isinstance(value, (str, list, tuple)):
+        raise ConfigError("%s: %r is not an address; write 'HOST:PORT' or a list of them" % (name, value))
     items = [value] if isinstance(value, str) else list(value)
-    return tuple(parse_bind(v) for piece in items for v in str(piece).split(",") if v.strip())
+    try:
+        return tuple(parse_bind(v) for piece in items for v in str(piece).split(",") if v.strip())
+    except ConfigError as exc:
+        raise ConfigError("%s: %s" % (name, exc)) from None
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -289,7 +297,22 @@ def resolve(app, flags, environ, file_values=None, file_name=None, detected=None
     return resolve_sources(app, flags, environ, file_values, file_name, detected)[0]
 
 
-def resolve_sources(app, flags, environ, file_values=None, file_name=None, detected=None):
+def _convert(s, raw, source, where):
+    """Run a setting's converter; any failure becomes a ConfigError naming the setting
+    and where the value came from (a file value may be any Python object)."""
+    if raw is None:
+        if s.default is None:
+            return None
+        raise ConfigError("%s: None is not allowed; remove the line to get the default (%r)" % (where, s.default))
+    try:
+        return s.convert(raw, where)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError("%s: %r is not a valid value (%s)" % (where, raw, exc)) from None
+
+
+def resolve_sources(app, flags, environ, file_values=None, file_name=None, detected=None, file_lines=None):
     """Merge default < detected (the platform) < config file < environment < flags into a
     Config, and say where each value came from. `flags` maps name -> raw value for the
     flags given on the command line only; `file_values` the config file's settings.
@@ -315,7 +338,11 @@ def resolve_sources(app, flags, environ, file_values=None, file_name=None, detec
         if flags.get(s.name) is not None:
             raw, source = flags[s.name], "flag " + s.flags[-1]
         sources[s.name] = source
-        values[s.name] = None if raw is None else s.convert(raw, source if source != "default" else s.flags[-1])
+        if source.startswith("file"):
+            where = "setting %r in %s line %s" % (s.name, file_name, (file_lines or {}).get(s.name, "?"))
+        else:
+            where = source if source != "default" else s.flags[-1]
+        values[s.name] = _convert(s, raw, source, where)
     if values["dyno_size"]:
         from .dynos import lookup
         try:

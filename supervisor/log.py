@@ -41,6 +41,12 @@ class Log:
             setattr(self, attr, _open(path, std))
             old.close()
 
+    def close(self):
+        """Close the files this log opened (never stdout or stderr)."""
+        for stream in (self.stream, self.access_stream, self.metrics_stream):
+            if stream is not None and stream not in (sys.stdout, sys.stderr):
+                stream.close()
+
     def write(self, levelno, msg, args):
         if levelno < self.level:
             return

@@ -23,6 +23,7 @@ from .config import AUTO, ConfigError
 from .hooks import HookFailed, WorkerInfo
 from .heartbeat import Heartbeat
 from .loader import AppNotFound, load
+from .log import Log
 from .metricsserver import MetricsServer
 from .plan import Death, Phase, Slot
 from .signals import MASTER, Command, Signals
@@ -315,6 +316,7 @@ class Master:
         # the first sample after one interval: by then the workers have booted
         self.next_sample = time.monotonic() + self.cfg.metrics_interval
         self.title()
+        hooks.call(self.cfg.hooks, self.log, "nworkers_changed", self, self.target, None)   # as Gunicorn does
         hooks.call(self.cfg.hooks, self.log, "when_ready", self)
         return None
 
@@ -489,6 +491,9 @@ class Master:
                     self.log.warning("%s", note)
                 if cfg.bind != self.cfg.bind:
                     self.log.warning("reload: a change of bind needs a restart or USR2; listening as before")
+                logs = ("error_logfile", "loglevel", "access_logfile", "access_logformat", "metrics_log")
+                if any(getattr(cfg, n) != getattr(self.cfg, n) for n in logs):
+                    self.new_log(cfg)
                 self.cfg = dataclasses.replace(cfg, bind=self.cfg.bind)
                 self.limits = recycle.Limits(memory=cfg.max_worker_memory, metric=cfg.memory_metric,
                                              zombies=cfg.max_worker_zombies, threads=cfg.max_worker_threads)
@@ -509,6 +514,21 @@ class Master:
                 slot.ready = False
                 slot.failures = 0
                 slot.due = now
+
+    def new_log(self, cfg):
+        """The log settings changed on reload: open the new files; new workers inherit them."""
+        try:
+            log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
+        except OSError as exc:
+            self.log.error("reload: cannot open log file %s: %s; logging as before", exc.filename, exc.strerror)
+            return
+        old, self.log = self.log, log
+        if self.monitor:
+            self.monitor.log = self.monitor.sampler.log = log
+        if self.mserver:
+            self.mserver.log = log
+        old.close()
+        self.log.info("reload: logging to %s at level %s", cfg.error_logfile, cfg.loglevel)
 
     def reexec(self):
         """USR2: exec a fresh pyfork in this very process (same PID), handing over the
@@ -591,6 +611,7 @@ class Master:
                 drop_privileges(*self.ids)
             worker = Worker(self.cfg, nr, cell, self.listeners, self.app, self.beats, self.log,
                             self.pid, self.ready_w)
+            worker.server = self      # for worker_exit when the worker ends itself (INT, abort)
             hooks.call(self.cfg.hooks, self.log, "post_fork", self, worker)
             code = worker.run()
             hooks.call(self.cfg.hooks, self.log, "worker_exit", self, worker)

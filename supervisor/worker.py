@@ -184,7 +184,7 @@ class Worker:
         for cmd in self.signals.commands():
             if cmd is Command.QUIT:
                 hooks.call(self.cfg.hooks, self.log, "worker_int", self)
-                os._exit(exits.OK)
+                self.exit(exits.OK)
             elif cmd is Command.STOP:
                 self.stop()
             elif cmd is Command.REOPEN:
@@ -194,7 +194,12 @@ class Worker:
     def on_abort(self, signum, frame):
         faulthandler.dump_traceback(file=self.log.stream, all_threads=True)
         hooks.call(self.cfg.hooks, self.log, "worker_abort", self)
-        os._exit(exits.ERROR)
+        self.exit(exits.ERROR)
+
+    def exit(self, code):
+        """Leave now (INT, abort), still running worker_exit as Gunicorn does."""
+        hooks.call(self.cfg.hooks, self.log, "worker_exit", getattr(self, "server", None), self)
+        os._exit(code)
 
     def stop(self):
         """Graceful: stop accepting now, finish requests in hand, close idle connections."""

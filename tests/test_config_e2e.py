@@ -578,8 +578,6 @@ def test_worker_abort_and_pre_exec_hooks(tmp_path, server):
     assert hooks[-1] == "on_exit"
 
 
-@pytest.mark.xfail(reason="BUG: nworkers_changed is never called when the worker count is first set; Gunicorn "
-                          "calls it with old_value None (documented), before on_starting", strict=True)
 def test_nworkers_changed_first_call_has_old_value_none(tmp_path, server):
     rec = str(tmp_path / "hooks.jsonl")
     conf = write(tmp_path / "hooks.py", ALL_HOOKS)
@@ -592,8 +590,6 @@ def test_nworkers_changed_first_call_has_old_value_none(tmp_path, server):
     assert changed[0][0] < first(recs, "pre_fork")
 
 
-@pytest.mark.xfail(reason="BUG: a worker stopped by SIGINT runs worker_int and then os._exit()s, so "
-                          "worker_exit never runs; Gunicorn's handle_quit sys.exit()s and worker_exit follows", strict=True)
 def test_worker_exit_follows_worker_int(tmp_path, server):
     rec = str(tmp_path / "hooks.jsonl")
     conf = write(tmp_path / "hooks.py", ALL_HOOKS)
@@ -706,27 +702,13 @@ BAD = [
      "unknown setting 'preload_ap' in conf.py line %d; did you mean 'preload_app'?" % (N + 1)),
     ("misspelt hook", "\ndef post_forks(server, worker):\n    pass\n", [], {},
      "unknown hook 'post_forks' in conf.py line %d; did you mean 'post_fork'?" % (N + 2)),
-    pytest.param("wrong type", 'workers = "many"\n', [], {}, _file_names_setting("workers", "'many'"),
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: a bad value in the config file names the "
-                                         "file but not the setting: \"file conf.py: 'many' is not a whole number\"")),
-    pytest.param("impossible value", "timeout = -1\n", [], {}, _file_names_setting("timeout", "-1"),
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: a bad value in the config file names the "
-                                         "file but not the setting: \"file conf.py: -1 is too small ...\"")),
-    pytest.param("bad bind", 'bind = "127.0.0.1:99999"\n', [], {}, _file_names_setting("bind", "99999"),
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: a bad bind names no source (file, flag or "
-                                         "environment): \"bind '127.0.0.1:99999': the port must be ...\"")),
-    pytest.param("int bind", "bind = 8000\n", [], {}, _file_names_setting("bind", "8000"),
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: a value of the wrong type that the converter "
-                                         "cannot iterate (bind = 8000) ends in a TypeError traceback, exit 1")),
-    pytest.param("None for workers", "workers = None\n", [], {}, _file_names_setting("workers", "None"),
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: workers = None is accepted by check-config "
-                                         "(exit 0) and crashes run with a TypeError (exit 1)")),
-    pytest.param("float for workers", "workers = 2.5\n", [], {}, _file_names_setting("workers", "2.5"),
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: workers = 2.5 is silently truncated to 2 "
-                                         "(int(2.5)); Gunicorn rejects it")),
-    pytest.param("hook not a function", "post_fork = 5\n", [], {}, _file_names_setting("post_fork"),
-                 marks=pytest.mark.xfail(strict=True, reason="BUG: a hook name bound to a non-callable is "
-                                         "ignored with the note \"'post_fork' is not a pyfork setting\"")),
+    ("wrong type", 'workers = "many"\n', [], {}, _file_names_setting("workers", "'many'")),
+    ("impossible value", "timeout = -1\n", [], {}, _file_names_setting("timeout", "-1")),
+    ("bad bind", 'bind = "127.0.0.1:99999"\n', [], {}, _file_names_setting("bind", "99999")),
+    ("int bind", "bind = 8000\n", [], {}, _file_names_setting("bind", "8000")),
+    ("None for workers", "workers = None\n", [], {}, _file_names_setting("workers", "None")),
+    ("float for workers", "workers = 2.5\n", [], {}, _file_names_setting("workers", "2.5")),
+    ("hook not a function", "post_fork = 5\n", [], {}, _file_names_setting("post_fork")),
     ("hook arity", "\ndef pre_request(worker):\n    pass\n", [], {},
      "conf.py line %d: hook pre_request must take 2 arguments (Gunicorn's signature)" % (N + 2)),
     ("syntax error", "workers = 2\nif workers:\n    timeout = (\n", [], {},
@@ -841,9 +823,6 @@ def test_broken_config_file_at_hup_keeps_the_one_in_use(tmp_path, server):
     assert s.stop() == 0
 
 
-@pytest.mark.xfail(reason="BUG: HUP puts the file's accesslog into the Config but not into the Log made at "
-                          "start: workers see cfg.access_logfile set, log.access_stream is None, and every "
-                          "request crashes the worker (AttributeError)", strict=True)
 def test_hup_turns_on_the_access_log(tmp_path, server):
     conf = tmp_path / "conf.py"
     access = tmp_path / "access.log"
@@ -857,8 +836,6 @@ def test_hup_turns_on_the_access_log(tmp_path, server):
     assert wait_for(lambda: access.exists() and "GET /after-hup" in access.read_text(), 5)
 
 
-@pytest.mark.xfail(reason="BUG: HUP re-reads loglevel but the Log keeps the level it was made with "
-                          "(Gunicorn's reload re-runs its logger setup)", strict=True)
 def test_hup_applies_the_log_level(tmp_path, server):
     conf = tmp_path / "conf.py"
     write(conf, 'loglevel = "info"\n')
