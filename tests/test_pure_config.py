@@ -249,9 +249,9 @@ BAD_VALUES = [
      "flag --forwarded-allow-ips: '300.1.1.1' is not an IP address or network"),
     ({}, {"PORT": "http"}, "environment variable PORT: 'http' is not a port number"),
     ({}, {"PORT": "-5000"}, "environment variable PORT: '-5000' is not a port number"),
-    ({"bind": ["127.0.0.1:99999"]}, {}, "bind '127.0.0.1:99999': the port must be a number from 0 to 65535"),
-    ({"bind": [":80", "unix:"]}, {}, "bind 'unix:': give a path after 'unix:'"),
-    ({}, {"PYFORK_BIND": "::1:80"}, "bind '::1:80': write an IPv6 address in brackets, like [::1]:8000"),
+    ({"bind": ["127.0.0.1:99999"]}, {}, "flag --bind: bind '127.0.0.1:99999': the port must be a number from 0 to 65535"),
+    ({"bind": [":80", "unix:"]}, {}, "flag --bind: bind 'unix:': give a path after 'unix:'"),
+    ({}, {"PYFORK_BIND": "::1:80"}, "environment variable PYFORK_BIND: bind '::1:80': write an IPv6 address in brackets, like [::1]:8000"),
 ]
 
 
