@@ -10,21 +10,73 @@ import base64
 import time
 
 
-class Atoms(dict):
-    """Missing keys: '{header}i', '{header}o', '{var}e' looked up lazily, else '-'."""
+def _user(env):
+    auth = env.get("HTTP_AUTHORIZATION", "")
+    if auth[:6].lower() == "basic ":
+        try:
+            return base64.b64decode(auth[6:]).decode("utf-8").split(":", 1)[0] or "-"
+        except (ValueError, UnicodeDecodeError):
+            return "-"
+    return "-"
 
-    def __init__(self, values, env, headers):
-        super().__init__(values)
-        self.env = env
-        self.headers = headers
+
+_stamp = [None, ""]
+
+
+def _time(now):
+    """'[27/Nov/2026:06:00:00 +0000]', formatted once per second, not once per line."""
+    key = (int(now), time.timezone, time.altzone)     # a tzset() in between must show
+    if _stamp[0] != key:
+        _stamp[0], _stamp[1] = key, time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(key[0]))
+    return _stamp[1]
+
+
+def _micros(a):
+    return round(a.seconds * 1000000)
+
+
+# Each atom computed only when the format asks for it.
+ATOMS = {
+    "h": lambda a: a.env.get("REMOTE_ADDR") or "-",
+    "l": lambda a: "-",
+    "u": lambda a: _user(a.env),
+    "t": lambda a: _time(a.now),
+    "r": lambda a: "%s %s %s" % (a.env.get("REQUEST_METHOD", ""), a.env.get("RAW_URI", ""),
+                                 a.env.get("SERVER_PROTOCOL", "")),
+    "m": lambda a: a.env.get("REQUEST_METHOD", "-"),
+    "U": lambda a: a.env.get("PATH_INFO", "-"),
+    "q": lambda a: a.env.get("QUERY_STRING", ""),
+    "H": lambda a: a.env.get("SERVER_PROTOCOL", "-"),
+    "s": lambda a: str(a.status),
+    "B": lambda a: str(a.sent),
+    "b": lambda a: str(a.sent) if a.sent else "-",
+    "f": lambda a: a.env.get("HTTP_REFERER", "-"),
+    "a": lambda a: a.env.get("HTTP_USER_AGENT", "-"),
+    "T": lambda a: str(_micros(a) // 1000000),
+    "M": lambda a: str(_micros(a) // 1000),
+    "D": lambda a: str(_micros(a)),
+    "L": lambda a: "%.6f" % a.seconds,
+    "p": lambda a: "<%d>" % a.pid,
+}
+
+
+class Atoms:
+    """The mapping a format string is applied to: '%(h)s' and friends from ATOMS;
+    '{header}i', '{header}o', '{var}e' looked up by name; anything else '-'."""
+    __slots__ = ("env", "status", "headers", "sent", "seconds", "now", "pid")
+
+    def __init__(self, env, status, headers, sent, seconds, now, pid):
+        self.env, self.status, self.headers, self.sent = env, status, headers, sent
+        self.seconds, self.now, self.pid = seconds, now, pid
 
     def __getitem__(self, key):
+        f = ATOMS.get(key)
+        value = f(self) if f is not None else self.named(key)
         # like Gunicorn's SafeAtoms: a '"' from the client cannot close a quoted field
         # early and forge the rest of the line
-        value = super().__getitem__(key)
         return value.replace('"', '\\"') if '"' in value else value
 
-    def __missing__(self, key):
+    def named(self, key):
         if key.startswith("{") and len(key) > 3 and key[-2] == "}":
             name, kind = key[1:-2], key[-1]
             if kind == "i":
@@ -44,42 +96,9 @@ class Atoms(dict):
         return "-"
 
 
-def _user(env):
-    auth = env.get("HTTP_AUTHORIZATION", "")
-    if auth[:6].lower() == "basic ":
-        try:
-            return base64.b64decode(auth[6:]).decode("utf-8").split(":", 1)[0] or "-"
-        except (ValueError, UnicodeDecodeError):
-            return "-"
-    return "-"
-
-
 def atoms(env, status, headers, sent, seconds, now, pid):
-    raw = env.get("RAW_URI", "")
-    micros = round(seconds * 1000000)
-    values = {
-        "h": env.get("REMOTE_ADDR") or "-",
-        "l": "-",
-        "u": _user(env),
-        "t": time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(now)),
-        "r": "%s %s %s" % (env.get("REQUEST_METHOD", ""), raw, env.get("SERVER_PROTOCOL", "")),
-        "m": env.get("REQUEST_METHOD", "-"),
-        "U": env.get("PATH_INFO", "-"),
-        "q": env.get("QUERY_STRING", ""),
-        "H": env.get("SERVER_PROTOCOL", "-"),
-        "s": str(status),
-        "B": str(sent),
-        "b": str(sent) if sent else "-",
-        "f": env.get("HTTP_REFERER", "-"),
-        "a": env.get("HTTP_USER_AGENT", "-"),
-        "T": str(int(micros // 1000000)),
-        "M": str(micros // 1000),
-        "D": str(micros),
-        "L": "%.6f" % seconds,
-        "p": "<%d>" % pid,
-    }
-    return Atoms(values, env, headers)
+    return Atoms(env, status, headers, sent, seconds, now, pid)
 
 
 def format_line(fmt, env, status, headers, sent, seconds, now, pid):
-    return fmt % atoms(env, status, headers, sent, seconds, now, pid)
+    return fmt % Atoms(env, status, headers, sent, seconds, now, pid)

@@ -27,7 +27,7 @@ ALLOWED = {
 }
 # accesslog formats a timestamp it is given: `import time` is allowed there (not `from time import`),
 # and test_accesslog_uses_time_only_to_format checks it never reads a clock with it
-TIME_FORMATTING = {"localtime", "gmtime", "strftime"}
+TIME_FORMATTING = {"localtime", "gmtime", "strftime", "timezone", "altzone"}   # the last two: constants
 
 
 def imports(stem):
