@@ -124,13 +124,10 @@ def _int(text):
 
 
 def _keyed(text):
-    """'oom_kill 3\\nunder_oom 0' -> {'oom_kill': 3, 'under_oom': 0}"""
-    out = {}
-    for line in (text or "").splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
-            out[parts[0]] = int(parts[1])
-    return out
+    """'oom_kill 3\nunder_oom 0' -> {'oom_kill': 3, 'under_oom': 0}: pyfork's own parser of
+    `name value` files (memory.stat's format)."""
+    from supervisor.cgroup import parse_stat
+    return parse_stat(text)
 
 
 def own_cgroups(proc_self_cgroup=None):

@@ -32,6 +32,19 @@ def parse_spec(spec):
     raise AppNotFound("app %r: %r is neither a name nor a call like factory()" % (spec, expr))
 
 
+def load_logged(spec, log, who):
+    """load(), with a failure logged once: -> (app, None) or (None, exit code)."""
+    from . import exits
+    try:
+        return load(spec), None
+    except AppNotFound as exc:
+        log.error("%s", exc)
+        return None, exits.USAGE
+    except BaseException:
+        log.exception("%s failed to load the app %s", who, spec)
+        return None, exits.APP_LOAD
+
+
 def load(spec):
     """Import the module and return the callable. An exception raised by the app's own
     import propagates with its traceback; a name that is not there is AppNotFound."""

@@ -22,7 +22,7 @@ from . import backoff, exits, heartbeat, hooks, notify, plan, prometheus, recycl
 from .config import AUTO, ConfigError
 from .hooks import HookFailed, WorkerInfo
 from .heartbeat import Heartbeat
-from .loader import AppNotFound, load
+from .loader import load_logged
 from .log import Log
 from .metricsserver import MetricsServer
 from .plan import Death, Phase, Slot
@@ -265,14 +265,9 @@ class Master:
             self.log.error("%s", exc)
             return exits.USAGE
         if self.cfg.preload:
-            try:
-                self.app = load(self.cfg.app)
-            except AppNotFound as exc:
-                self.log.error("%s", exc)
-                return exits.USAGE
-            except BaseException:
-                self.log.exception("the app %s failed to load (--preload)", self.cfg.app)
-                return exits.APP_LOAD
+            self.app, code = load_logged(self.cfg.app, self.log, "the master (--preload)")
+            if code is not None:
+                return code
             gc.collect()
             gc.freeze()   # keep the collector from touching (and so copying) shared pages
         try:

@@ -18,7 +18,7 @@ import setproctitle
 
 from . import accesslog, exits, heartbeat, hooks
 from .connection import Connection
-from .loader import AppNotFound, load
+from .loader import load_logged
 from .signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ, http_date
 
@@ -79,14 +79,9 @@ class Worker:
             signal.signal(signal.SIGABRT, self.on_abort)
         self.title()
         if self.app is None:
-            try:
-                self.app = load(self.cfg.app)
-            except AppNotFound as exc:
-                self.log.error("%s", exc)
-                return exits.USAGE
-            except BaseException:
-                self.log.exception("worker=%d failed to load the app %s", self.slot, self.cfg.app)
-                return exits.APP_LOAD
+            self.app, code = load_logged(self.cfg.app, self.log, "worker=%d" % self.slot)
+            if code is not None:
+                return code
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         self.listeners = [(sock, listener_environ(base, sock)) for sock in self.listeners]
