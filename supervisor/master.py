@@ -354,18 +354,26 @@ class Master:
             return code
         try:
             while True:
-                now = time.monotonic()
-                for cmd in self.signals.commands():
-                    self.command(cmd, now)
-                self.reap(now)
-                self.note_ready(now)
-                if self.verdict is not None:
-                    return self.give_up()
-                if self.phase is Phase.STOPPING and not self.by_pid and not self.old:
-                    self.log.info("master pid=%d: all workers stopped; exiting", self.pid)
-                    return exits.OK
-                self.act(now)
-                self.sleep(now)
+                try:
+                    now = time.monotonic()
+                    for cmd in self.signals.commands():
+                        self.command(cmd, now)
+                    self.reap(now)
+                    self.note_ready(now)
+                    if self.verdict is not None:
+                        return self.give_up()
+                    if self.phase is Phase.STOPPING and not self.by_pid and not self.old:
+                        self.log.info("master pid=%d: all workers stopped; exiting", self.pid)
+                        return exits.OK
+                    self.act(now)
+                    self.sleep(now)
+                except HookFailed:
+                    raise
+                except Exception:
+                    # the one catch-all: a bug in pyfork must not take the dyno's workers
+                    # down with the master; log it, pause a moment, carry on
+                    self.log.exception("master pid=%d: unexpected error in the loop; carrying on", self.pid)
+                    time.sleep(0.1)
         finally:
             self.close_listeners()
             if self.mserver:
