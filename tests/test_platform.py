@@ -130,3 +130,37 @@ def _scrape(port):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
         assert r.status == 200
         return r.read().decode()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("prometheus"),
+                    reason="a real Prometheus server is not installed (.ci/run installs Debian's)")
+def test_a_real_prometheus_server_scrapes_it(server, tmp_path):
+    import json
+    import urllib.request
+    mport, pport = free_port(), free_port()
+    s = server("sup_apps:app", "--metrics-interval", "0.5", "--metrics-bind", "127.0.0.1:%d" % mport, workers=2)
+    (tmp_path / "prometheus.yml").write_text(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pyfork\n"
+        "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % mport)
+    prom = subprocess.Popen(["prometheus", "--config.file", str(tmp_path / "prometheus.yml"),
+                             "--storage.tsdb.path", str(tmp_path / "data"),
+                             "--web.listen-address", "127.0.0.1:%d" % pport],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def query(q):
+        try:
+            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (pport, q)
+            with urllib.request.urlopen(url, timeout=2) as r:
+                result = json.load(r)["data"]["result"]
+            return {tuple(sorted(x["metric"].items())): float(x["value"][1]) for x in result}
+        except OSError:
+            return {}
+    try:
+        assert wait_for(lambda: 1.0 in query("up").values(), 30), "Prometheus never scraped pyfork"
+        assert wait_for(lambda: list(query("pyfork_workers_target").values()) == [2.0], 15)
+        rss = query("pyfork_memory_rss_bytes")
+        assert {dict(k)["worker"] for k in rss} == {"master", "0", "1"}
+        assert all(v > 1e6 for v in rss.values())
+    finally:
+        prom.terminate()
+        prom.wait(15)
