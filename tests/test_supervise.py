@@ -290,3 +290,23 @@ def test_as_pid_1_in_a_container_reaps_orphans(tmp_path):
         if p.poll() is None:
             p.kill()
             p.wait(5)
+
+
+def test_slow_requests_spread_over_idle_workers(server):
+    """Accepting several connections per wake-up must not queue a slow request's
+    neighbours behind it while other workers sit idle."""
+    s = server("sup_apps:app", workers=4)
+    results = []
+
+    def slow():
+        results.append(get(s.port, "/slow?0.8", timeout=10)[2])
+    threads = [threading.Thread(target=slow) for _ in range(4)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    took = time.monotonic() - t0
+    assert len(results) == 4
+    assert took < 1.5, took                    # serialized on one worker it would take 3.2 s
+    assert len(set(results)) == 4              # four different worker pids answered
