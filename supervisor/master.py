@@ -31,7 +31,6 @@ from .worker import Worker
 
 PR_SET_CHILD_SUBREAPER = 36
 CHECK_EVERY = 1.0       # seconds between heartbeat checks when nothing else is due
-GUARD_EVERY = 1.0       # seconds between the cheap zombie/thread/task checks
 LISTEN_FDS_START = 3    # systemd's convention, also used by our own re-exec
 
 
@@ -689,7 +688,7 @@ class Master:
         recycle_these, pressure = self.monitor.guard(self.workers(), self.limits)
         for slot, why in recycle_these:
             self.recycle(slot, why, now)
-        return GUARD_EVERY / 5 if pressure > 0.5 else GUARD_EVERY
+        return recycle.guard_interval(pressure)
 
     def sample(self, now):
         """Every --metrics-interval: the log-runtime-metrics lines, advice, warnings,
@@ -779,8 +778,7 @@ class Master:
         death = Death(slot.nr, code, now - slot.started, slot.ready, requests)
         if not slot.ready:
             self.boot_failures += 1
-        self.count_restart("max_requests" if code == 0 and slot.ready else
-                           "timeout" if slot.aborted else "crash")
+        self.count_restart(plan.restart_reason(death, bool(slot.aborted)))
         self.verdict = plan.verdict(self.ever_booted, self.boot_failures, code)
         delay = plan.on_death(slot, death, now, self.rng.random())
         if self.phase is Phase.STOPPING or self.verdict is not None:

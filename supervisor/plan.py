@@ -72,6 +72,13 @@ def exit_description(code):
     return "exit code %d" % code
 
 
+def restart_reason(death, aborted):
+    """The label /metrics counts a worker's death under."""
+    if death.code == 0 and death.ready:
+        return "max_requests"
+    return "timeout" if aborted else "crash"
+
+
 def on_death(slot, death, now, rnd):
     """Update a slot after its worker died; return the delay before respawning it."""
     slot.pid = 0

@@ -10,6 +10,8 @@ subreaper) and reaped at once.
 import dataclasses
 
 TASKS_PRESSURE = 0.75    # of the task limit: recycle the worker holding the most tasks
+GUARD_EVERY = 1.0        # seconds between guard checks...
+GUARD_HURRY = 0.2        # ...and while the task count is past half its limit
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,6 +35,12 @@ def reason(limits, threads, zombies, memory=None):
     if limits.memory and memory is not None and memory >= limits.memory:
         return "memory_%s=%s over --max-worker-memory %s" % (limits.metric, _mb(memory), _mb(limits.memory))
     return None
+
+
+def guard_interval(pressure):
+    """Seconds until the next guard, given tasks / task limit: a leak of 20 a second
+    gains 20 tasks a second, so near the limit look five times as often."""
+    return GUARD_HURRY if pressure > 0.5 else GUARD_EVERY
 
 
 def category(why):

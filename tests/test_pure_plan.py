@@ -242,3 +242,25 @@ DESCRIPTIONS = [
 @pytest.mark.parametrize("code, text", DESCRIPTIONS)
 def test_exit_description(code, text):
     assert plan.exit_description(code) == text
+
+
+# (exit code, was ready, SIGABRT sent, label)
+RESTART_REASONS = [
+    (0, True, False, "max_requests"),
+    (0, False, False, "crash"),          # exited before it ever served: a boot failure
+    (1, True, False, "crash"),
+    (-9, True, False, "crash"),
+    (-6, True, True, "timeout"),
+    (plan.KILLED_BY_US, True, True, "timeout"),
+]
+
+
+@pytest.mark.parametrize("code, ready, aborted, label", RESTART_REASONS)
+def test_restart_reason(code, ready, aborted, label):
+    assert plan.restart_reason(plan.Death(0, code, 5.0, ready, 10), aborted) == label
+
+
+@pytest.mark.parametrize("pressure, seconds", [(0.0, 1.0), (0.5, 1.0), (0.51, 0.2), (0.9, 0.2)])
+def test_guard_interval(pressure, seconds):
+    from supervisor import recycle
+    assert recycle.guard_interval(pressure) == seconds
