@@ -229,7 +229,6 @@ class Master:
         self.boot_failures = 0
         self.verdict = None
         self.deadline = None
-        self.orphans_reaped = 0
         self.app = None
         self.rng = random.Random()
         self.next_guard = 0.0
@@ -768,7 +767,6 @@ class Master:
                 self.log.info("worker=%d pid=%d stopped: %s", nr, pid, plan.exit_description(code))
                 self.title()
             else:
-                self.orphans_reaped += 1
                 self.log.debug("reaped orphan pid=%d (%s)", pid, plan.exit_description(code))
 
     def count_restart(self, reason):
