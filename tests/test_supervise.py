@@ -66,22 +66,24 @@ def no_zombies(s):
     return [p.pid for p in s.ps.children(recursive=True) if p.status() == psutil.STATUS_ZOMBIE]
 
 
+@pytest.mark.timeout(120)
 def test_killed_workers_are_replaced_under_load(server):
     s = server("sup_apps:app", "--preload", workers=3)
     seen_zombies = []
     killed = 0
     with Load(s.port, threads=3, close=True) as load:
-        deadline = time.monotonic() + 20     # tens of seconds of kills under load
+        deadline = time.monotonic() + 15     # tens of seconds of kills under load
         while time.monotonic() < deadline:
             pids = s.worker_pids()
-            if len(pids) == 3:
+            if pids:
                 os.kill(random.choice(pids), signal.SIGKILL)
                 killed += 1
-            time.sleep(0.3)
+            time.sleep(0.4)
             seen_zombies += [z for z in no_zombies(s) if z not in seen_zombies]
-    # backoff slows respawns of a slot killed again and again (by design), so the kills pace themselves
     assert killed >= 15
-    assert wait_for(lambda: len(s.worker_pids()) == 3, 15)
+    # a slot killed again and again backs off (by design, up to 30 s and jitter): every
+    # one comes back, the last ones after their delay
+    assert wait_for(lambda: len(s.worker_pids()) == 3, 45)
     assert s.log().count("killed by SIGKILL: out of memory?") >= killed - 1
     assert s.ps.num_threads() == 1
     assert load.ok > 50
