@@ -164,3 +164,51 @@ def test_a_real_prometheus_server_scrapes_it(server, tmp_path):
     finally:
         prom.terminate()
         prom.wait(15)
+
+
+def test_binds_unix_ipv6_fd_and_several_at_once(tmp_path):
+    """-b is repeatable and takes HOST:PORT, [::1]:PORT, unix:PATH and fd://N."""
+    import http.client
+    path = str(tmp_path / "pyfork.sock")
+    p4, p6 = free_port(), free_port()
+    handed = socket.socket()
+    handed.bind(("127.0.0.1", 0))
+    handed.listen(16)
+    pfd = handed.getsockname()[1]
+    has_v6 = socket.has_ipv6
+    try:
+        socket.socket(socket.AF_INET6).bind(("::1", 0))
+    except OSError:
+        has_v6 = False
+    binds = ["-b", "127.0.0.1:%d" % p4, "-b", "unix:" + path, "-b", "fd://%d" % handed.fileno()]
+    if has_v6:
+        binds += ["-b", "[::1]:%d" % p6]
+    env = dict(os.environ, PYTHONPATH=APPS)
+    env.pop("PORT", None)
+    proc = subprocess.Popen([sys.executable, "-m", "supervisor", "run", "sup_apps:app", "-w", "1"] + binds,
+                            cwd=APPS, env=env, pass_fds=(handed.fileno(),), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    handed.close()
+    try:
+        assert wait_for(lambda: _answers(p4), 10)
+        assert get(pfd, "/")[0] == 200                 # the socket handed over as fd://N
+
+        class UnixConnection(http.client.HTTPConnection):
+            def connect(self):
+                self.sock = socket.socket(socket.AF_UNIX)
+                self.sock.connect(path)
+        c = UnixConnection("localhost", timeout=5)
+        c.request("GET", "/")
+        r = c.getresponse()
+        assert r.status == 200 and r.read().isdigit()
+        c.close()
+        if has_v6:
+            c = http.client.HTTPConnection("::1", p6, timeout=5)
+            c.request("GET", "/")
+            assert c.getresponse().status == 200
+            c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=15)[0]
+    assert proc.returncode == 0, out
+    assert not os.path.exists(path)                     # the unix socket file is removed on exit
