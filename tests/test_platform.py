@@ -212,3 +212,20 @@ def test_binds_unix_ipv6_fd_and_several_at_once(tmp_path):
         out = proc.communicate(timeout=15)[0]
     assert proc.returncode == 0, out
     assert not os.path.exists(path)                     # the unix socket file is removed on exit
+
+
+def test_chdir_reuse_port_and_backlog(server, tmp_path):
+    """--chdir loads the app from that directory; --reuse-port lets a second listener
+    share the port (SO_REUSEPORT, as in Gunicorn); --backlog is accepted."""
+    (tmp_path / "here_app.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Length', '4')])\n"
+        "    return [b'here']\n")
+    s = server("here_app:app", "--chdir", str(tmp_path), "--reuse-port", "--backlog", "64", workers=1)
+    assert get(s.port, "/")[2] == b"here"
+    other = socket.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        other.bind(("127.0.0.1", s.port))          # refused without SO_REUSEPORT on pyfork's socket
+    finally:
+        other.close()
