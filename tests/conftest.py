@@ -91,6 +91,14 @@ class Server:
     def zombies(self):
         return [k.pid for k in self.children() if _status(k) == psutil.STATUS_ZOMBIE]
 
+    def master_zombies(self):
+        """Zombies among the master's own children (its to reap), not its workers'."""
+        try:
+            kids = self.ps.children()
+        except psutil.NoSuchProcess:
+            return []
+        return [k.pid for k in kids if _status(k) == psutil.STATUS_ZOMBIE]
+
     def signal(self, sig):
         os.kill(self.proc.pid, sig)
 
@@ -129,7 +137,7 @@ class Server:
                 except psutil.NoSuchProcess:
                     pass
             return left
-        left = wait_for(lambda: not alive(), timeout=5.0)
+        wait_for(lambda: not alive(), timeout=5.0)
         leftovers = alive()
         if leftovers:
             for pid, _ in leftovers:

@@ -1,6 +1,5 @@
 """Platform fit: systemd socket activation and notify, -w auto."""
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -9,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import APPS, Server, free_port, get, wait_for
+from conftest import APPS, free_port, get, wait_for
 
 
 def start_with_systemd_socket(sock, extra_env=None, args=()):
@@ -138,7 +137,7 @@ def test_a_real_prometheus_server_scrapes_it(server, tmp_path):
     import json
     import urllib.request
     mport, pport = free_port(), free_port()
-    s = server("sup_apps:app", "--metrics-interval", "0.5", "--metrics-bind", "127.0.0.1:%d" % mport, workers=2)
+    server("sup_apps:app", "--metrics-interval", "0.5", "--metrics-bind", "127.0.0.1:%d" % mport, workers=2)
     (tmp_path / "prometheus.yml").write_text(
         "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: pyfork\n"
         "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % mport)
