@@ -62,10 +62,12 @@ class Monitor:
     # -- every second ---------------------------------------------------------------
 
     def guard(self, workers, limits):
-        """-> ([(slot, why)] to recycle now, tasks / task limit (0.0 when unknown))."""
+        """-> ([(slot, why)] to recycle now, how near the nearest limit is (0.0 to 1.0+):
+        the task count against its limit, or a worker's zombies or threads against theirs)."""
         out = []
         held = {}
         by_nr = {}
+        near = 0.0
         for slot, pid, _ in workers:
             try:
                 threads, kids, zombies = self.sampler.guard(pid)
@@ -76,11 +78,12 @@ class Monitor:
             why = recycle.reason(limits, threads, zombies)
             if why:
                 out.append((slot, why))
+            near = max(near, recycle.nearness(limits, threads, zombies))
         tasks, tasks_max = self.tasks(held)
         victim = recycle.task_pressure(tasks, tasks_max, held)
         if victim is not None and all(s.nr != victim for s, _ in out):
             out.append((by_nr[victim], "tasks=%d near the task limit %d; it holds %d" % (tasks, tasks_max, held[victim])))
-        return out, (tasks / tasks_max if tasks_max and tasks is not None else 0.0)
+        return out, max(near, tasks / tasks_max if tasks_max and tasks is not None else 0.0)
 
     def tasks(self, held):
         """(tasks, limit): the pids cgroup's count where there is one, else ours."""

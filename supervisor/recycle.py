@@ -37,9 +37,16 @@ def reason(limits, threads, zombies, memory=None):
     return None
 
 
+def nearness(limits, threads, zombies):
+    """How far a worker is toward its zombie or thread limit, 0.0 to 1.0 and past it."""
+    return max(zombies / limits.zombies if limits.zombies else 0.0,
+               threads / limits.threads if limits.threads else 0.0)
+
+
 def guard_interval(pressure):
-    """Seconds until the next guard, given tasks / task limit: a leak of 20 a second
-    gains 20 tasks a second, so near the limit look five times as often."""
+    """Seconds until the next guard, given how near the nearest limit is: a leak of 20 a
+    second gains 20 a second, so past half way look five times as often (the recycle
+    then comes within a fifth of a second's leak of the limit, not a whole second's)."""
     return GUARD_HURRY if pressure > 0.5 else GUARD_EVERY
 
 

@@ -264,3 +264,16 @@ def test_restart_reason(code, ready, aborted, label):
 def test_guard_interval(pressure, seconds):
     from supervisor import recycle
     assert recycle.guard_interval(pressure) == seconds
+
+
+@pytest.mark.parametrize("zombies_limit, threads_limit, threads, zombies, near", [
+    (32, 0, 1, 0, 0.0),
+    (32, 0, 50, 16, 0.5),
+    (32, 100, 80, 8, 0.8),
+    (0, 0, 500, 500, 0.0),        # both off
+    (32, 0, 1, 40, 1.25),
+])
+def test_nearness(zombies_limit, threads_limit, threads, zombies, near):
+    from supervisor import recycle
+    limits = recycle.Limits(zombies=zombies_limit, threads=threads_limit)
+    assert recycle.nearness(limits, threads, zombies) == near
