@@ -40,20 +40,21 @@ DYNOS = (
     Dyno("performance-l-ram", 30 * GB, 24576, 4, True, 9),
     Dyno("performance-xl", 62 * GB, 32768, 8, True, 17),
     Dyno("performance-2xl", 126 * GB, 65536, 16, True, 33),
-    Dyno("private-s", 1 * GB, 512, 2, True, 4),
-    Dyno("private-m", 2560 << 20, 16384, 2, True, 5),
-    Dyno("private-l", 14 * GB, 32768, 8, True, 17),
-    Dyno("private-l-ram", 30 * GB, 24576, 4, True, 9),
-    Dyno("private-xl", 62 * GB, 32768, 8, True, 17),
-    Dyno("private-2xl", 126 * GB, 65536, 16, True, 33),
-    # Shield-S is not in the task-limit list; it is Private-S with compliance controls
-    Dyno("shield-s", 1 * GB, 512, 2, True, 4),
-    Dyno("shield-m", 2560 << 20, 16384, 2, True, 5),
-    Dyno("shield-l", 14 * GB, 32768, 8, True, 17),
-    Dyno("shield-l-ram", 30 * GB, 24576, 4, True, 9),
-    Dyno("shield-xl", 62 * GB, 32768, 8, True, 17),
-    Dyno("shield-2xl", 126 * GB, 65536, 16, True, 33),
 )
+
+
+def _like_performance(prefix):
+    """Private (Private Spaces) and Shield (the same with compliance controls) sizes
+    match the Performance size of the same name."""
+    return tuple(dataclasses.replace(d, name=prefix + d.name[len("performance-"):])
+                 for d in DYNOS if d.name.startswith("performance-"))
+
+
+# Private-S has no Performance twin: 1GB, 512 tasks, the compute of Performance-M (an
+# inference: 2 CPUs). Shield-S is not in the task-limit list; it is taken to be Private-S.
+PRIVATE_S = Dyno("private-s", 1 * GB, 512, 2, True, 4)
+DYNOS += ((PRIVATE_S,) + _like_performance("private-")
+          + (dataclasses.replace(PRIVATE_S, name="shield-s"),) + _like_performance("shield-"))
 
 _BY_NAME = {d.name: d for d in DYNOS}
 # the old names still seen in Procfiles, scripts and `heroku ps` output

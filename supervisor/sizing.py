@@ -111,22 +111,27 @@ def _level(value, limit, levels):
     return max([lv for lv in levels if pct >= lv], default=0)
 
 
+def _crossing(value, limit, levels, level_seen, where, advice):
+    """The rule both warnings share: (level, where + advice) on crossing upward past
+    `level_seen`, (0, 'back under') once below the lowest level after a warning, else None."""
+    level = _level(value, limit, levels)
+    if level > level_seen:
+        return level, "%s: %s" % (where, advice)
+    if level == 0 and level_seen > 0:
+        return 0, "%s: back under %d%%" % (where, levels[0])
+    return None
+
+
 def memory_warning(used, quota, level_seen):
     """(level, message) when memory crosses 80% or 95% of the quota upward past
     `level_seen`, (0, message) when it is back under 80% after a warning, else None."""
     if not quota:
         return None
-    level = _level(used, quota, LEVELS)
-    pct = 100.0 * used / quota
-    where = "memory at %s of %s (%.0f%%)" % (_mb(used), _mb(quota), pct)
-    if level > level_seen:
-        return level, (
-            "%s: past the quota the dyno swaps and Heroku logs R14 (memory quota exceeded), "
-            "further past it R15 restarts the dyno; lower WEB_CONCURRENCY, set "
-            "--max-worker-memory to recycle big workers, or use a larger dyno" % where)
-    if level == 0 and level_seen > 0:
-        return 0, "%s: back under %d%%" % (where, LEVELS[0])
-    return None
+    where = "memory at %s of %s (%.0f%%)" % (_mb(used), _mb(quota), 100.0 * used / quota)
+    return _crossing(used, quota, LEVELS, level_seen, where,
+                     "past the quota the dyno swaps and Heroku logs R14 (memory quota exceeded), "
+                     "further past it R15 restarts the dyno; lower WEB_CONCURRENCY, set "
+                     "--max-worker-memory to recycle big workers, or use a larger dyno")
 
 
 def tasks_warning(tasks, tasks_max, level_seen):
@@ -134,16 +139,11 @@ def tasks_warning(tasks, tasks_max, level_seen):
     when back under after a warning, else None."""
     if tasks is None or not tasks_max:
         return None
-    level = _level(tasks, tasks_max, (TASK_LEVEL,))
     where = "tasks at %d of %d (%.0f%%)" % (tasks, tasks_max, 100.0 * tasks / tasks_max)
-    if level > level_seen:
-        return level, (
-            "%s: at the task limit fork and thread creation fail (EAGAIN) for every process "
-            "in the dyno; look for zombies (unreaped children) and threads in the worker "
-            "lines, or set --max-worker-zombies / --max-worker-threads" % where)
-    if level == 0 and level_seen > 0:
-        return 0, "%s: back under %d%%" % (where, TASK_LEVEL)
-    return None
+    return _crossing(tasks, tasks_max, (TASK_LEVEL,), level_seen, where,
+                     "at the task limit fork and thread creation fail (EAGAIN) for every process "
+                     "in the dyno; look for zombies (unreaped children) and threads in the worker "
+                     "lines, or set --max-worker-zombies / --max-worker-threads")
 
 
 def growth_warning(slot, points, quota, min_span_seconds=600, threshold_mb_per_hour=10.0):
