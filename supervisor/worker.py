@@ -67,6 +67,12 @@ class Worker:
         self.date_server = b""
         self.second = 0
         self.request_hooks = "pre_request" in cfg.hooks or "post_request" in cfg.hooks
+        self.simple = self.plain_requests()
+
+    def plain_requests(self):
+        """Whether a request needs nothing around the app call: no hooks, no access log,
+        keep-alive on. Then Connection calls serve() directly instead of run()."""
+        return not (self.request_hooks or self.access_log or self.no_keepalive)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -215,6 +221,7 @@ class Worker:
             return
         self.stopping = True
         self.no_keepalive = True
+        self.simple = self.plain_requests()
         self.deadline = self.now + self.cfg.graceful_timeout
         self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, self.now, self.requests)
         for sock, _ in self.listeners:
@@ -230,7 +237,7 @@ class Worker:
         mid-request (a client that stopped sending) for the read timeout."""
         for conn in list(self.conns.values()):
             quiet = now - conn.last
-            if quiet >= self.read_timeout or (quiet >= idle and not conn.in_head and conn.env is None):
+            if quiet >= self.read_timeout or (quiet >= idle and conn.env is None):
                 conn.close()
 
     def tick(self, now):

@@ -20,22 +20,27 @@ NO_BODY = frozenset((204, 304)) | frozenset(range(100, 200))
 
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 
-ENV_KEYS = {}
+# Headers that change how a request is read or answered: framing, keep-alive, expectations,
+# the scheme. A request with none of them (most GETs) skips the checks they need.
+FRAMING = frozenset(("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_CONNECTION", "HTTP_EXPECT",
+                     "HTTP_X_FORWARDED_PROTO"))
+
+ENV_KEYS = {}     # header name -> environ key, for ordinary names only (not FRAMING, not dropped)
 
 
 def environ_key(name):
     """b'X-Forwarded-For' -> 'HTTP_X_FORWARDED_FOR'; Content-Type/Length unprefixed.
     A name with '_' maps to '' (dropped): 'Content_Length' would otherwise reach the app
     as CONTENT_LENGTH behind a proxy that only checked 'Content-Length' (Gunicorn drops
-    them too)."""
+    them too). Only ordinary names are remembered in ENV_KEYS, so that a hit there tells
+    the request path the header needs no further look."""
     key = ENV_KEYS.get(name)
     if key is None:
         if b"_" in name:
-            key = ""
-        else:
-            text = name.decode("latin-1").upper().replace("-", "_")
-            key = text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text
-        if len(ENV_KEYS) < 4096:
+            return ""
+        text = name.decode("latin-1").upper().replace("-", "_")
+        key = text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text
+        if len(ENV_KEYS) < 4096 and key not in FRAMING:
             ENV_KEYS[name] = key
     return key
 
@@ -129,7 +134,10 @@ _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+").fullmatch     # RFC 9110 5.6
 
 def validate_head(status, headers):
     """PEP 3333's start_response checks -> (code, head bytes, Content-Length or None,
-    whether the app asked to close). Raises StartResponseError naming the fault."""
+    whether the app asked to close, fast length). The fast length is the Content-Length
+    when nothing else about the head needs a look (a status with a body, no close), else
+    -1: the request path compares it with the body's length and is done. Raises
+    StartResponseError naming the fault."""
     code, line = status_line(status)
     if type(headers) is not list:
         raise StartResponseError("headers must be a list, got %r" % type(headers).__name__)
@@ -149,7 +157,8 @@ def validate_head(status, headers):
             length = int(item[1])
         elif n == "connection":
             close = True
-    return code, b"".join(parts), length, close
+    fast = length if length is not None and not close and code not in NO_BODY else -1
+    return code, b"".join(parts), length, close, fast
 
 
 _heads = {}
@@ -251,6 +260,7 @@ def base_environ(server_software):
         "wsgi.errors": sys.stderr,
         "wsgi.file_wrapper": FileWrapper,
         "wsgi.input_terminated": True,
+        "wsgi.input": EMPTY_INPUT,       # replaced when the request has a body
         "SERVER_SOFTWARE": server_software,
         "SCRIPT_NAME": "",
     }

@@ -237,20 +237,20 @@ def test_header_line_unhashable_is_start_response_error(header):
 
 # -- validate_head / head_for -------------------------------------------------------------------
 
-# (status, headers, (code, head, Content-Length, app asked to close))
+# (status, headers, (code, head, Content-Length, app asked to close, fast length))
 HEADS = [
-    ("200 OK", [], (200, b"HTTP/1.1 200 OK\r\n", None, False)),
+    ("200 OK", [], (200, b"HTTP/1.1 200 OK\r\n", None, False, -1)),
     ("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")],
-     (200, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n", 13, False)),
-    ("204 No Content", [("content-length", "0")], (204, b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n", 0, False)),
-    ("200 OK", [("CONTENT-LENGTH", "007")], (200, b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 007\r\n", 7, False)),
-    ("200 OK", [("Connection", "close")], (200, b"HTTP/1.1 200 OK\r\nConnection: close\r\n", None, True)),
+     (200, b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n", 13, False, 13)),
+    ("204 No Content", [("content-length", "0")], (204, b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n", 0, False, -1)),
+    ("200 OK", [("CONTENT-LENGTH", "007")], (200, b"HTTP/1.1 200 OK\r\nCONTENT-LENGTH: 007\r\n", 7, False, 7)),
+    ("200 OK", [("Connection", "close")], (200, b"HTTP/1.1 200 OK\r\nConnection: close\r\n", None, True, -1)),
     ("301 Moved Permanently", [("Location", "/x"), ("Content-Length", "0"), ("connection", "CLOSE")],
-     (301, b"HTTP/1.1 301 Moved Permanently\r\nLocation: /x\r\nContent-Length: 0\r\nconnection: CLOSE\r\n", 0, True)),
+     (301, b"HTTP/1.1 301 Moved Permanently\r\nLocation: /x\r\nContent-Length: 0\r\nconnection: CLOSE\r\n", 0, True, -1)),
     ("200 OK", [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")],
-     (200, b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n", None, False)),
+     (200, b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n", None, False, -1)),
     ("200 OK", [("Content-Length", "18446744073709551616")],
-     (200, b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n", 18446744073709551616, False)),
+     (200, b"HTTP/1.1 200 OK\r\nContent-Length: 18446744073709551616\r\n", 18446744073709551616, False, 18446744073709551616)),
 ]
 
 
@@ -326,7 +326,7 @@ def test_head_cache_is_bounded(monkeypatch):
     for i in range(1024):
         head_for("200 OK", [("X-N", str(i))])
     assert len(wsgi._heads) == 1024
-    assert head_for("200 OK", [("X-N", "new")]) == (200, b"HTTP/1.1 200 OK\r\nX-N: new\r\n", None, False)
+    assert head_for("200 OK", [("X-N", "new")]) == (200, b"HTTP/1.1 200 OK\r\nX-N: new\r\n", None, False, -1)
     assert list(wsgi._heads) == [("200 OK", ("X-N", "new"))]
 
 
