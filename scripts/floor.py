@@ -5,9 +5,12 @@ Serves a fixed response from 2 processes sharing one listener (EPOLLEXCLUSIVE), 
 WSGI at all: no environ, no app call, no limits, no header handling. Whatever pyfork
 spends per request above this figure is its WSGI layer and its checks; below it nothing
 written in Python on httptools can go. Measured like scripts/bench.py: wrk -t2 -c64
-keep-alive, server CPU (utime+stime of both processes) divided by requests.
+keep-alive (or with `Connection: close`, --close), server CPU (utime+stime of both
+processes) divided by requests. With --c, the same measurement of floor.c, a C server of
+the same shape with no parsing at all: the kernel's share (accept4, recvfrom, sendto,
+close, epoll on loopback), which no user-space code removes.
 
-    python scripts/floor.py [--duration 5] [--runs 3]
+    python scripts/floor.py [--duration 5] [--runs 3] [--close] [--c]
 """
 import argparse
 import gc
@@ -16,9 +19,11 @@ import re
 import select
 import signal
 import socket
+import _socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import httptools
@@ -26,6 +31,7 @@ import psutil
 
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
             b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: floor\r\n\r\nHello, World!")
+CLOSE_RESPONSE = RESPONSE.replace(b"Server: floor\r\n", b"Server: floor\r\nConnection: close\r\n")
 
 
 class Conn:
@@ -43,7 +49,28 @@ class Conn:
         pass
 
     def on_message_complete(self):
-        self.out.append(RESPONSE)
+        self.out.append(RESPONSE if self.parser.should_keep_alive() else CLOSE_RESPONSE)
+
+
+def answer(conn, buf, view):
+    """Read, parse, answer. False: the connection is closed."""
+    try:
+        n = conn.sock.recv_into(buf)
+    except BlockingIOError:
+        return True
+    except OSError:
+        n = 0
+    if n:
+        conn.parser.feed_data(view[:n])
+        if not conn.out:
+            return True         # a partial request: wait for the rest
+        conn.sock.send(b"".join(conn.out))
+        conn.out.clear()
+        if conn.parser.should_keep_alive():
+            return True
+    conn.sock.close()
+    conn.parser = None
+    return False
 
 
 def serve(listener):
@@ -59,74 +86,49 @@ def serve(listener):
     while True:
         for fd, _ in ep.poll():
             if fd == lfd:
-                try:
-                    sock, _ = listener.accept()
-                except BlockingIOError:
-                    continue
-                sock.setblocking(False)
-                conns[sock.fileno()] = Conn(sock)
-                ep.register(sock.fileno(), select.EPOLLIN)
+                while True:     # as TCP_DEFER_ACCEPT allows: read at once, answer, maybe close
+                    try:
+                        fd, _ = listener._accept()      # as pyfork: no socket.socket wrapper
+                    except BlockingIOError:
+                        break
+                    sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fd)
+                    sock.setblocking(False)
+                    conn = Conn(sock)
+                    if answer(conn, buf, view):
+                        conns[sock.fileno()] = conn
+                        ep.register(sock.fileno(), select.EPOLLIN)
                 continue
             conn = conns[fd]
-            try:
-                n = conn.sock.recv_into(buf)
-            except BlockingIOError:
-                continue
-            except OSError:
-                n = 0
-            if not n:
+            if not answer(conn, buf, view):
                 del conns[fd]
-                conn.sock.close()
-                continue
-            conn.parser.feed_data(view[:n])
-            if conn.out:
-                conn.sock.send(b"".join(conn.out))
-                conn.out.clear()
 
 
 def cpu(pids):
-    total = 0.0
-    for pid in pids:
-        t = psutil.Process(pid).cpu_times()
-        total += t.user + t.system
-    return total
+    """(user, system) seconds of the server processes."""
+    times = [psutil.Process(pid).cpu_times() for pid in pids]
+    return sum(t.user for t in times), sum(t.system for t in times)
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--runs", type=int, default=3)
-    args = ap.parse_args()
+def start_python():
+    """Fork the two Python servers on a fresh listener -> (port, pids, stop)."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
     listener.setblocking(False)
-    port = listener.getsockname()[1]
     pids = []
-    try:
-        for _ in range(2):
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    serve(listener)
-                finally:
-                    os._exit(0)
-            pids.append(pid)
-        time.sleep(0.3)
-        results = []
-        for _ in range(args.runs):
-            c0 = cpu(pids)
-            out = subprocess.run(["wrk", "-t2", "-c64", "-d%ds" % args.duration, "http://127.0.0.1:%d/" % port],
-                                 capture_output=True, text=True).stdout
-            c1 = cpu(pids)
-            n = int(re.search(r"(\d+) requests in", out).group(1))
-            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-            results.append((rps, 1e6 * (c1 - c0) / n))
-            print("floor: %.0f req/s, %.1f us of server CPU per request" % results[-1], flush=True)
-        print("median: %.0f req/s, %.1f us/req" % (statistics.median(r[0] for r in results),
-                                                   statistics.median(r[1] for r in results)))
-    finally:
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                serve(listener)
+            finally:
+                os._exit(0)
+        pids.append(pid)
+
+    def stop():
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
@@ -134,6 +136,58 @@ def main():
                 pass
         for pid in pids:
             os.waitpid(pid, 0)
+    return listener.getsockname()[1], pids, stop
+
+
+def start_c(tmp):
+    """Compile floor.c and start it -> (port, pids of its two servers, stop)."""
+    exe = os.path.join(tmp, "floor")
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")],
+                   check=True)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([exe, str(port)])
+    deadline = time.monotonic() + 5
+    while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    pids = [c.pid for c in psutil.Process(proc.pid).children()]
+
+    def stop():
+        proc.terminate()
+        proc.wait(10)
+    return port, pids, stop
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--duration", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--close", action="store_true", help="wrk sends Connection: close")
+    ap.add_argument("--c", action="store_true", help="the C server of floor.c instead (needs cc): the kernel's share")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        port, pids, stop = start_c(tmp) if args.c else start_python()
+        try:
+            time.sleep(0.3)
+            results = []
+            for _ in range(args.runs):
+                c0 = cpu(pids)
+                cmd = ["wrk", "-t2", "-c64", "-d%ds" % args.duration, "http://127.0.0.1:%d/" % port]
+                if args.close:
+                    cmd[1:1] = ["-H", "Connection: close"]
+                out = subprocess.run(cmd, capture_output=True, text=True).stdout
+                c1 = cpu(pids)
+                n = int(re.search(r"(\d+) requests in", out).group(1))
+                rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+                user, system = (1e6 * (b - a) / n for a, b in zip(c0, c1))
+                results.append((rps, user + system))
+                print("floor%s: %.0f req/s, %.1f us of server CPU per request (user %.1f, system %.1f)"
+                      % (" (C)" if args.c else "", rps, user + system, user, system), flush=True)
+            print("median: %.0f req/s, %.1f us/req" % (statistics.median(r[0] for r in results),
+                                                       statistics.median(r[1] for r in results)))
+        finally:
+            stop()
 
 
 if __name__ == "__main__":
