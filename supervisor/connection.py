@@ -46,7 +46,7 @@ class HTTPError(Exception):
 
 class Connection:
     __slots__ = ("w", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
-                 "url", "env", "fields", "body", "body_len", "head_bytes", "plain",
+                 "url", "env", "fields_left", "field_room", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
                  "cur", "start", "write_cb", "framed")
 
@@ -57,6 +57,7 @@ class Connection:
         self.base = base
         self.trust = trust
         self.parser = HttpRequestParser(self)
+        self.field_room = worker.limit_field_size - 2    # name + value, without ": "
         self.last = worker.now
         self.out = []
         self.keep = True
@@ -150,7 +151,7 @@ class Connection:
     def on_url(self, url):
         if self.env is None:
             self.env = self.base.copy()
-            self.fields = 0
+            self.fields_left = self.w.limit_fields
             self.head_bytes = 0
             self.plain = True
         else:
@@ -160,10 +161,9 @@ class Connection:
             raise HTTPError(414, "request target longer than %d bytes" % self.w.limit_line)
 
     def on_header(self, name, value):
-        w = self.w
-        self.fields += 1
-        if self.fields > w.limit_fields or len(name) + len(value) + 2 > w.limit_field_size:
-            raise self.too_large(name, value)
+        self.fields_left -= 1
+        if self.fields_left < 0 or len(name) + len(value) > self.field_room:
+            raise self.too_large(name)
         key = ENV_KEYS.get(name)
         if not key:
             key = environ_key(name)
@@ -171,15 +171,14 @@ class Connection:
                 return                  # a name with '_': dropped
             if key in FRAMING:
                 self.plain = False
-        env = self.env
         value = value.rstrip(b" \t").decode("latin-1")    # trailing OWS is not part of the value
-        old = env.setdefault(key, value)
+        old = self.env.setdefault(key, value)
         if old is not value:
-            env[key] = old + "," + value
+            self.env[key] = old + "," + value
 
-    def too_large(self, name, value):
+    def too_large(self, name):
         w = self.w
-        if self.fields > w.limit_fields:
+        if self.fields_left < 0:
             return HTTPError(431, "more than %d header fields" % w.limit_fields)
         return HTTPError(431, "header field %r longer than %d bytes" % (name[:40], w.limit_field_size))
 
@@ -304,10 +303,11 @@ class Connection:
                 result = None
                 if type(body) is not bytes:
                     body = _bytes(body)
-                if len(body) == self.fast_length and self.plain and env["REQUEST_METHOD"] != "HEAD":
-                    # plain request, length as declared, a status with a body, no close
+                if len(body) == self.fast_length and env["REQUEST_METHOD"] != "HEAD":
+                    # the length as declared, a status with a body, no close from the app
                     self.sent = True
-                    self.out.append(b"".join((self.head, self.w.date_server, END, body)))
+                    self.out.append(b"".join((self.head, self.w.date_server,
+                                              END if self.plain else self.end(env), body)))
                     return len(body)
                 return self.respond_bytes(env, body)
             return self.respond_iter(env, result)
@@ -378,15 +378,17 @@ class Connection:
 
     def finish_head(self, env, extra):
         """The whole response head, with Date, framing and whether we keep the connection."""
+        self.sent = True
+        return b"".join((self.head, self.w.date_server, extra, self.end(env)))
+
+    def end(self, env):
+        """The end of a response head: whether the connection stays open, said so."""
         if self.app_close or not self.keep or self.w.no_keepalive:
             self.keep = False
-            end = END_CLOSE
-        elif env["SERVER_PROTOCOL"] == "HTTP/1.0":
-            end = END_KEEP_ALIVE
-        else:
-            end = END
-        self.sent = True
-        return b"".join((self.head, self.w.date_server, extra, end))
+            return END_CLOSE
+        if env["SERVER_PROTOCOL"] == "HTTP/1.0":
+            return END_KEEP_ALIVE
+        return END
 
     def _fit(self, body, length):
         """The app's body disagrees with its Content-Length: never send more than

@@ -25,7 +25,8 @@ REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 FRAMING = frozenset(("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_CONNECTION", "HTTP_EXPECT",
                      "HTTP_X_FORWARDED_PROTO"))
 
-ENV_KEYS = {}     # header name -> environ key, for ordinary names only (not FRAMING, not dropped)
+ENV_KEYS = {}        # header name -> environ key, for ordinary names only (not FRAMING, not dropped)
+_framing_keys = {}   # the same for FRAMING names, kept apart
 
 
 def environ_key(name):
@@ -34,14 +35,15 @@ def environ_key(name):
     as CONTENT_LENGTH behind a proxy that only checked 'Content-Length' (Gunicorn drops
     them too). Only ordinary names are remembered in ENV_KEYS, so that a hit there tells
     the request path the header needs no further look."""
-    key = ENV_KEYS.get(name)
+    key = ENV_KEYS.get(name) or _framing_keys.get(name)
     if key is None:
         if b"_" in name:
             return ""
         text = name.decode("latin-1").upper().replace("-", "_")
         key = text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text
-        if len(ENV_KEYS) < 4096 and key not in FRAMING:
-            ENV_KEYS[name] = key
+        cache = _framing_keys if key in FRAMING else ENV_KEYS
+        if len(cache) < 4096:
+            cache[name] = key
     return key
 
 
