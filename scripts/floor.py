@@ -8,9 +8,10 @@ written in Python on httptools can go. Measured like scripts/bench.py: wrk -t2 -
 keep-alive (or with `Connection: close`, --close), server CPU (utime+stime of both
 processes) divided by requests. With --c, the same measurement of floor.c, a C server of
 the same shape with no parsing at all: the kernel's share (accept4, recvfrom, sendto,
-close, epoll on loopback), which no user-space code removes.
+close, epoll on loopback), which no user-space code removes. With --wsgi, the Python
+server calls the hello app through the least a WSGI server must do, with no checks.
 
-    python scripts/floor.py [--duration 5] [--runs 3] [--close] [--c]
+    python scripts/floor.py [--duration 5] [--runs 3] [--close] [--c | --wsgi]
 """
 import argparse
 import gc
@@ -28,6 +29,9 @@ import time
 
 import httptools
 import psutil
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import hello  # noqa: E402   the benchmark's app
 
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
             b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: floor\r\n\r\nHello, World!")
@@ -52,6 +56,53 @@ class Conn:
         self.out.append(RESPONSE if self.parser.should_keep_alive() else CLOSE_RESPONSE)
 
 
+class WsgiConn(Conn):
+    """--wsgi: the least any WSGI server does per request, with no checks at all: an
+    environ copied from a prebuilt one with the method, target and headers put in, the
+    app called with a start_response, the response head found in a cache."""
+    __slots__ = ("env", "url", "head", "start")
+
+    def __init__(self, sock):
+        super().__init__(sock)
+        self.start = self.start_response
+
+    def on_url(self, url):
+        self.env = BASE_ENVIRON.copy()
+        self.url = url
+
+    def on_header(self, name, value):
+        self.env[HEADER_KEYS.get(name) or header_key(name)] = value.decode("latin-1")
+
+    def on_message_complete(self):
+        env = self.env
+        env["REQUEST_METHOD"] = self.parser.get_method().decode()
+        env["PATH_INFO"] = self.url.decode("latin-1")
+        body = b"".join(hello.app(env, self.start))
+        end = b"\r\n" if self.parser.should_keep_alive() else b"Connection: close\r\n\r\n"
+        self.out.append(b"".join((self.head, DATE_SERVER, end, body)))
+
+    def start_response(self, status, headers, exc_info=None):
+        key = (status, *headers)
+        head = HEADS.get(key)
+        if head is None:
+            head = HEADS[key] = ("HTTP/1.1 %s\r\n%s" % (status, "".join("%s: %s\r\n" % h for h in headers))).encode()
+        self.head = head
+
+
+BASE_ENVIRON = {"wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": None, "wsgi.errors": sys.stderr,
+                "wsgi.multithread": False, "wsgi.multiprocess": True, "wsgi.run_once": False,
+                "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1",
+                "SCRIPT_NAME": "", "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1"}
+DATE_SERVER = b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: floor\r\n"
+HEADER_KEYS = {}
+HEADS = {}
+
+
+def header_key(name):
+    key = HEADER_KEYS[name] = "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+    return key
+
+
 def answer(conn, buf, view):
     """Read, parse, answer. False: the connection is closed."""
     try:
@@ -73,8 +124,9 @@ def answer(conn, buf, view):
     return False
 
 
-def serve(listener):
-    """The child: an epoll loop answering every request with RESPONSE."""
+def serve(listener, kind):
+    """The child: an epoll loop answering every request with RESPONSE (kind Conn) or the
+    hello app's response (kind WsgiConn)."""
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
     ep = select.epoll()
     lfd = listener.fileno()
@@ -93,7 +145,7 @@ def serve(listener):
                         break
                     sock = _socket.socket(socket.AF_INET, socket.SOCK_STREAM, 0, fd)
                     sock.setblocking(False)
-                    conn = Conn(sock)
+                    conn = kind(sock)
                     if answer(conn, buf, view):
                         conns[sock.fileno()] = conn
                         ep.register(sock.fileno(), select.EPOLLIN)
@@ -109,7 +161,7 @@ def cpu(pids):
     return sum(t.user for t in times), sum(t.system for t in times)
 
 
-def start_python():
+def start_python(kind):
     """Fork the two Python servers on a fresh listener -> (port, pids, stop)."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -123,7 +175,7 @@ def start_python():
         pid = os.fork()
         if pid == 0:
             try:
-                serve(listener)
+                serve(listener, kind)
             finally:
                 os._exit(0)
         pids.append(pid)
@@ -165,9 +217,10 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--close", action="store_true", help="wrk sends Connection: close")
     ap.add_argument("--c", action="store_true", help="the C server of floor.c instead (needs cc): the kernel's share")
+    ap.add_argument("--wsgi", action="store_true", help="call the hello app through a minimal WSGI layer, no checks")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        port, pids, stop = start_c(tmp) if args.c else start_python()
+        port, pids, stop = start_c(tmp) if args.c else start_python(WsgiConn if args.wsgi else Conn)
         try:
             time.sleep(0.3)
             results = []
@@ -183,7 +236,8 @@ def main():
                 user, system = (1e6 * (b - a) / n for a, b in zip(c0, c1))
                 results.append((rps, user + system))
                 print("floor%s: %.0f req/s, %.1f us of server CPU per request (user %.1f, system %.1f)"
-                      % (" (C)" if args.c else "", rps, user + system, user, system), flush=True)
+                      % (" (C)" if args.c else " (WSGI)" if args.wsgi else "", rps, user + system, user, system),
+                      flush=True)
             print("median: %.0f req/s, %.1f us/req" % (statistics.median(r[0] for r in results),
                                                        statistics.median(r[1] for r in results)))
         finally:
