@@ -23,7 +23,7 @@ from httptools import (HttpParserCallbackError, HttpParserError, HttpParserUpgra
 from . import hooks
 from .hooks import Request, Response
 from .wsgi import (ENV_KEYS, FRAMING, LAST_CHUNK, NO_BODY, TARGETS, FileWrapper, StartResponseError,
-                   chunk, environ_key, error_response, head_for, target)
+                   HEADS, chunk, environ_key, error_response, head_for, target)
 
 MSG_DONTWAIT = socket.MSG_DONTWAIT
 SPOOL_BYTES = 1 << 20          # request bodies above this go to a temporary file
@@ -189,12 +189,10 @@ class Connection:
         method = parser.get_method()
         env["REQUEST_METHOD"] = _methods.get(method) or _method(method)
         env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"] = TARGETS.get(self.url) or target(self.url)
-        # should_keep_alive() with no Connection header means HTTP/1.1 (llhttp accepts only
-        # 0.9, 1.0, 1.1 and 2.0, and keeps only 1.x with x > 0 alive by default), and it is
-        # 40 times cheaper than get_http_version()
-        if self.plain and parser.should_keep_alive():
-            env["SERVER_PROTOCOL"] = "HTTP/1.1"
-        else:
+        # should_keep_alive() with no Connection header means HTTP/1.1, the environ's
+        # default (llhttp accepts only 0.9, 1.0, 1.1 and 2.0, and keeps only 1.x with
+        # x > 0 alive by default), and it is 40 times cheaper than get_http_version()
+        if not (self.plain and parser.should_keep_alive()):
             self.plain = False
             self.check_head(env)
 
@@ -284,7 +282,12 @@ class Connection:
                 exc_info = None
         elif self.status is not None:
             raise StartResponseError("start_response called twice without exc_info")
-        self.code, self.head, self.length, self.app_close, self.fast_length = head_for(status, headers)
+        # head_for's cache, looked up inline: this runs once per request
+        try:
+            hit = HEADS.get((status, *headers)) if type(headers) is list else None
+        except TypeError:
+            hit = None
+        self.code, self.head, self.length, self.app_close, self.fast_length = hit or head_for(status, headers)
         self.status = status
         self.headers = headers
         return self.write_cb

@@ -163,7 +163,7 @@ def validate_head(status, headers):
     return code, b"".join(parts), length, close, fast
 
 
-_heads = {}
+HEADS = {}
 
 
 def head_for(status, headers):
@@ -173,14 +173,14 @@ def head_for(status, headers):
         return validate_head(status, headers)
     try:
         key = (status, *headers)
-        hit = _heads.get(key)
+        hit = HEADS.get(key)
     except TypeError:      # unhashable: not a list of tuples of str; let validation say so
         return validate_head(status, headers)
     if hit is None:
         hit = validate_head(status, headers)
-        if len(_heads) >= 1024:
-            _heads.clear()
-        _heads[key] = hit
+        if len(HEADS) >= 1024:
+            HEADS.clear()
+        HEADS[key] = hit
     return hit
 
 
@@ -265,4 +265,5 @@ def base_environ(server_software):
         "wsgi.input": EMPTY_INPUT,       # replaced when the request has a body
         "SERVER_SOFTWARE": server_software,
         "SCRIPT_NAME": "",
+        "SERVER_PROTOCOL": "HTTP/1.1",   # the request's own, when it says otherwise
     }

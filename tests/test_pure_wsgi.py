@@ -322,12 +322,12 @@ def test_conflicting_content_lengths():
 
 
 def test_head_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(wsgi, "_heads", {})
+    monkeypatch.setattr(wsgi, "HEADS", {})
     for i in range(1024):
         head_for("200 OK", [("X-N", str(i))])
-    assert len(wsgi._heads) == 1024
+    assert len(wsgi.HEADS) == 1024
     assert head_for("200 OK", [("X-N", "new")]) == (200, b"HTTP/1.1 200 OK\r\nX-N: new\r\n", None, False, -1)
-    assert list(wsgi._heads) == [("200 OK", ("X-N", "new"))]
+    assert list(wsgi.HEADS) == [("200 OK", ("X-N", "new"))]
 
 
 # -- bodies and server-made responses ---------------------------------------------------------
