@@ -395,6 +395,42 @@ def test_http10_without_keepalive_closes(server):
     assert_same_worker(s, pid)
 
 
+# (request version, its Connection header) -> (SERVER_PROTOCOL, connection closed after,
+# the response's Connection header). Requests with no Connection header that llhttp keeps
+# alive skip get_http_version() (connection.py): every other row takes the full path.
+PROTOCOL_CASES = [
+    ("1.1", None, "HTTP/1.1", False, None),
+    ("1.1", "close", "HTTP/1.1", True, "close"),
+    ("1.1", "Close", "HTTP/1.1", True, "close"),
+    ("1.1", "keep-alive", "HTTP/1.1", False, None),
+    ("1.0", None, "HTTP/1.0", True, "close"),
+    ("1.0", "keep-alive", "HTTP/1.0", False, "keep-alive"),
+    ("1.0", "close", "HTTP/1.0", True, "close"),
+]
+
+
+@BOTH
+def test_protocol_and_keepalive_by_version_and_connection_header(server, app):
+    s, _, pid = start(server, app)
+    for version, connection, protocol, closes, says in PROTOCOL_CASES:
+        case = (version, connection)
+        with Client(s.port) as c:
+            c.send(req("GET", "/env", [("Connection", connection)] if connection else [], version=version))
+            r = c.response()
+            assert r.status == 200, (case, r)
+            assert r.json()["SERVER_PROTOCOL"] == protocol, case
+            assert (r.header("Connection") or "").lower() == (says or ""), case
+            if closes:
+                assert c.closed_by_server(), case
+            else:      # still open: a second request is answered on it
+                c.send(req("GET", "/env?again", [("Connection", "close")], version=version))
+                assert c.response().json()["QUERY_STRING"] == "again", case
+    # HTTP/2.0 asking for keep-alive is kept alive by llhttp's rule, and still refused
+    data, closed = exchange(s.port, req("GET", "/", [("Connection", "keep-alive")], version="2.0"))
+    assert status_of(data) == 505 and closed, data
+    assert_same_worker(s, pid)
+
+
 def test_idle_keepalive_connection_closed_after_keepalive_seconds(server):
     s, _, pid = start(server, "http_app:app", "--keep-alive", "1")
     with Client(s.port) as c:
