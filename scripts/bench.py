@@ -36,6 +36,11 @@ Lifecycle (--lifecycle, instead of throughput): pyfork and Gunicorn sync side by
     (c) idle: master RSS (MB) and master CPU % over 10 s idle with 8 workers (and the
         8 workers' summed CPU %).
 
+Floors (--with-floors): scripts/floor.py --serve runs beside them, measured the same way:
+    floor-c (scripts/floor.c: the kernel's share, no parsing), floor-python (Python on
+    httptools, no WSGI), floor-wsgi (the same calling the app through a WSGI layer with
+    no checks). They bound from below what a Python WSGI server can spend per request.
+
 Gunicorn runs with its defaults (no access log, like pyfork) except
 --no-control-socket where it exists (25.1+): every instance would otherwise bind the
 same $HOME/.gunicorn/gunicorn.ctl, and several run side by side here.
@@ -46,6 +51,7 @@ same interpreter, see --python):
     python scripts/bench.py                          # 10 s per wrk run, 3 runs
     python scripts/bench.py --duration 3 --runs 1    # a quick look
     python scripts/bench.py --servers pyfork,gunicorn-gthread --with-access-log --json out.json
+    python scripts/bench.py --with-access-log --with-floors   # the README's table
     python scripts/bench.py --lifecycle
 
 Needs psutil, wrk (`apt-get install -y wrk`) and gunicorn (`pip install gunicorn`, or
@@ -78,6 +84,9 @@ WORKERS = 2
 MODES = ("keep-alive", "close")
 SERVERS = ("pyfork", "gunicorn-sync", "gunicorn-gthread")
 ACCESS_LOG_VARIANT = "pyfork-accesslog"
+# scripts/floor.py --serve: what the kernel alone costs (C, no parsing), a Python server on
+# httptools with no WSGI, and the same calling the app through a WSGI layer with no checks
+FLOORS = {"floor-c": ["--c"], "floor-python": [], "floor-wsgi": ["--wsgi"]}
 GUNICORNS = ("gunicorn-sync", "gunicorn-gthread")
 GET_WRK = "wrk not found on PATH: install it with `apt-get install -y wrk`"
 GET_GUNICORN = ("gunicorn is not importable by %s: install it with `pip install gunicorn` "
@@ -98,6 +107,8 @@ def free_port():
 def server_argv(name, args, bind, workers, extra=()):
     """The command line for one server kind; `extra` holds flags both servers take."""
     python = args.python
+    if name in FLOORS:
+        return [python, os.path.join(HERE, "floor.py"), "--serve", bind.rpartition(":")[2]] + FLOORS[name]
     if name.startswith("pyfork"):
         argv = [python, "-m", "supervisor", "run", APP, "-w", str(workers), "-b", bind]
         if name == ACCESS_LOG_VARIANT:
@@ -653,6 +664,9 @@ def parse_args(argv):
                              % ", ".join(SERVERS + (ACCESS_LOG_VARIANT,)))
     parser.add_argument("--with-access-log", action="store_true",
                         help="add %s: pyfork with --access-logfile /dev/null" % ACCESS_LOG_VARIANT)
+    parser.add_argument("--with-floors", action="store_true",
+                        help="add %s (scripts/floor.py): the same measurement of servers that do less, "
+                             "to show what the kernel and Python alone cost (floor-c needs cc)" % ", ".join(FLOORS))
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--runs", type=int, default=3,
                         help="runs per server and mode; medians are reported (default 3)")
@@ -667,7 +681,9 @@ def parse_args(argv):
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     if args.with_access_log and ACCESS_LOG_VARIANT not in names:
         names.append(ACCESS_LOG_VARIANT)
-    unknown = set(names) - set(SERVERS + (ACCESS_LOG_VARIANT,))
+    if args.with_floors:
+        names += [f for f in FLOORS if f not in names]
+    unknown = set(names) - set(SERVERS + (ACCESS_LOG_VARIANT,) + tuple(FLOORS))
     if unknown:
         parser.error("unknown server(s): %s" % ", ".join(sorted(unknown)))
     if args.duration < 1 or args.runs < 1:
@@ -681,6 +697,8 @@ def check_tools(args):
     """Exit with how to get what is missing."""
     if not args.lifecycle and shutil.which("wrk") is None:
         sys.exit(GET_WRK)
+    if "floor-c" in args.names and shutil.which("cc") is None:
+        sys.exit("floor-c needs a C compiler on PATH as cc: apt-get install -y gcc")
     versions = {"pyfork": probe_version(args.python, "supervisor")}
     if versions["pyfork"] is None:
         sys.exit("pyfork (package supervisor) is not importable by %s: run `pip install -e .` "

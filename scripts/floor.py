@@ -39,12 +39,13 @@ CLOSE_RESPONSE = RESPONSE.replace(b"Server: floor\r\n", b"Server: floor\r\nConne
 
 
 class Conn:
-    __slots__ = ("sock", "parser", "out")
+    __slots__ = ("sock", "parser", "out", "closing")
 
     def __init__(self, sock):
         self.sock = sock
         self.parser = httptools.HttpRequestParser(self)
         self.out = []
+        self.closing = False
 
     def on_url(self, url):
         pass
@@ -53,7 +54,9 @@ class Conn:
         pass
 
     def on_message_complete(self):
-        self.out.append(RESPONSE if self.parser.should_keep_alive() else CLOSE_RESPONSE)
+        # asked here: once feed_data returns, llhttp has reset for the next message
+        self.closing = not self.parser.should_keep_alive()
+        self.out.append(CLOSE_RESPONSE if self.closing else RESPONSE)
 
 
 class WsgiConn(Conn):
@@ -78,7 +81,8 @@ class WsgiConn(Conn):
         env["REQUEST_METHOD"] = self.parser.get_method().decode()
         env["PATH_INFO"] = self.url.decode("latin-1")
         body = b"".join(hello.app(env, self.start))
-        end = b"\r\n" if self.parser.should_keep_alive() else b"Connection: close\r\n\r\n"
+        self.closing = not self.parser.should_keep_alive()
+        end = b"Connection: close\r\n\r\n" if self.closing else b"\r\n"
         self.out.append(b"".join((self.head, DATE_SERVER, end, body)))
 
     def start_response(self, status, headers, exc_info=None):
@@ -117,7 +121,7 @@ def answer(conn, buf, view):
             return True         # a partial request: wait for the rest
         conn.sock.send(b"".join(conn.out))
         conn.out.clear()
-        if conn.parser.should_keep_alive():
+        if not conn.closing:
             return True
     conn.sock.close()
     conn.parser = None
@@ -128,6 +132,7 @@ def serve(listener, kind):
     """The child: an epoll loop answering every request with RESPONSE (kind Conn) or the
     hello app's response (kind WsgiConn)."""
     signal.signal(signal.SIGTERM, lambda *a: os._exit(0))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})   # blocked by serve_only's parent
     ep = select.epoll()
     lfd = listener.fileno()
     ep.register(lfd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
@@ -161,13 +166,13 @@ def cpu(pids):
     return sum(t.user for t in times), sum(t.system for t in times)
 
 
-def start_python(kind):
+def start_python(kind, port=0):
     """Fork the two Python servers on a fresh listener -> (port, pids, stop)."""
     listener = socket.socket()
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    listener.bind(("127.0.0.1", 0))
+    listener.bind(("127.0.0.1", port))
     listener.listen(1024)
     listener.setblocking(False)
     pids = []
@@ -191,11 +196,16 @@ def start_python(kind):
     return listener.getsockname()[1], pids, stop
 
 
-def start_c(tmp):
-    """Compile floor.c and start it -> (port, pids of its two servers, stop)."""
+def compile_c(tmp):
     exe = os.path.join(tmp, "floor")
     subprocess.run(["cc", "-O2", "-o", exe, os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")],
                    check=True)
+    return exe
+
+
+def start_c(tmp):
+    """Compile floor.c and start it -> (port, pids of its two servers, stop)."""
+    exe = compile_c(tmp)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -218,7 +228,11 @@ def main():
     ap.add_argument("--close", action="store_true", help="wrk sends Connection: close")
     ap.add_argument("--c", action="store_true", help="the C server of floor.c instead (needs cc): the kernel's share")
     ap.add_argument("--wsgi", action="store_true", help="call the hello app through a minimal WSGI layer, no checks")
+    ap.add_argument("--serve", metavar="PORT", type=int,
+                    help="only serve on 127.0.0.1:PORT until SIGTERM (scripts/bench.py --with-floors)")
     args = ap.parse_args()
+    if args.serve is not None:
+        return serve_only(args)
     with tempfile.TemporaryDirectory() as tmp:
         port, pids, stop = start_c(tmp) if args.c else start_python(WsgiConn if args.wsgi else Conn)
         try:
@@ -242,6 +256,23 @@ def main():
                                                        statistics.median(r[1] for r in results)))
         finally:
             stop()
+
+
+def serve_only(args):
+    """Serve until SIGTERM, then stop the two servers: a server bench.py can run."""
+    if args.c:
+        # become the C server (so bench.py sees its two servers as our children), run from
+        # a memfd so that nothing is left on disk
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(compile_c(tmp), "rb") as f:
+                image = f.read()
+        fd = os.memfd_create("floor")
+        os.write(fd, image)
+        os.execv("/proc/self/fd/%d" % fd, ["floor", str(args.serve)])
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    _, _, stop = start_python(WsgiConn if args.wsgi else Conn, args.serve)
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    stop()
 
 
 if __name__ == "__main__":
