@@ -141,9 +141,11 @@ class Connection:
     # -- httptools callbacks ------------------------------------------------------------
     #
     # The common request (HTTP/1.1, keep-alive, no body, no header that changes framing)
-    # is "plain": it skips every check below that cannot apply to it. A header that could
-    # change how the request is read or answered (FRAMING in wsgi.py) is never in the
-    # ENV_KEYS cache, so meeting one takes the slow way and clears `plain`.
+    # is "plain" (True): it skips every check below that cannot apply to it. A header that
+    # could change how the request is read or answered (FRAMING in wsgi.py) is never in
+    # the ENV_KEYS cache, so meeting one takes the slow way and clears `plain` (False).
+    # In between (None): another version or a Connection header, nothing else; such a
+    # request needs its version and keep-alive looked up, not the framing checks.
     #
     # No on_message_begin: one Python call less per request. A message always starts
     # with its target, so on_url starts the per-request state.
@@ -170,7 +172,10 @@ class Connection:
             if not key:
                 return                  # a name with '_': dropped
             if key in FRAMING:
-                self.plain = False
+                if key != "HTTP_CONNECTION":
+                    self.plain = False
+                elif self.plain:
+                    self.plain = None
         value = value.rstrip(b" \t").decode("latin-1")    # trailing OWS is not part of the value
         old = self.env.setdefault(key, value)
         if old is not value:
@@ -193,7 +198,6 @@ class Connection:
         # default (llhttp accepts only 0.9, 1.0, 1.1 and 2.0, and keeps only 1.x with
         # x > 0 alive by default), and it is 40 times cheaper than get_http_version()
         if not (self.plain and parser.should_keep_alive()):
-            self.plain = False
             self.check_head(env)
 
     def check_head(self, env):
@@ -203,6 +207,9 @@ class Connection:
         if protocol is None:
             raise HTTPError(505, "HTTP/%s is not supported" % parser.get_http_version())
         env["SERVER_PROTOCOL"] = protocol
+        if self.plain is not False:
+            self.plain = None     # no framing header: nothing more to check
+            return
         if self.trust:
             proto = env.get("HTTP_X_FORWARDED_PROTO")
             if proto is not None and proto.lower() == "https":

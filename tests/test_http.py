@@ -310,6 +310,25 @@ def test_url_scheme_from_trusted_proxy(server):
     assert_same_worker(s, pid)
 
 
+@pytest.mark.parametrize("order", ["connection-first", "connection-last"])
+def test_framing_headers_beside_connection_close_still_checked(server, order):
+    """A Connection header alone takes a lighter path than the framing headers; with
+    both, whichever comes first, the framing checks still run."""
+    s, _, pid = start(server)
+    for extra, check in (
+            (("X-Forwarded-Proto", "https"), lambda e: e["wsgi.url_scheme"] == "https"),
+            (("Content-Length", "3"), lambda e: e["body"] == "abc")):
+        headers = [("Connection", "close"), extra]
+        if order == "connection-last":
+            headers.reverse()
+        with Client(s.port) as c:
+            c.send(req("POST", "/env", headers, b"abc" if extra[0] == "Content-Length" else b""))
+            r = c.response()
+            assert c.closed_by_server()
+        assert r.status == 200 and check(r.json()), (headers, r)
+    assert_same_worker(s, pid)
+
+
 def test_underscore_header_cannot_pose_as_dashed_one(server):
     s, _, pid = start(server)
     with Client(s.port) as c:
