@@ -13,10 +13,10 @@ LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 NAMES = {v: k.upper() for k, v in LEVELS.items()}
 
 
-def _open(path, std):
+def _open(path, std, buffering=1):
     if path in (None, "-"):
         return std
-    return open(path, "a", buffering=1, encoding="utf-8", errors="backslashreplace")
+    return open(path, "a", buffering=buffering, encoding="utf-8", errors="backslashreplace")
 
 
 class Log:
@@ -26,7 +26,9 @@ class Log:
         self.stream = _open(path, sys.stderr)
         self.access_path = access_path
         self.access_format = access_format
-        self.access_stream = _open(access_path, sys.stdout) if access_path else None
+        # block-buffered: the worker flushes once per loop turn (flush_access), so a burst
+        # of requests costs one write, and no line waits longer than the turn it was made in
+        self.access_stream = _open(access_path, sys.stdout, -1) if access_path else None
         self.metrics_path = metrics_path
         self.metrics_stream = _open(metrics_path, sys.stderr) if metrics_path else None
 
@@ -38,7 +40,7 @@ class Log:
             old = getattr(self, attr)
             if old is None or old is std:
                 continue
-            setattr(self, attr, _open(path, std))
+            setattr(self, attr, _open(path, std, -1 if attr == "access_stream" else 1))
             old.close()
 
     def close(self):
@@ -88,7 +90,14 @@ class Log:
             pass
 
     def access(self, line):
+        """Queue an access-log line; flush_access() writes what is queued."""
         try:
             self.access_stream.write(line + "\n")
+        except (OSError, ValueError):
+            pass
+
+    def flush_access(self):
+        try:
+            self.access_stream.flush()
         except (OSError, ValueError):
             pass

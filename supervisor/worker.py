@@ -61,6 +61,7 @@ class Worker:
         self.read_timeout = cfg.timeout or 30.0
         self.send_timeout = max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0
         self.access_log = bool(cfg.access_logfile)
+        self.access_line = accesslog.compile_format(cfg.access_logformat) if self.access_log else None
         self.trusted = {}
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
@@ -119,6 +120,7 @@ class Worker:
         next_tick = self.now + TICK
         poll = ep.poll
         monotonic = time.monotonic
+        access_log = self.access_log
         while True:
             events = poll(TICK)
             self.now = now = monotonic()
@@ -131,6 +133,8 @@ class Worker:
                         self.accept(*lmap[fd])
                 else:
                     self.on_signals()
+            if access_log:
+                self.log.flush_access()     # one write for this turn's lines
             if self.requests >= self.max_requests and not self.stopping:
                 self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                               self.slot, os.getpid(), self.max_requests)
@@ -213,6 +217,8 @@ class Worker:
     def exit(self, code):
         """Leave now (INT, abort), still running worker_exit as Gunicorn does."""
         hooks.call(self.cfg.hooks, self.log, "worker_exit", getattr(self, "server", None), self)
+        if self.access_log:
+            self.log.flush_access()
         os._exit(code)
 
     def stop(self):
@@ -257,9 +263,7 @@ class Worker:
             self.title()
 
     def access(self, env, code, headers, sent, seconds):
-        line = accesslog.format_line(self.cfg.access_logformat, env, code, headers, sent, seconds,
-                                     time.time(), os.getpid())
-        self.log.access(line)
+        self.log.access(self.access_line(env, code, headers, sent, seconds, time.time(), self.pid))
 
 
 def listener_environ(base, sock):

@@ -815,6 +815,18 @@ def test_access_log_default_format(server, tmp_path):
     assert_same_worker(s, pid)
 
 
+def test_access_log_to_stdout_shows_while_the_worker_runs(server):
+    """`--access-logfile -`, a Procfile's usual flag: stdout is then a pipe or a file, which
+    Python block-buffers. Each line must still appear at once, not 8 KB later."""
+    s, _, pid = start(server, "http_app:app", "--access-logfile", "-",
+                      env={"PYTHONUNBUFFERED": ""})     # as in most containers: buffered stdout
+    for i in range(3):
+        get(s.port, "/promptly-%d" % i)
+    assert s.wait_log('"GET /promptly-2 HTTP/1.1" 200', timeout=3), s.log()
+    assert s.log().count('"GET /promptly-') == 3
+    assert_same_worker(s, pid)
+
+
 def test_access_log_custom_format(server, tmp_path):
     log = str(tmp_path / "access.log")
     s, _, pid = start(server, "http_app:app", "--access-logfile", log,
