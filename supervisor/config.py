@@ -152,6 +152,15 @@ def _str(value, name):
     return str(value)
 
 
+def _log_format(value, name):
+    from .accesslog import compile_format      # value-level: pure, but only needed here
+    try:
+        compile_format(str(value))
+    except ValueError as exc:
+        raise ConfigError("%s: %s" % (name, exc)) from None
+    return str(value)
+
+
 def _optional_path(value, name):
     return None if value in (None, "") else str(value)
 
@@ -223,7 +232,7 @@ SETTINGS = (
     Setting("boot_timeout", ("--boot-timeout",), _float(0), 60.0, "kill a worker that has not booted (loaded the app) within this many seconds (0: never)", metavar="SECONDS"),
     Setting("graceful_timeout", ("--graceful-timeout",), _float(0), 25.0, "seconds workers get to finish requests on stop", metavar="SECONDS"),
     Setting("access_logfile", ("--access-logfile",), _optional_path, None, "access log file, '-' for stdout (default: none)", metavar="FILE"),
-    Setting("access_logformat", ("--access-logformat",), _str, '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"', "access log line, in Gunicorn's atoms", metavar="FORMAT"),
+    Setting("access_logformat", ("--access-logformat",), _log_format, '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"', "access log line, in Gunicorn's atoms", metavar="FORMAT"),
     Setting("error_logfile", ("--error-logfile", "--log-file"), _str, "-", "error log file, '-' for stderr", metavar="FILE"),
     Setting("loglevel", ("--log-level",), _loglevel, "info", "error log level: " + ", ".join(LOG_LEVELS), metavar="LEVEL"),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),

@@ -725,6 +725,8 @@ BAD = [
      lambda msg, conf: "PYFORK_TIMEOUT" in msg and "'abc'" in msg),
     ("bad WEB_CONCURRENCY", "", [], {"WEB_CONCURRENCY": "lots"},
      lambda msg, conf: "WEB_CONCURRENCY" in msg and "'lots'" in msg),
+    ("bad access log format", "access_log_format = '%(h)s %(s)s 100%'\n", [], {},
+     lambda msg, conf: "access_logformat" in msg and "'%(h)s %(s)s 100%'" in msg and "%%" in msg),
 ]
 
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from supervisor.accesslog import atoms, format_line
+from supervisor.accesslog import atoms, compile_format, format_line
 from supervisor.config import BY_NAME
 
 GUNICORN_DEFAULT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
@@ -140,3 +140,32 @@ def test_environ_atom_is_case_insensitive_like_gunicorn():
 
 def test_millis_and_micros_agree_with_decimal_seconds():
     assert line("%(T)s %(M)s %(D)s %(L)s", seconds=1.001) == "1 1001 1001000 1.001000"
+
+
+@pytest.mark.parametrize("fmt, env, status, headers, sent, seconds, expected", ATOMS)
+def test_compiled_format_agrees_with_the_mapping(fmt, env, status, headers, sent, seconds, expected):
+    """compile_format is an optimisation of `fmt % atoms(...)`: the same line, always."""
+    args = (dict(ENV, **env), status, headers, sent, seconds, NOW, PID)
+    assert compile_format(fmt)(*args) == fmt % atoms(*args) == expected
+
+
+# (format, line): '%%' is a literal '%', also right before what looks like an atom
+LITERALS = [
+    ("100%% %(s)s", "100% 200"),
+    ("%%(s)s %(s)s", "%(s)s 200"),
+    ("%%%(s)s", "%200"),
+    ("no atoms", "no atoms"),
+    ("", ""),
+]
+
+
+@pytest.mark.parametrize("fmt, expected", LITERALS)
+def test_literal_percent(fmt, expected):
+    assert line(fmt) == expected == fmt % atoms(dict(ENV), 200, HEADERS, 13, 0.25, NOW, PID)
+
+
+@pytest.mark.parametrize("fmt", ["%(h)s 50%", "%(s)d", "%s", "%(h)s %", "%(h"])
+def test_format_python_cannot_apply_is_refused_up_front(fmt):
+    with pytest.raises(ValueError) as info:
+        compile_format(fmt)
+    assert repr(fmt) in str(info.value)

@@ -252,6 +252,12 @@ BAD_VALUES = [
     ({"bind": ["127.0.0.1:99999"]}, {}, "flag --bind: bind '127.0.0.1:99999': the port must be a number from 0 to 65535"),
     ({"bind": [":80", "unix:"]}, {}, "flag --bind: bind 'unix:': give a path after 'unix:'"),
     ({}, {"PYFORK_BIND": "::1:80"}, "environment variable PYFORK_BIND: bind '::1:80': write an IPv6 address in brackets, like [::1]:8000"),
+    ({"access_logformat": "%(h)s 50%"}, {},
+     "flag --access-logformat: access log format '%(h)s 50%': incomplete format "
+     "(atoms are written %(h)s, a literal % as %%)"),
+    ({}, {"PYFORK_ACCESS_LOGFORMAT": "%(s)d"},
+     "environment variable PYFORK_ACCESS_LOGFORMAT: access log format '%(s)d': format requires a mapping "
+     "(atoms are written %(h)s, a literal % as %%)"),
 ]
 
 
