@@ -172,10 +172,7 @@ class Connection:
             if not key:
                 return                  # a name with '_': dropped
             if key in FRAMING:
-                if key != "HTTP_CONNECTION":
-                    self.plain = False
-                elif self.plain:
-                    self.plain = None
+                self.plain = False
         value = value.rstrip(b" \t").decode("latin-1")    # trailing OWS is not part of the value
         old = self.env.setdefault(key, value)
         if old is not value:
@@ -197,7 +194,7 @@ class Connection:
         # should_keep_alive() with no Connection header means HTTP/1.1, the environ's
         # default (llhttp accepts only 0.9, 1.0, 1.1 and 2.0, and keeps only 1.x with
         # x > 0 alive by default), and it is 40 times cheaper than get_http_version()
-        if not (self.plain and parser.should_keep_alive()):
+        if not (self.plain and parser.should_keep_alive() and "HTTP_CONNECTION" not in env):
             self.check_head(env)
 
     def check_head(self, env):

@@ -20,10 +20,9 @@ NO_BODY = frozenset((204, 304)) | frozenset(range(100, 200))
 
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 
-# Headers that change how a request is read or answered: framing, keep-alive, expectations,
-# the scheme. A request with none of them (most GETs) skips the checks they need.
-FRAMING = frozenset(("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_CONNECTION", "HTTP_EXPECT",
-                     "HTTP_X_FORWARDED_PROTO"))
+# Headers that change how a request is read or answered: framing, expectations, the
+# scheme. A request with none of them (most GETs) skips the checks they need.
+FRAMING = frozenset(("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_X_FORWARDED_PROTO"))
 
 ENV_KEYS = {}        # header name -> environ key, for ordinary names only (not FRAMING, not dropped)
 _framing_keys = {}   # the same for FRAMING names, kept apart
