@@ -70,9 +70,12 @@ def split_target(target):
             return "", "", raw       # OPTIONS *: no path (PEP 3333 allows PATH_INFO empty)
         # absolute-form (RFC 9112 3.2.2): drop scheme and authority
         scheme, sep, rest = path.partition(b"://")
-        if sep:
-            _, slash, tail = rest.partition(b"/")
-            path = slash + tail or b"/"
+        if not sep:
+            # authority-form (CONNECT host:port, 3.2.3) or no form at all: no path; the
+            # target is in RAW_URI, and nothing that is not a path poses as one
+            return "", "", raw
+        _, slash, tail = rest.partition(b"/")
+        path = slash + tail or b"/"
     if b"%" in path:
         path = unquote_to_bytes(path)
     return path.decode("latin-1"), query.decode("latin-1"), raw

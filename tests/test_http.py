@@ -329,6 +329,20 @@ def test_framing_headers_beside_connection_close_still_checked(server, order):
     assert_same_worker(s, pid)
 
 
+def test_connect_reaches_the_app_without_a_path_then_closes(server):
+    """CONNECT's authority-form target is not a path (wsgiref's validator would refuse
+    it as PATH_INFO); llhttp treats CONNECT as an upgrade, so the connection closes."""
+    s, _, pid = start(server)
+    with Client(s.port) as c:
+        c.send(req("CONNECT", "example.com:443"))
+        r = c.response()
+        assert c.closed_by_server()
+    assert r.status == 200, r
+    e = r.json()
+    assert (e["REQUEST_METHOD"], e["PATH_INFO"], e["RAW_URI"]) == ("CONNECT", "", "example.com:443")
+    assert_same_worker(s, pid)
+
+
 def test_underscore_header_cannot_pose_as_dashed_one(server):
     s, _, pid = start(server)
     with Client(s.port) as c:

@@ -67,6 +67,8 @@ TARGETS = [
     (b"http://host?x=1", ("/", "x=1", "http://host?x=1")),
     (b"https://host:8443/a%20b?x", ("/a b", "x", "https://host:8443/a%20b?x")),
     (b"*", ("", "", "*")),             # OPTIONS *: no path; the '*' stays in RAW_URI (Gunicorn gives '*')
+    (b"example.com:443", ("", "", "example.com:443")),       # authority-form (CONNECT): no path
+    (b"p?x", ("", "", "p?x")),         # no form at all: not a path either
     (b"/p#frag", ("/p", "", "/p#frag")),
     (b"/p%20q#frag", ("/p q", "", "/p%20q#frag")),
 ]

@@ -72,8 +72,8 @@ def main(environ, start_response):
     if path == "/pid":
         return text(start_response, str(os.getpid()))
 
-    if path.startswith("/env"):
-        keys = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "SERVER_NAME",
+    if path.startswith("/env") or path == "":     # "": OPTIONS *, CONNECT host:port
+        keys = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "RAW_URI", "SERVER_NAME",
                 "SERVER_PORT", "REMOTE_ADDR", "REMOTE_PORT", "SERVER_PROTOCOL", "CONTENT_TYPE",
                 "CONTENT_LENGTH", "wsgi.url_scheme", "wsgi.input_terminated", "wsgi.multiprocess",
                 "wsgi.multithread", "wsgi.run_once")
