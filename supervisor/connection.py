@@ -546,9 +546,10 @@ class Connection:
                 pass
             # break the parser <-> connection and bound-method cycles: die by refcount
             self.parser = None
-            self.start = None
+            self.start = self.write_cb = None
             self.env = None
             self.cur = None
+            self.drop_body()      # a spooled body of a request cut short: its file closes now
 
 
 class _Gone(Exception):
