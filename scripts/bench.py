@@ -77,6 +77,8 @@ try:
 except ImportError:
     sys.exit("bench.py needs psutil: pip install psutil")
 
+from ports import free_port  # noqa: E402   scripts/ports.py, beside this file
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOST = "127.0.0.1"
 APP = "hello:app"
@@ -97,12 +99,6 @@ STARTED = []             # every Server started, for the final stop-and-check
 
 
 # -- servers ----------------------------------------------------------------------------
-
-def free_port():
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
 
 def server_argv(name, args, bind, workers, extra=()):
     """The command line for one server kind; `extra` holds flags both servers take."""
@@ -134,7 +130,7 @@ class Server:
     def __init__(self, name, args, logdir, workers=WORKERS, extra=()):
         self.name = name
         self.workers = workers
-        self.port = free_port()
+        self.port = free_port(HOST)
         self.argv = server_argv(name, args, "%s:%d" % (HOST, self.port), workers, extra)
         self.log_path = os.path.join(logdir, "%s-%d.log" % (name, self.port))
         self.proc = None

@@ -32,6 +32,7 @@ import psutil
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import hello  # noqa: E402   the benchmark's app
+from ports import free_port  # noqa: E402
 
 RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
             b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: floor\r\n\r\nHello, World!")
@@ -206,9 +207,7 @@ def compile_c(tmp):
 def start_c(tmp):
     """Compile floor.c and start it -> (port, pids of its two servers, stop)."""
     exe = compile_c(tmp)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen([exe, str(port)])
     deadline = time.monotonic() + 5
     while len(psutil.Process(proc.pid).children()) < 2 and time.monotonic() < deadline:

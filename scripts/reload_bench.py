@@ -27,13 +27,9 @@ import time
 
 import psutil
 
+from ports import free_port   # scripts/ports.py, beside this file
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def command(server, port):

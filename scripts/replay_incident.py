@@ -50,16 +50,9 @@ import psutil
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from dyno import Dyno, DynoError, mb  # noqa: E402
+from ports import free_port  # noqa: E402
 
 FAIL_KINDS = ("5xx", "closed", "reset", "refused", "timeout")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def commands(python, port, workers):

@@ -46,6 +46,8 @@ import time
 
 import psutil
 
+from ports import free_port   # scripts/ports.py, beside this file
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEBUG_LINE = re.compile(r"metrics sample of (\d+) workers took ([0-9.]+)ms")
 METRIC_LINE = re.compile(r"sample#memory_total=")      # one dyno line per sample
@@ -53,14 +55,6 @@ TRIVIAL_APP = '''def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
     return [b"ok"]
 '''
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def app_dir(tmp):
