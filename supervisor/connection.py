@@ -23,7 +23,7 @@ from httptools import (HttpParserCallbackError, HttpParserError, HttpParserUpgra
 from . import hooks
 from .hooks import Request, Response
 from .wsgi import (ENV_KEYS, FRAMING, LAST_CHUNK, NO_BODY, TARGETS, FileWrapper, StartResponseError,
-                   HEADS, chunk, environ_key, error_response, head_for, target)
+                   chunk, environ_key, error_response, head_for, target)
 
 MSG_DONTWAIT = socket.MSG_DONTWAIT
 SPOOL_BYTES = 1 << 20          # request bodies above this go to a temporary file
@@ -286,12 +286,7 @@ class Connection:
                 exc_info = None
         elif self.status is not None:
             raise StartResponseError("start_response called twice without exc_info")
-        # head_for's cache, looked up inline: this runs once per request
-        try:
-            hit = HEADS.get((status, *headers)) if type(headers) is list else None
-        except TypeError:
-            hit = None
-        self.code, self.head, self.length, self.app_close, self.fast_length = hit or head_for(status, headers)
+        self.code, self.head, self.length, self.app_close, self.fast_length = head_for(status, headers)
         self.status = status
         self.headers = headers
         return self.write_cb
