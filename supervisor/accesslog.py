@@ -72,11 +72,7 @@ class Atoms:
         self.seconds, self.now, self.pid = seconds, now, pid
 
     def __getitem__(self, key):
-        f = ATOMS.get(key)
-        value = f(self) if f is not None else self.named(key)
-        # like Gunicorn's SafeAtoms: a '"' from the client cannot close a quoted field
-        # early and forge the rest of the line
-        return value.replace('"', '\\"') if '"' in value else value
+        return _safe(_getter(key)(self))
 
     def named(self, key):
         if key.startswith("{") and len(key) > 3 and key[-2] == "}":
@@ -96,6 +92,17 @@ class Atoms:
                         return str(v)
                 return "-"
         return "-"
+
+
+def _getter(name):
+    """The function that gives atom `name` of an Atoms."""
+    return ATOMS.get(name) or functools.partial(Atoms.named, key=name)
+
+
+def _safe(value):
+    """Like Gunicorn's SafeAtoms: a '"' from the client cannot close a quoted field early
+    and forge the rest of the line."""
+    return value.replace('"', '\\"') if '"' in value else value
 
 
 def atoms(env, status, headers, sent, seconds, now, pid):
@@ -125,16 +132,11 @@ def compile_format(fmt):
     except (TypeError, ValueError) as exc:
         raise ValueError("access log format %r: %s (atoms are written %%(h)s, a literal %% as %%%%)"
                          % (fmt, exc)) from None
-    getters = tuple(ATOMS.get(n) or functools.partial(Atoms.named, key=n) for n in names)
+    getters = tuple(_getter(n) for n in names)
 
     def line(env, status, headers, sent, seconds, now, pid):
         a = Atoms(env, status, headers, sent, seconds, now, pid)
-        values = []
-        for get in getters:
-            v = get(a)
-            # like Gunicorn's SafeAtoms: a '"' from the client cannot close a quoted field
-            values.append(v.replace('"', '\\"') if '"' in v else v)
-        return text % tuple(values)
+        return text % tuple([_safe(get(a)) for get in getters])
     return line
 
 
