@@ -8,7 +8,7 @@
 # `bind` is left out on purpose: on Heroku pyfork listens on 0.0.0.0:$PORT, and a bind
 # written here would win over $PORT and the router could not reach the dyno (R10).
 #
-# The numbers below agree with supervisor/dynos.py (tests/test_conf.py checks them).
+# The numbers below agree with supervisor/observe/dynos.py (tests/test_conf.py checks them).
 
 # --- the dyno -------------------------------------------------------------------------
 # 1 GB of memory; past it the dyno swaps and Heroku logs R14 (memory quota exceeded),

@@ -94,7 +94,7 @@ GET_WRK = "wrk not found on PATH: install it with `apt-get install -y wrk`"
 GET_GUNICORN = ("gunicorn is not importable by %s: install it with `pip install gunicorn` "
                 "(or `pip install -e '.[bench]'` in the pyfork repository)")
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-PYFORK_STABLE = 10.0     # supervisor/backoff.py STABLE: a worker up this long dies a "first" death
+PYFORK_STABLE = 10.0     # supervisor/supervise/backoff.py STABLE: a worker up this long dies a "first" death
 STARTED = []             # every Server started, for the final stop-and-check
 
 

@@ -126,7 +126,7 @@ def _int(text):
 def _keyed(text):
     """'oom_kill 3\nunder_oom 0' -> {'oom_kill': 3, 'under_oom': 0}: pyfork's own parser of
     `name value` files (memory.stat's format)."""
-    from supervisor.cgroup import parse_stat
+    from supervisor.observe.cgroup import parse_stat
     return parse_stat(text)
 
 

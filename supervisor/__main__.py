@@ -1,3 +1,4 @@
+"""`python -m supervisor`: the command line, as the `pyfork` script runs it."""
 import sys
 
 from .cli import main

@@ -53,8 +53,8 @@ def detect_platform(environ):
     layer of the configuration: anything the user sets wins."""
     if not environ.get("DYNO"):
         return {}
-    from .dynos import DYNOS
-    from .sampler import Sampler
+    from .observe.dynos import DYNOS
+    from .observe.sampler import Sampler
     quota = Sampler(None).dyno()
     if quota.quota_source != "cgroup":
         return {}
@@ -74,7 +74,7 @@ def build(args, environ):
     cfg = dataclasses.replace(cfg, hooks=hooks)
     if sources["bind"] == "default":
         # systemd socket activation: with no bind asked for, serve the sockets handed over
-        from .master import inherited_fds
+        from .supervise.listeners import inherited_fds
         fds = inherited_fds(environ)
         if fds:
             cfg = dataclasses.replace(cfg, bind=tuple(Bind("fd", fd=fd) for fd in fds))
@@ -100,7 +100,7 @@ def check_config(cfg, sources, notes):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["advise"]:
-        from . import advise
+        from .observe import advise
         return advise.main(argv[1:])
     args = parser().parse_args(argv)
     if args.command not in ("run", "check-config"):
@@ -128,7 +128,7 @@ def main(argv=None):
         log.warning("%s", note)
     if sources.get("dyno_size", "default") != "default":
         log.info("dyno size %s (%s)", cfg.dyno_size, sources["dyno_size"])
-    from .master import Master     # imported late: `pyfork --help` stays fast
+    from .supervise.master import Master     # imported late: `pyfork --help` stays fast
     try:
         return Master(cfg, log, reload=lambda: build(args, os.environ)).run()
     except Exception:

@@ -153,7 +153,7 @@ def _str(value, name):
 
 
 def _log_format(value, name):
-    from .accesslog import compile_format      # value-level: pure, but only needed here
+    from .serve.accesslog import compile_format      # value-level: pure, but only needed here
     try:
         compile_format(str(value))
     except ValueError as exc:
@@ -353,7 +353,7 @@ def resolve_sources(app, flags, environ, file_values=None, file_name=None, detec
             where = source if source != "default" else s.flags[-1]
         values[s.name] = _convert(s, raw, source, where)
     if values["dyno_size"]:
-        from .dynos import lookup
+        from .observe.dynos import lookup
         try:
             size = lookup(values["dyno_size"])
         except ValueError as exc:

@@ -15,6 +15,9 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 APPS = os.path.join(HERE, "apps")
+FIXTURES = os.path.join(HERE, "fixtures")
+ROOT = os.path.dirname(HERE)
+SCRIPTS = os.path.join(ROOT, "scripts")
 
 
 def free_port():

@@ -1,4 +1,4 @@
-"""conf/: the dyno presets against supervisor/dynos.py, the example config's hooks, and the
+"""conf/: the dyno presets against supervisor/observe/dynos.py, the example config's hooks, and the
 deployment files' key numbers (graceful stop under each platform's kill deadline)."""
 import inspect
 import os
@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from supervisor import dynos
+from supervisor.observe import dynos
 from supervisor.config import SETTINGS, ConfigError, parse_bind
 
 CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")

@@ -23,7 +23,7 @@ import time
 import psutil
 import pytest
 
-from conftest import APPS, Server, free_port, get, wait_for
+from conftest import APPS, SCRIPTS, Server, free_port, get, wait_for
 
 PY = sys.executable
 # environment that would leak a setting into the processes under test
@@ -864,8 +864,8 @@ def test_dyno_size_preset(tmp_path, server):
 
 
 def test_dyno_env_detects_nothing_without_a_matching_cgroup_limit(tmp_path):
-    from supervisor.dynos import DYNOS
-    from supervisor.sampler import Sampler
+    from supervisor.observe.dynos import DYNOS
+    from supervisor.observe.sampler import Sampler
     quota = Sampler(None).dyno()
     table, out = check_config("sup_apps:app", env={"DYNO": "web.1"}, cwd=tmp_path)
     match = [d for d in DYNOS if quota.quota_source == "cgroup" and d.quota == quota.quota]
@@ -880,7 +880,7 @@ def test_dyno_env_detects_nothing_without_a_matching_cgroup_limit(tmp_path):
 def test_dyno_env_detects_the_size_from_a_real_cgroup_limit(tmp_path):
     """In a simulated dyno (scripts/dyno.py: real cgroup v1 limits): $DYNO plus a 512 MB limit
     selects a 512 MB preset as the lowest layer; a limit no dyno has, or no $DYNO, selects none."""
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+    sys.path.insert(0, SCRIPTS)
     from dyno import Dyno, DynoError
 
     def check(memory, env, *args):

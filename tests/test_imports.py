@@ -13,17 +13,21 @@ import pytest
 import supervisor
 
 PACKAGE = pathlib.Path(supervisor.__file__).parent
-MODULES = sorted(p.stem for p in PACKAGE.glob("*.py"))
+ROOMS = ("supervise", "serve", "observe")
+# modules by their dotted name below `supervisor`: "cli", "supervise.plan", ...
+MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts)
+                 for p in PACKAGE.rglob("*.py") if p.stem != "__init__")
 
-PURE = ["accesslog", "backoff", "cgroup", "config", "dynos", "exits", "hooks", "metrics", "plan", "procfs", "prometheus",
-        "recycle", "sizing", "wsgi"]     # loader is not pure: it imports
+PURE = ["serve.accesslog", "supervise.backoff", "observe.cgroup", "config", "observe.dynos", "exits", "hooks",
+        "observe.metrics", "supervise.plan", "observe.procfs", "observe.prometheus", "supervise.recycle",
+        "observe.sizing", "serve.wsgi"]     # loader is not pure: it imports
 IMPURE = {"os", "socket", "_socket", "select", "selectors", "signal", "time", "mmap", "psutil",
           "subprocess", "threading", "multiprocessing", "fcntl"}
 
 # The only impure imports a pure module may make: (module, imported, the function it must stay inside)
 ALLOWED = {
-    ("plan", "signal", "exit_description"),     # value-level: the names of signal numbers
-    ("wsgi", "time", "http_date"),              # value-level: gmtime of the instant it is given
+    ("exits", "signal", "exit_description"),    # value-level: the names of signal numbers
+    ("serve.wsgi", "time", "http_date"),              # value-level: gmtime of the instant it is given
 }
 # accesslog formats a timestamp it is given: `import time` is allowed there (not `from time import`),
 # and test_accesslog_uses_time_only_to_format checks it never reads a clock with it
@@ -32,7 +36,9 @@ TIME_FORMATTING = {"localtime", "gmtime", "strftime", "timezone", "altzone"}   #
 
 def imports(stem):
     """[(absolute module name, enclosing function or None, 'import' or 'from')] for one module."""
-    tree = ast.parse((PACKAGE / (stem + ".py")).read_text(), filename=stem + ".py")
+    path = PACKAGE.joinpath(*stem.split(".")).with_suffix(".py")
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = "supervisor" + ("." + stem.rpartition(".")[0] if "." in stem else "")
     found = []
 
     def visit(node, func):
@@ -42,14 +48,14 @@ def imports(stem):
             found.extend((alias.name, func, "import") for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = "supervisor" if node.level == 1 else ""
+                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1])
                 mod = base + ("." + node.module if node.module else "")
             else:
                 mod = node.module
             found.append((mod, func, "from"))
             # `from . import master` / `from supervisor import cli` import submodules by name
-            if mod == "supervisor":
-                found.extend(("supervisor." + alias.name, func, "from") for alias in node.names)
+            if mod == "supervisor" or mod in ["supervisor." + r for r in ROOMS]:
+                found.extend((mod + "." + alias.name, func, "from") for alias in node.names)
         for child in ast.iter_child_nodes(node):
             visit(child, func)
 
@@ -63,12 +69,14 @@ def root(name):
 
 def test_the_reader_sees_imports():
     # guards the tests below against passing because the reader found nothing
-    assert ("os", None, "import") in imports("master")
-    assert ("signal", "exit_description", "import") in imports("plan")
-    assert ("supervisor.master", "main", "from") in imports("cli")
+    assert ("os", None, "import") in imports("supervise.master")
+    assert ("signal", "exit_description", "import") in imports("exits")
+    assert ("supervisor.supervise.master", "main", "from") in imports("cli")
     assert ("supervisor.cli", None, "from") in imports("__main__")
-    assert ("supervisor.backoff", None, "from") in imports("plan")
-    assert ("time", None, "import") in imports("accesslog")
+    assert ("supervisor.supervise.backoff", None, "from") in imports("supervise.plan")
+    assert ("supervisor.exits", None, "from") in imports("supervise.plan")
+    assert ("supervisor.observe.dynos", "resolve_sources", "from") in imports("config")
+    assert ("time", None, "import") in imports("serve.accesslog")
     assert set(PURE) <= set(MODULES)
 
 
@@ -76,18 +84,18 @@ def test_the_reader_sees_imports():
 def test_pure_module_imports_nothing_impure(stem):
     bad = [(mod, func, kind) for mod, func, kind in imports(stem)
            if root(mod) in IMPURE and (stem, root(mod), func) not in ALLOWED
-           and (stem, mod, func, kind) != ("accesslog", "time", None, "import")]
+           and (stem, mod, func, kind) != ("serve.accesslog", "time", None, "import")]
     assert bad == []
 
 
 @pytest.mark.parametrize("stem", PURE)
 def test_pure_module_imports_only_pure_siblings(stem):
-    siblings = {mod.split(".")[1] for mod, _, _ in imports(stem) if mod.startswith("supervisor.")}
+    siblings = {mod[len("supervisor."):] for mod, _, _ in imports(stem) if mod.startswith("supervisor.")} - set(ROOMS)
     assert siblings <= set(PURE), siblings - set(PURE)
 
 
 def test_accesslog_uses_time_only_to_format():
-    tree = ast.parse((PACKAGE / "accesslog.py").read_text())
+    tree = ast.parse((PACKAGE / "serve" / "accesslog.py").read_text())
     used = {node.attr for node in ast.walk(tree)
             if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "time"}
     assert used and used <= TIME_FORMATTING, used - TIME_FORMATTING
@@ -95,6 +103,25 @@ def test_accesslog_uses_time_only_to_format():
 
 @pytest.mark.parametrize("stem", MODULES)
 def test_only_cli_reaches_master_and_only_main_reaches_cli(stem):
-    reached = {mod for mod, _, _ in imports(stem)} & {"supervisor.master", "supervisor.cli"}
-    allowed = {"cli": {"supervisor.master"}, "__main__": {"supervisor.cli"}}.get(stem, set())
+    reached = {mod for mod, _, _ in imports(stem)} & {"supervisor.supervise.master", "supervisor.cli"}
+    allowed = {"cli": {"supervisor.supervise.master"}, "__main__": {"supervisor.cli"}}.get(stem, set())
     assert reached <= allowed, reached - allowed
+
+
+@pytest.mark.parametrize("stem", MODULES)
+def test_rooms_import_one_way(stem):
+    """serve never reaches the supervising room's master-side modules, observe never
+    reaches serve, and shared top-level modules reach no room at import time except
+    through functions (config's lazy lookups)."""
+    reached = {mod for mod, func, _ in imports(stem) if mod.startswith("supervisor.") and func is None}
+    if stem.startswith("serve."):
+        assert not {m for m in reached if m.startswith("supervisor.observe.")}
+    if stem.startswith("observe."):
+        assert not {m for m in reached if m.startswith("supervisor.serve.")}
+
+
+def test_every_module_says_what_it_owns():
+    for stem in MODULES + ["supervise", "serve", "observe"]:
+        path = PACKAGE.joinpath(*stem.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        assert ast.get_docstring(ast.parse(path.read_text())), stem

@@ -95,7 +95,7 @@ def test_sd_notify_ready_reloading_stopping_and_watchdog(server, tmp_path):
 
 def test_metrics_endpoint_matches_the_log_lines(server):
     from prometheus_client.parser import text_string_to_metric_families
-    from supervisor import metrics
+    from supervisor.observe import metrics
     mport = free_port()
     s = server("sup_apps:app", "--metrics-interval", "1.5", "--metrics-bind", "127.0.0.1:%d" % mport, workers=2)
     assert wait_for(lambda: s.log().count("sample#workers=2 ") >= 1, 10)

@@ -1,4 +1,4 @@
-"""PEP 3333-compliant routes for tests/test_http.py.
+"""PEP 3333-compliant routes for tests/serve/test_http.py.
 
 `app` is wrapped in wsgiref.validate.validator, so a server-side PEP 3333 violation
 raises inside the worker (and the test sees a 500 instead of a 200). `unvalidated` is

@@ -1,4 +1,4 @@
-"""A small Flask app for tests/test_http.py.
+"""A small Flask app for tests/serve/test_http.py.
 
 Not under wsgiref.validate.validator: the server sets wsgi.input_terminated, so Werkzeug
 reads wsgi.input with a bare read(), which PEP 3333's read(size) (and so the validator)

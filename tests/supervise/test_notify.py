@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from supervisor import notify
-from supervisor.notify import Notifier
+from supervisor.supervise import notify
+from supervisor.supervise.notify import Notifier
 
 
 # -- pure: address, message, parse_watchdog, clean_environ --------------------------------

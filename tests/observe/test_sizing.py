@@ -3,9 +3,9 @@ import dataclasses
 
 import pytest
 
-from supervisor import sizing
-from supervisor.metrics import MB, ProcSample
-from supervisor.sizing import Advice
+from supervisor.observe import sizing
+from supervisor.observe.metrics import MB, ProcSample
+from supervisor.observe.sizing import Advice
 
 
 def B(mb):

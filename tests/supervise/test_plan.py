@@ -1,8 +1,9 @@
-"""supervisor/plan.py and supervisor/backoff.py: the master's decisions as tables."""
+"""supervisor/supervise/plan.py and supervisor/supervise/backoff.py: the master's decisions as tables."""
 import pytest
 
-from supervisor import backoff, exits, plan
-from supervisor.plan import Death, Phase, Slot
+from supervisor import exits
+from supervisor.supervise import backoff, plan
+from supervisor.supervise.plan import Death, Phase, Slot
 
 RUNNING, STOPPING, IDLE = Phase.RUNNING, Phase.STOPPING, Phase.IDLE
 
@@ -241,7 +242,7 @@ DESCRIPTIONS = [
 
 @pytest.mark.parametrize("code, text", DESCRIPTIONS)
 def test_exit_description(code, text):
-    assert plan.exit_description(code) == text
+    assert exits.exit_description(code) == text
 
 
 # (exit code, was ready, SIGABRT sent, label)
@@ -251,7 +252,7 @@ RESTART_REASONS = [
     (1, True, False, "crash"),
     (-9, True, False, "crash"),
     (-6, True, True, "timeout"),
-    (plan.KILLED_BY_US, True, True, "timeout"),
+    (exits.KILLED_BY_US, True, True, "timeout"),
 ]
 
 
@@ -262,7 +263,7 @@ def test_restart_reason(code, ready, aborted, label):
 
 @pytest.mark.parametrize("pressure, seconds", [(0.0, 1.0), (0.5, 1.0), (0.51, 0.2), (0.9, 0.2)])
 def test_guard_interval(pressure, seconds):
-    from supervisor import recycle
+    from supervisor.supervise import recycle
     assert recycle.guard_interval(pressure) == seconds
 
 
@@ -274,6 +275,6 @@ def test_guard_interval(pressure, seconds):
     (32, 0, 1, 40, 1.25),
 ])
 def test_nearness(zombies_limit, threads_limit, threads, zombies, near):
-    from supervisor import recycle
+    from supervisor.supervise import recycle
     limits = recycle.Limits(zombies=zombies_limit, threads=threads_limit)
     assert recycle.nearness(limits, threads, zombies) == near

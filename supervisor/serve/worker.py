@@ -16,10 +16,12 @@ import time
 
 import setproctitle
 
-from . import accesslog, exits, heartbeat, hooks
+from . import accesslog
+from .. import exits, hooks
+from ..supervise import heartbeat
 from .connection import Connection
-from .loader import load_logged
-from .signals import MASTER, WORKER, Command, Signals
+from ..loader import load_logged
+from ..supervise.signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ, http_date
 
 TICK = 1.0

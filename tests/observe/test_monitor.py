@@ -7,8 +7,8 @@ import time
 
 import psutil
 
-from conftest import get, wait_for
-from supervisor import metrics
+from conftest import FIXTURES, get, wait_for
+from supervisor.observe import metrics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -123,7 +123,7 @@ def test_master_stays_flat_over_many_samples(server):
 
 
 def test_advise_prints_a_table(tmp_path):
-    log = os.path.join(HERE, "fixtures", "logs")
+    log = os.path.join(FIXTURES, "logs")
     names = sorted(os.listdir(log))
     assert names
     p = subprocess.run([sys.executable, "-m", "supervisor", "advise", os.path.join(log, names[0])]

@@ -1,4 +1,4 @@
-"""supervisor/connection.py without sockets: a closed connection must die by refcount.
+"""supervisor/serve/connection.py without sockets: a closed connection must die by refcount.
 
 The parser holds the connection's callbacks and the connection holds bound methods of
 itself; close() breaks those cycles so that a worker serving many short connections
@@ -9,7 +9,7 @@ import gc
 
 import pytest
 
-from supervisor import connection, worker, wsgi
+from supervisor.serve import connection, worker, wsgi
 from supervisor.config import resolve
 from supervisor.log import Log
 

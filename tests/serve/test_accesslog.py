@@ -1,11 +1,11 @@
-"""supervisor/accesslog.py: Gunicorn's access-log atoms, one table row per atom."""
+"""supervisor/serve/accesslog.py: Gunicorn's access-log atoms, one table row per atom."""
 import base64
 import calendar
 import time
 
 import pytest
 
-from supervisor.accesslog import atoms, compile_format, format_line
+from supervisor.serve.accesslog import atoms, compile_format, format_line
 from supervisor.config import BY_NAME
 
 GUNICORN_DEFAULT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'

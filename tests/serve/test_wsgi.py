@@ -1,4 +1,4 @@
-"""supervisor/wsgi.py: environ keys, request targets, start_response validation, heads.
+"""supervisor/serve/wsgi.py: environ keys, request targets, start_response validation, heads.
 
 Table-driven in the style of h11's tests/test_io.py. The module caches heavily, so every
 case that must raise is called twice: a bad value must never be remembered as good.
@@ -7,8 +7,8 @@ import io
 
 import pytest
 
-from supervisor import wsgi
-from supervisor.wsgi import (EMPTY_INPUT, LAST_CHUNK, NO_BODY, EmptyInput, FileWrapper, StartResponseError,
+from supervisor.serve import wsgi
+from supervisor.serve.wsgi import (EMPTY_INPUT, LAST_CHUNK, NO_BODY, EmptyInput, FileWrapper, StartResponseError,
                              base_environ, chunk, environ_key, error_response, head_for, header_line,
                              split_target, status_line, target, validate_head)
 

@@ -11,206 +11,29 @@ import os
 import random
 import select
 import signal
-import socket
-import stat
 import sys
 import time
 
 import setproctitle
 
-from . import backoff, exits, heartbeat, hooks, notify, plan, prometheus, recycle
-from .config import AUTO, ConfigError
-from .hooks import HookFailed, WorkerInfo
+from . import backoff, heartbeat, notify, plan, recycle
+from .. import exits, hooks
+from ..exits import StartError
+from ..observe import prometheus
+from ..config import AUTO, ConfigError
+from ..hooks import HookFailed, WorkerInfo
 from .heartbeat import Heartbeat
-from .loader import load_logged
-from .log import Log
-from .metricsserver import MetricsServer
+from .listeners import LISTEN_FDS_START, bind, inherited_fds
+from .pidfile import remove_pidfile, write_pidfile
+from .privileges import drop_privileges, make_subreaper, user_ids
+from ..loader import load_logged
+from ..log import Log
+from ..observe.metricsserver import MetricsServer
 from .plan import Death, Phase, Slot
 from .signals import MASTER, Command, Signals
-from .worker import Worker
+from ..serve.worker import Worker
 
-PR_SET_CHILD_SUBREAPER = 36
 CHECK_EVERY = 1.0       # seconds between heartbeat checks when nothing else is due
-LISTEN_FDS_START = 3    # systemd's convention, also used by our own re-exec
-
-
-class BindError(Exception):
-    """A listener could not be made; the message says which address and why."""
-
-
-def make_subreaper():
-    """Orphaned grandchildren get reparented to us, not to PID 1, so we reap them."""
-    if os.getpid() == 1:
-        return "pid 1"
-    try:
-        import ctypes     # here, not at the top: only this call needs it (5 ms of import)
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0:
-            return "subreaper"
-    except (OSError, AttributeError):
-        pass
-    return None
-
-
-def inherited_fds(environ):
-    """Listening fds handed over by systemd or by our own re-exec (LISTEN_FDS)."""
-    try:
-        if int(environ.get("LISTEN_PID", "-1")) != os.getpid():
-            return []
-        n = int(environ.get("LISTEN_FDS", "0"))
-    except ValueError:
-        return []
-    return list(range(LISTEN_FDS_START, LISTEN_FDS_START + n))
-
-
-def bind(cfg, inherited):
-    """Make (or adopt) one listening socket per bind. Inherited fds (systemd's, or our
-    own across a USR2 re-exec) are matched by fd number for fd://N binds and by address
-    otherwise, so a re-exec with the same binds opens nothing new; the unmatched ones
-    are closed."""
-    adopted = {fd: socket.socket(fileno=fd) for fd in inherited}
-    out = []
-    for b in cfg.bind:
-        try:
-            if b.kind == "fd":
-                sock = adopted.pop(b.fd, None) or socket.socket(fileno=b.fd)
-                if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                    raise BindError("bind fd://%d: the socket is not listening" % b.fd)
-            else:
-                sock = _adopt(adopted, b) or (_unix(b, cfg.backlog) if b.kind == "unix" else _tcp(b, cfg))
-        except OSError as exc:
-            raise BindError("cannot listen on %s: %s" % (b, _why(exc))) from None
-        sock.setblocking(False)
-        out.append(sock)
-    for sock in adopted.values():
-        sock.close()
-    return out
-
-
-def _adopt(adopted, b):
-    """The inherited socket listening where `b` asks, if any."""
-    for fd, sock in list(adopted.items()):
-        name = sock.getsockname()
-        if b.kind == "unix":
-            if name == b.path:
-                return adopted.pop(fd)
-        elif isinstance(name, tuple) and name[1] == b.port:
-            host = b.host if ":" in b.host else socket.gethostbyname(b.host)
-            if name[0] == host:
-                return adopted.pop(fd)
-    return None
-
-
-def _why(exc):
-    if exc.errno == errno.EADDRINUSE:
-        return "address already in use (is another server running on it?)"
-    if exc.errno == errno.EACCES:
-        return "permission denied (ports below 1024 need root; on a platform use $PORT)"
-    if exc.errno == errno.EADDRNOTAVAIL:
-        return "address not available on this machine"
-    return exc.strerror or str(exc)
-
-
-def _tcp(b, cfg):
-    try:
-        infos = socket.getaddrinfo(b.host, b.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise BindError("cannot listen on %s: cannot resolve %r (%s)" % (b, b.host, exc.strerror)) from None
-    family, kind, proto, _, addr = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if cfg.reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(addr)
-        # accept() only once the client has sent data: a one-shot request is read right
-        # after accept and never enters the poller
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)   # inherited by accepted sockets
-        sock.listen(cfg.backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def _unix(b, backlog):
-    try:
-        if stat.S_ISSOCK(os.stat(b.path).st_mode):
-            os.unlink(b.path)     # a stale socket left by a killed server
-    except FileNotFoundError:
-        pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        sock.bind(b.path)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
-def user_ids(user, group):
-    """--user/--group -> (name, uid, gid) to switch workers to, or None."""
-    if user is None and group is None:
-        return None
-    import grp
-    import pwd
-    try:
-        pw = pwd.getpwuid(int(user)) if user and user.isdigit() else (pwd.getpwnam(user) if user else None)
-    except KeyError:
-        raise BindError("--user %s: no such user on this machine" % user) from None
-    try:
-        gid = (int(group) if group.isdigit() else grp.getgrnam(group).gr_gid) if group else pw.pw_gid
-    except KeyError:
-        raise BindError("--group %s: no such group on this machine" % group) from None
-    if os.geteuid() != 0:
-        raise BindError("--user/--group need the master to start as root")
-    return (pw.pw_name if pw else None, pw.pw_uid if pw else os.getuid(), gid)
-
-
-def drop_privileges(name, uid, gid):
-    if name:
-        os.initgroups(name, gid)
-    else:
-        os.setgroups([gid])
-    os.setgid(gid)
-    os.setuid(uid)
-
-
-def write_pidfile(path, pid):
-    try:
-        with open(path) as f:
-            old = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        old = 0
-    if old and old != pid:
-        try:
-            os.kill(old, 0)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            raise BindError("--pid %s: pid %d in it is running (another pyfork?)" % (path, old)) from None
-        else:
-            raise BindError("--pid %s: pid %d in it is running (another pyfork?)" % (path, old))
-    tmp = "%s.%d.tmp" % (path, pid)
-    try:
-        with open(tmp, "w") as f:
-            f.write("%d\n" % pid)
-        os.rename(tmp, path)
-    except OSError as exc:
-        raise BindError("--pid %s: cannot write it: %s" % (path, exc.strerror)) from None
-
-
-def remove_pidfile(path, pid):
-    try:
-        with open(path) as f:
-            if int(f.read().strip() or 0) == pid:
-                os.unlink(path)
-    except (OSError, ValueError):
-        pass
 
 
 class Master:
@@ -259,7 +82,7 @@ class Master:
         self.inherited_workers = [int(p) for p in old.split(",") if p.isdigit()]
         try:
             self.listeners = bind(self.cfg, inherited_fds(self.environ))
-        except BindError as exc:
+        except StartError as exc:
             self.log.error("%s", exc)
             return exits.USAGE
         if self.cfg.preload:
@@ -272,10 +95,10 @@ class Master:
             self.ids = user_ids(self.cfg.user, self.cfg.group)
             if self.cfg.pidfile:
                 write_pidfile(self.cfg.pidfile, self.pid)
-        except BindError as exc:
+        except StartError as exc:
             self.log.error("%s", exc)
             return exits.USAGE
-        from .monitor import Monitor
+        from ..observe.monitor import Monitor
         try:
             self.monitor = Monitor(self.cfg, self.log, self.pid)
         except ValueError as exc:
@@ -655,7 +478,7 @@ class Master:
         except BlockingIOError:
             pass
         for pid, slot in self.by_pid.items():
-            if not slot.ready and self.beats.get(self.cells[pid])[1] == heartbeat.READY:
+            if not slot.ready and self.beats.get(self.cells[pid]).state == heartbeat.READY:
                 slot.ready = True
                 self.log.info("worker=%d pid=%d booted in %.0fms", slot.nr, pid, (now - slot.started) * 1000)
                 if not self.ever_booted:
@@ -678,7 +501,7 @@ class Master:
 
     def workers(self):
         """[(slot, pid, requests)] of the ready workers."""
-        return [(slot, pid, self.beats.get(self.cells[pid])[3]) for pid, slot in self.by_pid.items() if slot.ready]
+        return [(slot, pid, self.beats.get(self.cells[pid]).requests) for pid, slot in self.by_pid.items() if slot.ready]
 
     def guard(self, now):
         """About once a second: recycle a worker leaking zombies or threads, or the
@@ -722,7 +545,7 @@ class Master:
 
     def check_timeouts(self, now):
         for pid, slot in list(self.by_pid.items()):
-            beat = self.beats.get(self.cells[pid])[2]
+            beat = self.beats.get(self.cells[pid]).beat
             what = plan.overdue(slot, beat, now, self.cfg.timeout, self.cfg.boot_timeout)
             if what == "abort":
                 slot.aborted = now
@@ -751,11 +574,11 @@ class Master:
             if pid in self.sigkilled:
                 self.sigkilled.discard(pid)
                 if code == -signal.SIGKILL:
-                    code = plan.KILLED_BY_US
+                    code = exits.KILLED_BY_US
             slot = self.by_pid.pop(pid, None)
             cell = self.cells.pop(pid, None)
             if cell is not None:
-                _, _, _, requests = self.beats.get(cell)
+                requests = self.beats.get(cell).requests
                 self.beats.give_back(cell)
             if slot is not None or pid in self.old:
                 nr = slot.nr if slot is not None else self.old[pid][0]
@@ -764,10 +587,10 @@ class Master:
                 self.worker_died(slot, pid, code, now, requests)
             elif pid in self.old:
                 nr, _ = self.old.pop(pid)
-                self.log.info("worker=%d pid=%d stopped: %s", nr, pid, plan.exit_description(code))
+                self.log.info("worker=%d pid=%d stopped: %s", nr, pid, exits.exit_description(code))
                 self.title()
             else:
-                self.log.debug("reaped orphan pid=%d (%s)", pid, plan.exit_description(code))
+                self.log.debug("reaped orphan pid=%d (%s)", pid, exits.exit_description(code))
 
     def count_restart(self, reason):
         self.restarts[reason] = self.restarts.get(reason, 0) + 1
@@ -780,10 +603,10 @@ class Master:
         self.verdict = plan.verdict(self.ever_booted, self.boot_failures, code)
         delay = plan.on_death(slot, death, now, self.rng.random())
         if self.phase is Phase.STOPPING or self.verdict is not None:
-            self.log.info("worker=%d pid=%d exited: %s", slot.nr, pid, plan.exit_description(code))
+            self.log.info("worker=%d pid=%d exited: %s", slot.nr, pid, exits.exit_description(code))
         else:
             self.log.warning("worker=%d pid=%d exited: %s uptime=%.1fs requests=%d;%s restarting in %.2fs",
-                             slot.nr, pid, plan.exit_description(code), death.uptime, requests,
+                             slot.nr, pid, exits.exit_description(code), death.uptime, requests,
                              self.monitor.last_memory(slot.nr, pid) if self.monitor else "", delay)
         self.title()
 

@@ -5,8 +5,8 @@ import os
 
 import pytest
 
-from supervisor import metrics
-from supervisor.metrics import MB, DynoSample, ProcSample, parse_line
+from supervisor.observe import metrics
+from supervisor.observe.metrics import MB, DynoSample, ProcSample, parse_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -164,7 +164,7 @@ FORBIDDEN = {"os", "socket", "select", "signal", "time", "mmap", "psutil", "subp
 
 @pytest.mark.parametrize("name", PURE)
 def test_pure_modules_import_nothing_that_acts(name):
-    path = os.path.join(HERE, "..", "supervisor", name + ".py")
+    path = os.path.join(HERE, "..", "..", "supervisor", "observe", name + ".py")
     tree = ast.parse(open(path).read())
     imported = set()
     for node in ast.walk(tree):

@@ -4,10 +4,12 @@ import os
 
 import pytest
 
-from supervisor import advise
-from supervisor.metrics import parse_line
+from conftest import FIXTURES
 
-LOGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "logs")
+from supervisor.observe import advise
+from supervisor.observe.metrics import parse_line
+
+LOGS = os.path.join(FIXTURES, "logs")
 PYFORK = os.path.join(LOGS, "pyfork-metrics.txt")
 HEROKU = os.path.join(LOGS, "heroku-logs.txt")
 

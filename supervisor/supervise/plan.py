@@ -18,10 +18,11 @@ Rules:
 import dataclasses
 import enum
 
-from . import backoff, exits
+from . import backoff
+from .. import exits
+
 
 KILL_AFTER = 2.0       # seconds between SIGABRT and SIGKILL for a hung worker
-KILLED_BY_US = -1000   # an exit "code" for a SIGKILL the master sent itself
 BOOT_FAILURES = 3      # boot failures with nothing ever booted before the master gives up
 
 
@@ -52,24 +53,6 @@ class Death:
     uptime: float
     ready: bool
     requests: int
-
-
-def exit_description(code):
-    """-9 -> 'killed by SIGKILL: out of memory?'; 4 -> 'exit code 4 (the app failed to load)'."""
-    import signal as _signal   # value-level: the names of signal numbers
-    if code == KILLED_BY_US:
-        return "killed by SIGKILL from the master (it would not stop in time)"
-    if code < 0:
-        try:
-            name = _signal.Signals(-code).name
-        except ValueError:
-            name = "signal %d" % -code
-        if -code == _signal.SIGKILL:
-            return "killed by %s: out of memory?" % name
-        return "killed by %s" % name
-    if code in exits.MEANING and code:
-        return "exit code %d (%s)" % (code, exits.MEANING[code])
-    return "exit code %d" % code
 
 
 def restart_reason(death, aborted):

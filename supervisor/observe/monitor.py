@@ -8,7 +8,8 @@ import resource
 import socket
 import time
 
-from . import metrics, recycle, sizing
+from . import metrics, sizing
+from ..supervise import recycle
 from .sampler import Gone, Sampler, timed
 
 GROWTH_WINDOW = 3600.0      # seconds of memory history kept per slot for the slope

@@ -5,9 +5,11 @@ import os
 
 import pytest
 
-from supervisor import cgroup
+from conftest import FIXTURES
 
-FIX = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "cgroup")
+from supervisor.observe import cgroup
+
+FIX = os.path.join(FIXTURES, "cgroup")
 
 
 def files(*where):

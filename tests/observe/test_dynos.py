@@ -1,7 +1,7 @@
 """dynos.py: the size table against Heroku's published numbers, and name lookup."""
 import pytest
 
-from supervisor import dynos
+from supervisor.observe import dynos
 
 MB = 1 << 20
 

@@ -20,8 +20,8 @@ import time
 from httptools import (HttpParserCallbackError, HttpParserError, HttpParserUpgrade,
                        HttpRequestParser)
 
-from . import hooks
-from .hooks import Request, Response
+from .. import hooks
+from ..hooks import Request, Response
 from .wsgi import (ENV_KEYS, FRAMING, LAST_CHUNK, NO_BODY, TARGETS, FileWrapper, StartResponseError,
                    chunk, environ_key, error_response, head_for, target)
 

@@ -16,10 +16,10 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor import metricsserver, prometheus
+from supervisor.observe import metricsserver, prometheus
 from supervisor.config import Bind
-from supervisor.metrics import MB, DynoSample, ProcSample
-from supervisor.metricsserver import MetricsServer
+from supervisor.observe.metrics import MB, DynoSample, ProcSample
+from supervisor.observe.metricsserver import MetricsServer
 
 MASTER = ProcSample(slot=-1, pid=41, rss=40 * MB, pss=None, uss=None, swap=None, threads=1, fds=7,
                     children=2, zombies=0, requests=0, cpu=0.5, uptime=3600.0)

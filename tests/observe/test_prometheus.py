@@ -8,8 +8,8 @@ import pathlib
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from supervisor import prometheus
-from supervisor.metrics import MB, DynoSample, ProcSample
+from supervisor.observe import prometheus
+from supervisor.observe.metrics import MB, DynoSample, ProcSample
 
 MASTER = ProcSample(slot=-1, pid=41, rss=40 * MB, pss=None, uss=None, swap=None, threads=1, fds=7,
                     children=3, zombies=1, requests=0, cpu=0.5, uptime=3600.0)

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from conftest import Server, get, wait_for
+from conftest import SCRIPTS, Server, get, wait_for
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
+sys.path.insert(0, SCRIPTS)
 from dyno import Dyno, DynoError  # noqa: E402
 
 

@@ -10,7 +10,8 @@ import argparse
 import dataclasses
 import sys
 
-from . import dynos, exits, sizing
+from . import dynos, sizing
+from .. import exits
 from .dynos import GB
 from .metrics import MB, ProcSample, parse_line, proc_sample
 

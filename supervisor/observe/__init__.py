@@ -1,0 +1,1 @@
+"""Observing memory: /proc and cgroup readers, metrics lines, sizing advice, /metrics."""

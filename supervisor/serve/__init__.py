@@ -1,0 +1,1 @@
+"""Serving HTTP: the worker's loop, the connection's protocol core, WSGI, the access log."""

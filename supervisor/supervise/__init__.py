@@ -1,0 +1,1 @@
+"""Supervising processes: the master loop, its pure plan, signals, heartbeats, listeners."""
