@@ -53,6 +53,11 @@ same interpreter, see --python):
     python scripts/bench.py --servers pyfork,gunicorn-gthread --with-access-log --json out.json
     python scripts/bench.py --with-access-log --with-floors   # the README's table
     python scripts/bench.py --lifecycle
+    python scripts/bench.py --baseline main~3 --servers pyfork   # a before/after in one run
+
+--baseline REV adds the server "pyfork@REV": pyfork as it was at git revision REV (a
+detached `git worktree` made in a temporary folder and removed at the end), started the
+same way beside the others, so a change's cost is measured in the same run as its base.
 
 Needs psutil, wrk (`apt-get install -y wrk`) and gunicorn (`pip install gunicorn`, or
 `pip install -e '.[bench]'` in the pyfork repository). Every server it starts is stopped
@@ -107,6 +112,9 @@ def server_argv(name, args, bind, workers, extra=()):
         return [python, os.path.join(HERE, "floor.py"), "--serve", bind.rpartition(":")[2]] + FLOORS[name]
     if name.startswith("pyfork"):
         argv = [python, "-m", "supervisor", "run", APP, "-w", str(workers), "-b", bind]
+        if name.startswith("pyfork@"):
+            argv[1:3] = ["-c", "import sys; sys.path.insert(0, %r); import runpy; "
+                               "runpy.run_module('supervisor', run_name='__main__')" % args.baseline_dir]
         if name == ACCESS_LOG_VARIANT:
             argv += ["--access-logfile", "/dev/null"]
         return argv + list(extra)
@@ -673,13 +681,17 @@ def parse_args(argv):
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter the servers run with (default: this one, %(default)s)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs (path printed)")
+    parser.add_argument("--baseline", metavar="REV",
+                        help="also run pyfork as of git revision REV, as server pyfork@REV")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     if args.with_access_log and ACCESS_LOG_VARIANT not in names:
         names.append(ACCESS_LOG_VARIANT)
     if args.with_floors:
         names += [f for f in FLOORS if f not in names]
-    unknown = set(names) - set(SERVERS + (ACCESS_LOG_VARIANT,) + tuple(FLOORS))
+    if args.baseline:
+        names.insert(names.index("pyfork") + 1 if "pyfork" in names else 0, "pyfork@" + args.baseline)
+    unknown = set(names) - set(SERVERS + (ACCESS_LOG_VARIANT,) + tuple(FLOORS)) - {"pyfork@" + str(args.baseline)}
     if unknown:
         parser.error("unknown server(s): %s" % ", ".join(sorted(unknown)))
     if args.duration < 1 or args.runs < 1:
@@ -707,6 +719,16 @@ def check_tools(args):
     return versions
 
 
+def baseline_checkout(rev, logdir):
+    """A detached checkout of `rev` beside the logs, for the pyfork@REV server."""
+    path = os.path.join(logdir, "baseline")
+    out = subprocess.run(["git", "-C", HERE, "worktree", "add", "--detach", path, rev],
+                         capture_output=True, text=True)
+    if out.returncode:
+        sys.exit("--baseline %s: git could not check it out: %s" % (rev, out.stderr.strip()))
+    return path
+
+
 def gunicorn_flags(python):
     """--no-control-socket where Gunicorn has one (25.1+): otherwise every instance
     binds the same $HOME/.gunicorn/gunicorn.ctl, so side-by-side servers would collide."""
@@ -723,6 +745,7 @@ def main(argv=None):
     versions = check_tools(args)
     signal.signal(signal.SIGTERM, on_sigterm)
     logdir = tempfile.mkdtemp(prefix="pyfork-bench-")
+    args.baseline_dir = baseline_checkout(args.baseline, logdir) if args.baseline else None
     report = {"versions": versions, "python": sys.version.split()[0], "cpus": os.cpu_count(),
               "loadavg_at_start": os.getloadavg()}
     failed = True
@@ -740,6 +763,9 @@ def main(argv=None):
         report["server_log_notable"] = {"%s:%d" % (s.name, s.port): s.notable_log_lines() for s in STARTED}
         if failed:
             print_log_lines(report["server_log_notable"], sys.stderr)
+        if args.baseline_dir:
+            subprocess.run(["git", "-C", HERE, "worktree", "remove", "--force", args.baseline_dir],
+                           capture_output=True)
         if args.keep_logs:
             print("server logs kept in %s" % logdir, file=sys.stderr)
         else:
