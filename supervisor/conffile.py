@@ -26,7 +26,7 @@ ALIASES = {
 
 # Gunicorn settings pyfork does not have: reported by name, once, and ignored.
 GUNICORN_ONLY = frozenset("""
-    worker_class threads worker_connections daemon raw_env umask initgroups tmp_upload_dir
+    worker_connections daemon raw_env umask initgroups tmp_upload_dir
     secure_scheme_headers forwarder_headers proxy_protocol proxy_allow_ips keyfile certfile
     ssl_version cert_reqs ca_certs suppress_ragged_eofs do_handshake_on_connect ciphers
     raw_paste_global_conf strip_header_spaces permit_unconventional_http_method

@@ -127,6 +127,19 @@ def _choice(*options):
     return convert
 
 
+_WORKER_CLASSES = {"sync": "sync", "gthread": "gthread", "egg:gunicorn#sync": "sync", "egg:gunicorn#gthread": "gthread",
+                   "gunicorn.workers.sync.SyncWorker": "sync", "gunicorn.workers.gthread.ThreadWorker": "gthread"}
+
+
+def _worker_class(value, name):
+    """Gunicorn's -k: sync and gthread are served (threads come from --threads); an event
+    loop worker (gevent, eventlet, tornado, uvicorn.workers.*) is refused, naming the way out."""
+    text = str(value).strip()
+    if text in _WORKER_CLASSES or text.lower() in _WORKER_CLASSES:
+        return _WORKER_CLASSES.get(text) or _WORKER_CLASSES[text.lower()]
+    raise ConfigError("%s: %r is not available: pyfork runs sync or threaded workers; use --threads N" % (name, value))
+
+
 def _metrics_bind(value, name):
     if value in (None, ""):
         return None
@@ -216,6 +229,8 @@ class Setting:
 SETTINGS = (
     Setting("bind", ("-b", "--bind"), _binds, None, "address to listen on: HOST:PORT, [::1]:PORT, unix:PATH or fd://N; repeatable (default 0.0.0.0:$PORT, else 127.0.0.1:8000)", action="append", metavar="ADDRESS"),
     Setting("workers", ("-w", "--workers"), _workers, 2, "number of worker processes, or 'auto' to follow the memory advice (default $WEB_CONCURRENCY, else 2)", env="WEB_CONCURRENCY", metavar="N"),
+    Setting("threads", ("--threads",), _int(1), 1, "app threads per worker; the worker's loop reads and writes the sockets and hands whole requests to them", metavar="N"),
+    Setting("worker_class", ("-k", "--worker-class"), _worker_class, "sync", "sync or gthread (threads come from --threads, as in Gunicorn)", metavar="CLASS"),
     Setting("min_workers", ("--min-workers",), _int(1), 1, "with -w auto: never fewer workers than this", metavar="N"),
     Setting("max_workers", ("--max-workers",), _int(1), 64, "with -w auto: never more workers than this", metavar="N"),
     Setting("backlog", ("--backlog",), _int(1), 2048, "listen queue length", metavar="N"),
@@ -260,6 +275,8 @@ class Config:
     app: str
     bind: tuple
     workers: int
+    threads: int
+    worker_class: str
     min_workers: int
     max_workers: int
     backlog: int

@@ -94,6 +94,8 @@ DEFAULTS = [
     ("loglevel", "info"),
     ("forwarded_allow_ips", (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))),
     ("reuse_port", False),
+    ("threads", 1),
+    ("worker_class", "sync"),
 ]
 
 
@@ -125,6 +127,8 @@ PRECEDENCE = [
     ("timeout", 30.0, "PYFORK_TIMEOUT", "12.5", 12.5, "3", 3.0),
     ("keepalive", 5.0, "PYFORK_KEEPALIVE", "0", 0.0, "2", 2.0),
     ("graceful_timeout", 25.0, "PYFORK_GRACEFUL_TIMEOUT", "1", 1.0, "0.5", 0.5),
+    ("threads", 1, "PYFORK_THREADS", "8", 8, "4", 4),
+    ("worker_class", "sync", "PYFORK_WORKER_CLASS", "gthread", "gthread", "sync", "sync"),
     ("max_requests", 0, "PYFORK_MAX_REQUESTS", "1000", 1000, "10", 10),
     ("limit_request_line", 4094, "PYFORK_LIMIT_REQUEST_LINE", "0", 8190, "100", 100),
     ("limit_request_fields", 100, "PYFORK_LIMIT_REQUEST_FIELDS", "20", 20, "0", 32768),
@@ -309,3 +313,36 @@ def test_every_setting_has_a_flag_and_a_default_that_converts():
     for s in SETTINGS:
         assert s.flags and all(f.startswith("-") for f in s.flags), s.name
         assert hasattr(cfg, s.name), s.name
+
+
+# -- threads and worker_class (Gunicorn's -k) -------------------------------------------------
+
+# (worker_class raw, threads raw, the worker_class and threads they give, or the error's text)
+WORKER_CLASSES = [
+    ("sync", None, ("sync", 1)),
+    ("gthread", None, ("gthread", 1)),           # Gunicorn's default for gthread is 1 thread too
+    ("gthread", "8", ("gthread", 8)),
+    ("sync", "4", ("sync", 4)),                  # as in Gunicorn: sync with threads > 1 is threaded
+    ("GThread", None, ("gthread", 1)),
+    ("egg:gunicorn#gthread", None, ("gthread", 1)),
+    ("gunicorn.workers.sync.SyncWorker", None, ("sync", 1)),
+    ("gevent", None, "--worker-class: 'gevent' is not available: pyfork runs sync or threaded workers; use --threads N"),
+    ("eventlet", None, "'eventlet' is not available"),
+    ("tornado", None, "'tornado' is not available"),
+    ("uvicorn.workers.UvicornWorker", None, "use --threads N"),
+    ("sync", "0", "--threads: 0 is too small; the least allowed is 1"),
+    ("sync", "two", "--threads: 'two' is not a whole number"),
+    ("sync", "1.5", "--threads: '1.5' is not a whole number"),
+]
+
+
+@pytest.mark.parametrize("kind, threads, expect", WORKER_CLASSES)
+def test_worker_class_and_threads(kind, threads, expect):
+    flags = {"worker_class": kind, "threads": threads}
+    if isinstance(expect, tuple):
+        cfg = resolve("myapp:app", flags, {})
+        assert (cfg.worker_class, cfg.threads) == expect
+    else:
+        with pytest.raises(ConfigError) as info:
+            resolve("myapp:app", flags, {})
+        assert expect in str(info.value)

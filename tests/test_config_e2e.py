@@ -252,6 +252,8 @@ keepalive = 3
 max_requests = 1000
 worker_class = "sync"
 threads = 1
+worker_connections = 1000
+umask = 0
 wsgi_app = "cfg_apps:app"       # sup_apps:app, noting which process imports it
 '''
 
@@ -259,7 +261,7 @@ wsgi_app = "cfg_apps:app"       # sup_apps:app, noting which process imports it
 SHARED = {"bind": "bind", "workers": "workers", "preload_app": "preload", "accesslog": "access_logfile",
           "access_log_format": "access_logformat", "errorlog": "error_logfile", "loglevel": "loglevel",
           "timeout": "timeout", "graceful_timeout": "graceful_timeout", "keepalive": "keepalive",
-          "max_requests": "max_requests"}
+          "max_requests": "max_requests", "threads": "threads", "worker_class": "worker_class"}
 
 
 def compare(gname, gunicorn_value, pyfork_value, port):
@@ -268,7 +270,7 @@ def compare(gname, gunicorn_value, pyfork_value, port):
         assert (gunicorn_value, pyfork_value) == ("['127.0.0.1:%d']" % port, "'127.0.0.1:%d'" % port)
     elif gname in ("timeout", "graceful_timeout", "keepalive"):
         assert float(gunicorn_value) == float(pyfork_value), (gname, gunicorn_value, pyfork_value)
-    elif gname in ("workers", "max_requests", "preload_app"):
+    elif gname in ("workers", "max_requests", "preload_app", "threads"):
         assert gunicorn_value == pyfork_value, (gname, gunicorn_value, pyfork_value)
     else:
         assert repr(gunicorn_value) == pyfork_value, (gname, gunicorn_value, pyfork_value)
@@ -283,7 +285,7 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     assert "app                      = 'cfg_apps:app'" in out
     for name in SHARED.values():
         assert table[name][1] == "file " + conf, (name, table[name])
-    assert "note: gunicorn.conf.py: Gunicorn settings pyfork does not have, ignored: threads, worker_class" in out
+    assert "note: gunicorn.conf.py: Gunicorn settings pyfork does not have, ignored: umask, worker_connections" in out
 
     # it is a valid Gunicorn config file: Gunicorn itself checks it (loading the app) and reads
     # the same values from it (gunicorn is in the `bench` extra: skipped where it is not installed)
@@ -311,8 +313,8 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     # preload_app: the app was imported once, in the master
     assert imports.read_text().split() == [str(master)]
     # the Gunicorn-only names are reported once, by name
-    ignored = [line for line in log.splitlines() if "worker_class" in line]
-    assert len(ignored) == 1 and "threads" in ignored[0] and "ignored" in ignored[0], log
+    ignored = [line for line in log.splitlines() if "worker_connections" in line]
+    assert len(ignored) == 1 and "umask" in ignored[0] and "ignored" in ignored[0], log
     assert "[%d] [INFO] master pid=%d app=cfg_apps:app workers=2" % (master, master) in log
     assert p.output() == ""          # errorlog names a file: nothing on stdout/stderr
     assert p.stop() == 0
@@ -725,6 +727,16 @@ BAD = [
      lambda msg, conf: "PYFORK_TIMEOUT" in msg and "'abc'" in msg),
     ("bad WEB_CONCURRENCY", "", [], {"WEB_CONCURRENCY": "lots"},
      lambda msg, conf: "WEB_CONCURRENCY" in msg and "'lots'" in msg),
+    ("--threads 0", "", ["--threads", "0"], {},
+     "flag --threads: 0 is too small; the least allowed is 1"),
+    ("--threads x", "", ["--threads", "x"], {}, "flag --threads: 'x' is not a whole number"),
+    ("PYFORK_THREADS=-2", "", [], {"PYFORK_THREADS": "-2"},
+     "environment variable PYFORK_THREADS: -2 is too small; the least allowed is 1"),
+    ("threads in the file", "threads = 'four'\n", [], {}, _file_names_setting("threads", "'four'")),
+    ("-k gevent", "", ["-k", "gevent"], {},
+     "flag --worker-class: 'gevent' is not available: pyfork runs sync or threaded workers; use --threads N"),
+    ("worker_class uvicorn", "worker_class = 'uvicorn.workers.UvicornWorker'\n", [], {},
+     _file_names_setting("worker_class", "'uvicorn.workers.UvicornWorker'", "use --threads N")),
     ("bad access log format", "access_log_format = '%(h)s %(s)s 100%'\n", [], {},
      lambda msg, conf: "access_logformat" in msg and "'%(h)s %(s)s 100%'" in msg and "%%" in msg),
 ]
