@@ -16,8 +16,9 @@ sys.path.insert(0, HERE)
 
 import floor  # noqa: E402
 import hello  # noqa: E402
-from supervisor import connection, worker, wsgi  # noqa: E402
 from supervisor.config import resolve  # noqa: E402
+from supervisor.log import Log  # noqa: E402
+from supervisor.serve import connection, worker, wsgi  # noqa: E402
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
 
@@ -44,11 +45,11 @@ class Listener:
 
 def main():
     cfg = resolve("hello:app", {}, {})
-    w = worker.Worker(cfg, 0, 0, [], hello.app, None, None, 0, -1)
-    w.date_server = b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: pyfork\r\n"
+    w = worker.Worker(cfg, 0, 0, [], hello.app, None, Log("-", "critical"), 0, -1)
+    w.clock.date = b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: pyfork\r\n"
     base = worker.listener_environ(wsgi.base_environ("pyfork"), Listener())
     base.update(REMOTE_ADDR="127.0.0.1", REMOTE_PORT="50000")
-    conn = connection.Connection(w, StandInSocket(), base, True)
+    conn = connection.Connection(w.ctx, StandInSocket(), base, True)
     floor_conn = floor.WsgiConn(StandInSocket())
     buf = bytearray(65536)
     view = memoryview(buf)

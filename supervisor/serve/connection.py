@@ -6,10 +6,16 @@ request) go out in one send. Hazards handled here: request smuggling (ambiguous 
 closes the connection after the error), a body cut short (never reaches the app), an app
 that raises (500, traceback to the error log, `close()` still called).
 
+A Connection knows no Worker: it reads a frozen Context (limits, app, hooks, log, clock)
+and on_readable returns how many requests it answered, for the worker to count. A test can
+drive it bytes in, bytes out through a stand-in socket (tests/serve/test_connection.py).
+
 This is the hot path: per request it does dict lookups in caches that wsgi.py fills
 (header keys, targets, whole validated response heads), builds the environ directly in
 the header callback, and keeps the response state on the connection, not in a new object.
 """
+import dataclasses
+import enum
 import io
 import os
 import select
@@ -36,6 +42,50 @@ PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _methods = {}
 
 
+class Framing(enum.Enum):
+    """How a streamed response's body ends."""
+    LENGTH = "length"      # Content-Length, or no body at all: the connection may stay open
+    CHUNKED = "chunked"    # HTTP/1.1 without a length: the last chunk ends it
+    CLOSE = "close"        # HTTP/1.0 without a length: the end of the connection ends it
+
+
+class Clock:
+    """The loop's time, refreshed by the worker: `now` (monotonic, at the last wake-up) and
+    `date` (the Date and Server header lines, once a second). Mutable, shared by reference."""
+    __slots__ = ("now", "date")
+
+    def __init__(self, now=0.0, date=b""):
+        self.now = now
+        self.date = date
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Context:
+    """All a connection reads that is not its own. Fixed for the worker's life, but for the
+    clock's values; a graceful stop hands every connection a replaced one (keepalive off)."""
+    app: object
+    log: object
+    clock: Clock
+    view: memoryview          # the loop's read buffer: only the loop reads sockets
+    limit_line: int
+    limit_fields: int
+    limit_field_size: int
+    limit_body: int
+    send_timeout: float
+    hooks: dict = dataclasses.field(default_factory=dict)   # name -> function (pre/post_request used here)
+    hook_worker: object = None    # what Gunicorn's hooks get as `worker`
+    access: object = None         # access(env, code, headers, sent, seconds), or None: no access log
+    keepalive: bool = True        # False: every response says "Connection: close" (--keep-alive 0, stopping)
+    wrapped: bool = False         # run() surrounds the app call (hooks, access log, no keep-alive)
+    head_limit: int = 0           # bytes a request head may take before 431 (line + fields + CRLFs)
+
+    def __post_init__(self):
+        object.__setattr__(self, "wrapped", bool(
+            "pre_request" in self.hooks or "post_request" in self.hooks or self.access or not self.keepalive))
+        object.__setattr__(self, "head_limit",
+                           self.limit_line + self.limit_fields * (self.limit_field_size + 2) + 4)
+
+
 class HTTPError(Exception):
     """Raised from a parser callback: answer with `status` and close the connection."""
 
@@ -45,23 +95,24 @@ class HTTPError(Exception):
 
 
 class Connection:
-    __slots__ = ("w", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
+    __slots__ = ("ctx", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
                  "url", "env", "fields_left", "field_room", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
-                 "cur", "start", "write_cb", "framed")
+                 "cur", "start", "write_cb", "framed", "answered")
 
-    def __init__(self, worker, sock, base, trust):
-        self.w = worker
+    def __init__(self, ctx, sock, base, trust):
+        self.ctx = ctx
         self.sock = sock
         self.fd = sock.fileno()
         self.base = base
         self.trust = trust
         self.parser = HttpRequestParser(self)
-        self.field_room = worker.limit_field_size - 2    # name + value, without ": "
-        self.last = worker.now
+        self.field_room = ctx.limit_field_size - 2    # name + value, without ": "
+        self.last = ctx.clock.now
         self.out = []
         self.keep = True
         self.closed = False
+        self.answered = 0          # requests answered since on_readable last returned
         self.head_bytes = None     # counts while a request head is being read, else None
         self.plain = False
         self.env = None
@@ -73,32 +124,33 @@ class Connection:
     # -- reading ----------------------------------------------------------------------
 
     def on_readable(self):
-        """Read what the socket has, parse it, answer complete requests. False: closed."""
-        w = self.w
+        """Read what the socket has, parse it, answer complete requests. Returns how many
+        requests were answered; `closed` says whether the connection is gone."""
+        ctx = self.ctx
         try:
-            n = self.sock.recv_into(w.buf, 0, MSG_DONTWAIT)
+            n = self.sock.recv_into(ctx.view, 0, MSG_DONTWAIT)
         except BlockingIOError:
-            return True
+            return 0
         except OSError:
             self.close()
-            return False
+            return 0
         if n == 0:
             # EOF: a request in progress is incomplete and never reaches the app.
             self.close()
-            return False
-        self.last = w.now
+            return 0
+        self.last = ctx.clock.now
         if self.head_bytes is not None:
             self.head_bytes += n
-            if self.head_bytes > w.head_limit:
-                return self.fail(431, "request head larger than %d bytes" % w.head_limit)
+            if self.head_bytes > ctx.head_limit:
+                return self.fail(431, "request head larger than %d bytes" % ctx.head_limit)
         try:
-            self.parser.feed_data(w.view[:n])
+            self.parser.feed_data(ctx.view[:n])
         except HttpParserCallbackError as exc:
             err = exc.__context__
             if isinstance(err, HTTPError):
                 return self.fail(err.status, str(err))
             if isinstance(err, _Gone):
-                return False
+                return self.counted()
             raise
         except HttpParserUpgrade:
             self.keep = False      # no protocol switch in WSGI: answer, then close
@@ -116,27 +168,36 @@ class Connection:
                 n = 0
             except OSError:
                 self.close()
-                return False
+                return self.counted()
             if n < len(data):
                 try:
                     self._send(memoryview(data)[n:])
                 except _Gone:
-                    return False
+                    return self.counted()
         if not self.keep and not self.closed:
             self.close()
-        return not self.closed
+        n = self.answered
+        self.answered = 0
+        return n
+
+    def counted(self):
+        """on_readable's result on its less common ways out: the requests answered."""
+        n = self.answered
+        self.answered = 0
+        return n
 
     def fail(self, status, why):
-        """Bad input: answer `status`, close, so nothing can be smuggled behind it."""
-        self.w.log.debug("bad request on fd %d: %d %s", self.fd, status, why)
+        """Bad input: answer `status`, close, so nothing can be smuggled behind it.
+        Returns the requests answered before it (pipelined ahead of the bad one)."""
+        self.ctx.log.debug("bad request on fd %d: %d %s", self.fd, status, why)
         if not self.closed:
             self.out.append(error_response(status))
             try:
                 self.flush()
             except _Gone:
-                return False
+                return self.counted()
             self.close()
-        return False
+        return self.counted()
 
     # -- httptools callbacks ------------------------------------------------------------
     #
@@ -153,14 +214,14 @@ class Connection:
     def on_url(self, url):
         if self.env is None:
             self.env = self.base.copy()
-            self.fields_left = self.w.limit_fields
+            self.fields_left = self.ctx.limit_fields
             self.head_bytes = 0
             self.plain = True
         else:
             url = self.url + url     # the target arrived in pieces
         self.url = url
-        if len(url) > self.w.limit_line:
-            raise HTTPError(414, "request target longer than %d bytes" % self.w.limit_line)
+        if len(url) > self.ctx.limit_line:
+            raise HTTPError(414, "request target longer than %d bytes" % self.ctx.limit_line)
 
     def on_header(self, name, value):
         self.fields_left -= 1
@@ -179,10 +240,10 @@ class Connection:
             self.env[key] = old + "," + value
 
     def too_large(self, name):
-        w = self.w
+        ctx = self.ctx
         if self.fields_left < 0:
-            return HTTPError(431, "more than %d header fields" % w.limit_fields)
-        return HTTPError(431, "header field %r longer than %d bytes" % (name[:40], w.limit_field_size))
+            return HTTPError(431, "more than %d header fields" % ctx.limit_fields)
+        return HTTPError(431, "header field %r longer than %d bytes" % (name[:40], ctx.limit_field_size))
 
     def on_headers_complete(self):
         self.head_bytes = None
@@ -215,9 +276,9 @@ class Connection:
         if te is not None and te.lower() != "chunked":
             raise HTTPError(501, "transfer coding %r is not supported" % te)
         length = env.get("CONTENT_LENGTH")
-        w = self.w
-        if length is not None and w.limit_body and int(length) > w.limit_body:
-            raise HTTPError(413, "body of %s bytes is over the limit of %d" % (length, w.limit_body))
+        limit = self.ctx.limit_body
+        if length is not None and limit and int(length) > limit:
+            raise HTTPError(413, "body of %s bytes is over the limit of %d" % (length, limit))
         expect = env.get("HTTP_EXPECT")
         if expect is not None and (te is not None or (length is not None and length != "0")):
             if expect.lower() != "100-continue":
@@ -242,9 +303,9 @@ class Connection:
                     body += data
             else:
                 body.write(data)
-        w = self.w
-        if w.limit_body and self.body_len > w.limit_body:
-            raise HTTPError(413, "body over the limit of %d bytes" % w.limit_body)
+        limit = self.ctx.limit_body
+        if limit and self.body_len > limit:
+            raise HTTPError(413, "body over the limit of %d bytes" % limit)
 
     def on_message_complete(self):
         env = self.env
@@ -264,10 +325,12 @@ class Connection:
                     env["wsgi.input"] = body
                 if "CONTENT_LENGTH" not in env:
                     env["CONTENT_LENGTH"] = str(self.body_len)   # was chunked, now fully read
-        if self.w.simple:
-            self.serve(env, self.w.app)
-        else:
+        ctx = self.ctx
+        if ctx.wrapped:
             self.run(env)
+        else:
+            self.serve(env, ctx.app)
+        self.answered += 1
 
     def drop_body(self):
         body = self.body
@@ -308,7 +371,7 @@ class Connection:
                 if len(body) == self.fast_length and env["REQUEST_METHOD"] != "HEAD":
                     # the length as declared, a status with a body, no close from the app
                     self.sent = True
-                    self.out.append(b"".join((self.head, self.w.date_server,
+                    self.out.append(b"".join((self.head, self.ctx.clock.date,
                                               END if self.plain else self.end(env), body)))
                     return len(body)
                 return self.respond_bytes(env, body)
@@ -317,8 +380,7 @@ class Connection:
             self.keep = False
         except Exception:
             self.keep = False
-            w = self.w
-            w.log.exception("error handling %s %s", env.get("REQUEST_METHOD"), env.get("RAW_URI"))
+            self.ctx.log.exception("error handling %s %s", env.get("REQUEST_METHOD"), env.get("RAW_URI"))
             if not self.closed:
                 if not self.sent:
                     self.out.append(error_response(500))
@@ -332,36 +394,35 @@ class Connection:
                     try:
                         close()
                     except Exception:
-                        self.w.log.exception("error closing the app's response iterable")
-            self.w.requests += 1
+                        self.ctx.log.exception("error closing the app's response iterable")
         return 0
 
     def run(self, env):
         """serve() with what may surround it: the pre/post_request hooks, the access log,
         keep-alive off (--keep-alive 0, or a worker stopping)."""
-        w = self.w
-        t0 = time.perf_counter() if w.access_log else 0.0
+        ctx = self.ctx
+        t0 = time.perf_counter() if ctx.access else 0.0
         req = None
-        app = w.app
-        if w.request_hooks:
+        app = ctx.app
+        if "pre_request" in ctx.hooks or "post_request" in ctx.hooks:
             req = Request(env)
 
             def hooked(env, start):
-                if not hooks.call(w.cfg.hooks, w.log, "pre_request", w, req):
+                if not hooks.call(ctx.hooks, ctx.log, "pre_request", ctx.hook_worker, req):
                     raise RuntimeError("the pre_request hook raised")   # -> 500, as Gunicorn does
-                return w.app(env, start)
+                return ctx.app(env, start)
             app = hooked
-        if w.no_keepalive:
+        if not ctx.keepalive:
             self.keep = self.plain = False     # the response says "Connection: close"
         sent = self.serve(env, app)
         ok = self.status is not None
         if req is not None:
-            hooks.call(w.cfg.hooks, w.log, "post_request", w, req, env,
+            hooks.call(ctx.hooks, ctx.log, "post_request", ctx.hook_worker, req, env,
                        Response(self.status if ok else "500 Internal Server Error",
                                 self.headers if ok else None, sent))
-        if w.access_log:
-            w.access(env, self.code if ok else 500, self.headers if ok else None, sent,
-                     time.perf_counter() - t0)
+        if ctx.access:
+            ctx.access(env, self.code if ok else 500, self.headers if ok else None, sent,
+                       time.perf_counter() - t0)
 
     def respond_bytes(self, env, body):
         """A whole body in hand, any request: frame it and queue it."""
@@ -372,20 +433,23 @@ class Connection:
             extra = b""
             if len(body) != length:
                 body = self._fit(body, length)
-        self.out.append(self.finish_head(env, extra))
+        self.out.append(self.finish_head(env, Framing.LENGTH, extra))
         if self.code not in NO_BODY and env["REQUEST_METHOD"] != "HEAD":
             self.out.append(body)
             return len(body)
         return 0
 
-    def finish_head(self, env, extra):
-        """The whole response head, with Date, framing and whether we keep the connection."""
+    def finish_head(self, env, framing, extra=b""):
+        """The whole response head, with Date, its framing header (`extra`) and whether we
+        keep the connection."""
         self.sent = True
-        return b"".join((self.head, self.w.date_server, extra, self.end(env)))
+        self.framed = framing
+        return b"".join((self.head, self.ctx.clock.date, extra, self.end(env, framing)))
 
-    def end(self, env):
-        """The end of a response head: whether the connection stays open, said so."""
-        if self.app_close or not self.keep or self.w.no_keepalive:
+    def end(self, env, framing=Framing.LENGTH):
+        """The end of a response head. The one place keep-alive is decided for a response:
+        it stays open unless the request, the app, the framing or the worker says close."""
+        if self.app_close or not self.keep or not self.ctx.keepalive or framing is Framing.CLOSE:
             self.keep = False
             return END_CLOSE
         if env["SERVER_PROTOCOL"] == "HTTP/1.0":
@@ -415,10 +479,10 @@ class Connection:
             if not self.sent:
                 if self.status is None:
                     raise StartResponseError("the app gave a body before calling start_response")
-                self.framing(env)
+                self.stream_head(env)
                 if head_only or self.code in NO_BODY:
                     break
-            if self.framed == "chunked":
+            if self.framed is Framing.CHUNKED:
                 self.out.append(chunk(data))
             else:
                 if self.length is not None and sent + len(data) > self.length:
@@ -431,28 +495,24 @@ class Connection:
                 raise StartResponseError("the app returned without calling start_response")
             # an empty body: now the length is known after all
             empty = self.length is None and self.code not in NO_BODY and not head_only
-            self.out.append(self.finish_head(env, b"Content-Length: 0\r\n" if empty else b""))
+            self.out.append(self.finish_head(env, Framing.LENGTH, b"Content-Length: 0\r\n" if empty else b""))
         elif head_only or self.code in NO_BODY:
             pass
-        elif self.framed == "chunked":
+        elif self.framed is Framing.CHUNKED:
             self.out.append(LAST_CHUNK)
         elif self.length is not None and sent < self.length:
             self.keep = False
         return sent
 
-    def framing(self, env):
-        """Queue the head of a streamed response; note 'chunked', 'length' or 'close'."""
+    def stream_head(self, env):
+        """Queue the head of a streamed response, choosing its Framing."""
         if self.length is not None or self.code in NO_BODY or env["REQUEST_METHOD"] == "HEAD":
-            self.framed = "length"
-            extra = b""
+            self.out.append(self.finish_head(env, Framing.LENGTH))
         elif env["SERVER_PROTOCOL"] == "HTTP/1.1":
-            self.framed = "chunked"
-            extra = CHUNKED
+            self.out.append(self.finish_head(env, Framing.CHUNKED, CHUNKED))
         else:
-            self.framed = "close"
-            self.keep = False   # HTTP/1.0: the end of the body is the end of the connection
-            extra = b""
-        self.out.append(self.finish_head(env, extra))
+            # HTTP/1.0: the end of the body is the end of the connection
+            self.out.append(self.finish_head(env, Framing.CLOSE))
 
     def send_file(self, env, wrapper, fileno):
         try:
@@ -461,7 +521,8 @@ class Connection:
         except OSError:
             return self.respond_iter(env, iter(wrapper))
         length = self.length if self.length is not None else size
-        self.out.append(self.finish_head(env, b"Content-Length: %d\r\n" % length if self.length is None else b""))
+        self.out.append(self.finish_head(env, Framing.LENGTH,
+                                         b"Content-Length: %d\r\n" % length if self.length is None else b""))
         self.flush()
         if env["REQUEST_METHOD"] == "HEAD" or self.code in NO_BODY:
             return 0
@@ -477,7 +538,7 @@ class Connection:
                     if waiter is None:
                         waiter = select.poll()
                         waiter.register(self.fd, select.POLLOUT)
-                    if not waiter.poll(self.w.send_timeout * 1000):
+                    if not waiter.poll(self.ctx.send_timeout * 1000):
                         raise _Gone() from None
                     continue
                 if n == 0:
@@ -494,9 +555,9 @@ class Connection:
     def write(self, data):
         """The legacy write() callable that start_response returns (PEP 3333)."""
         if not self.sent:
-            self.framing(self.cur)
+            self.stream_head(self.cur)
         if data:
-            self.out.append(chunk(data) if self.framed == "chunked" else data)
+            self.out.append(chunk(data) if self.framed is Framing.CHUNKED else data)
             self.flush()
 
     # -- writing -------------------------------------------------------------------------
@@ -520,7 +581,7 @@ class Connection:
             raise _Gone() from None
         if n < len(data):
             # A slow reader: block, but not forever (a stuck client must not hold a worker).
-            sock.settimeout(self.w.send_timeout)
+            sock.settimeout(self.ctx.send_timeout)
             try:
                 sock.sendall(memoryview(data)[n:])
             except OSError:
@@ -534,7 +595,6 @@ class Connection:
         if not self.closed:
             self.closed = True
             self.keep = False
-            self.w.forget(self)
             try:
                 self.sock.close()
             except OSError:

@@ -4,6 +4,7 @@ One request at a time runs the app; everything else (accepting, reading partial
 requests, idle keep-alive connections) costs only a registered fd. Listeners are
 registered with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
 """
+import dataclasses
 import faulthandler
 import gc
 import os
@@ -19,7 +20,7 @@ import setproctitle
 from . import accesslog
 from .. import exits, hooks
 from ..supervise import heartbeat
-from .connection import Connection
+from .connection import Clock, Connection, Context
 from ..loader import load_logged
 from ..supervise.signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ, http_date
@@ -37,7 +38,7 @@ SERVER = "pyfork"
 class Worker:
     def __init__(self, cfg, slot, cell, listeners, app, beats, log, ppid, ready_fd):
         self.cfg = cfg
-        self.slot = self.nr = self.age = slot     # nr/age: Gunicorn's names, for hooks
+        self.slot = slot          # the stable slot number (Unicorn's nr): worker 3 stays worker 3
         self.pid = os.getpid()
         self.cell = cell
         self.ready_fd = ready_fd
@@ -49,33 +50,34 @@ class Worker:
         self.conns = {}
         self.requests = 0
         self.stopping = False
-        self.no_keepalive = cfg.keepalive == 0
         self.deadline = None
-        self.now = time.monotonic()
-        self.buf = bytearray(65536)
-        self.view = memoryview(self.buf)
-        self.limit_line = cfg.limit_request_line
-        self.limit_fields = cfg.limit_request_fields
-        self.limit_field_size = cfg.limit_request_field_size
-        self.limit_body = cfg.limit_request_body
-        # bytes a request head may take before 431 (line + fields, with their CRLFs)
-        self.head_limit = cfg.limit_request_line + cfg.limit_request_fields * (cfg.limit_request_field_size + 2) + 4
+        self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
-        self.send_timeout = max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0
         self.access_log = bool(cfg.access_logfile)
         self.access_line = accesslog.compile_format(cfg.access_logformat) if self.access_log else None
         self.trusted = {}
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
-        self.date_server = b""
         self.second = 0
-        self.request_hooks = "pre_request" in cfg.hooks or "post_request" in cfg.hooks
-        self.simple = self.plain_requests()
+        self.ctx = self.context()
 
-    def plain_requests(self):
-        """Whether a request needs nothing around the app call: no hooks, no access log,
-        keep-alive on. Then Connection calls serve() directly instead of run()."""
-        return not (self.request_hooks or self.access_log or self.no_keepalive)
+    @property
+    def nr(self):
+        """Gunicorn's name for the slot number, read by hooks."""
+        return self.slot
+
+    age = nr       # Gunicorn's worker.age, which hooks may read too
+
+    def context(self):
+        """The frozen Context every connection of this worker reads."""
+        cfg = self.cfg
+        return Context(
+            app=self.app, log=self.log, clock=self.clock, view=memoryview(bytearray(65536)),
+            limit_line=cfg.limit_request_line, limit_fields=cfg.limit_request_fields,
+            limit_field_size=cfg.limit_request_field_size, limit_body=cfg.limit_request_body,
+            send_timeout=max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0,
+            hooks=cfg.hooks, hook_worker=self, access=self.access if self.access_log else None,
+            keepalive=cfg.keepalive != 0)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -93,6 +95,7 @@ class Worker:
             self.app, code = load_logged(self.cfg.app, self.log, "worker=%d" % self.slot)
             if code is not None:
                 return code
+            self.ctx = dataclasses.replace(self.ctx, app=self.app)
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         self.listeners = [(sock, listener_environ(base, sock)) for sock in self.listeners]
@@ -118,18 +121,22 @@ class Worker:
         ep.register(self.signals.r, select.EPOLLIN)
         self.ep = ep
         conns = self.conns
-        self.tick(self.now)
-        next_tick = self.now + TICK
-        poll = ep.poll
+        clock = self.clock
         monotonic = time.monotonic
+        now = clock.now = monotonic()
+        self.tick(now)
+        next_tick = now + TICK
+        poll = ep.poll
         access_log = self.access_log
         while True:
             events = poll(TICK)
-            self.now = now = monotonic()
+            clock.now = now = monotonic()
             for fd, _ in events:
                 conn = conns.get(fd)
                 if conn is not None:
-                    conn.on_readable()
+                    self.requests += conn.on_readable()
+                    if conn.closed:
+                        del conns[fd]
                 elif fd in lmap:
                     if not self.stopping:
                         self.accept(*lmap[fd])
@@ -152,7 +159,7 @@ class Worker:
         epoll_wait calls: 39 -> 33 us of CPU per Connection: close request). A slow one
         ends the batch at once, so the connections still queued go to idle workers
         instead of waiting behind it."""
-        until = self.now + ACCEPT_WINDOW
+        until = self.clock.now + ACCEPT_WINDOW
         for _ in range(ACCEPT_BATCH):
             if not self.accept_one(lsock, tmpl, kind) or time.monotonic() > until:
                 return
@@ -178,8 +185,9 @@ class Worker:
                 trusted = self.trust(peer)
         else:
             trusted = True        # a unix socket: the proxy is on this host
-        conn = Connection(self, sock, base, trusted)
-        if conn.on_readable():
+        conn = Connection(self.ctx, sock, base, trusted)
+        self.requests += conn.on_readable()
+        if not conn.closed:
             self.conns[conn.fd] = conn
             self.ep.register(conn.fd, select.EPOLLIN)
         return True
@@ -196,9 +204,6 @@ class Worker:
         if len(self.trusted) < 1024:
             self.trusted[peer] = ok
         return ok
-
-    def forget(self, conn):
-        self.conns.pop(conn.fd, None)
 
     def on_signals(self):
         for cmd in self.signals.commands():
@@ -228,25 +233,28 @@ class Worker:
         if self.stopping:
             return
         self.stopping = True
-        self.no_keepalive = True
-        self.simple = self.plain_requests()
-        self.deadline = self.now + self.cfg.graceful_timeout
-        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, self.now, self.requests)
+        self.ctx = dataclasses.replace(self.ctx, keepalive=False)    # "Connection: close" from now on
+        for conn in self.conns.values():
+            conn.ctx = self.ctx
+        now = self.clock.now
+        self.deadline = now + self.cfg.graceful_timeout
+        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, now, self.requests)
         for sock, _ in self.listeners:
             try:
                 self.ep.unregister(sock.fileno())
             except (OSError, ValueError):
                 pass
             sock.close()
-        self.close_idle(self.now, STOP_IDLE)
+        self.close_idle(now, STOP_IDLE)
 
     def close_idle(self, now, idle):
         """Close connections idle between requests for `idle` seconds, and those stuck
         mid-request (a client that stopped sending) for the read timeout."""
-        for conn in list(self.conns.values()):
+        for fd, conn in list(self.conns.items()):
             quiet = now - conn.last
             if quiet >= self.read_timeout or (quiet >= idle and conn.env is None):
                 conn.close()
+                del self.conns[fd]
 
     def tick(self, now):
         """Once a second: beat, refresh the Date header, drop idle connections, check the master."""
@@ -255,7 +263,7 @@ class Worker:
         second = int(time.time())
         if second != self.second:
             self.second = second
-            self.date_server = ("Date: %s\r\nServer: %s\r\n" % (http_date(second), SERVER)).encode()
+            self.clock.date = ("Date: %s\r\nServer: %s\r\n" % (http_date(second), SERVER)).encode()
         self.close_idle(now, STOP_IDLE if self.stopping else self.cfg.keepalive)
         if os.getppid() != self.ppid:
             self.log.warning("worker=%d: the master is gone; exiting", self.slot)
