@@ -9,6 +9,8 @@
                  keeps it: later requests grow it to N if N is larger, and touch it again
                  (so it stays resident). `&add=1` grows by N MB on every request instead:
                  a steady memory leak, for --max-worker-memory.
+    /thread      starts a thread that sleeps for an hour and is never joined: a thread
+                 leak, one task per request
     /status      this worker's pid, MB held and zombies made so far, as text
 
 Every response names the worker (`X-Worker-Pid`), like scripts/hello.py.
@@ -17,6 +19,8 @@ Every response names the worker (`X-Worker-Pid`), like scripts/hello.py.
     python -m gunicorn -w 4 -b 127.0.0.1:8000 leaky_app:app
 """
 import os
+import threading
+import time
 from urllib.parse import parse_qs
 
 MB = 1024 * 1024
@@ -89,6 +93,9 @@ def app(environ, start_response):
             return _respond(start_response, "400 Bad Request", "mb must be a number\n")
         held = hog(mb, q.get("add", ["0"])[0] not in ("", "0"))
         return _respond(start_response, "200 OK", "holding %.1fMB\n" % (held / MB))
+    if path == "/thread":
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+        return _respond(start_response, "200 OK", "threads: %d\n" % threading.active_count())
     if path == "/status":
         return _respond(start_response, "200 OK", "pid=%d held_mb=%.1f leaked=%d\n"
                         % (os.getpid(), _held() / MB, LEAKED[0]))

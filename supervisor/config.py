@@ -114,6 +114,13 @@ def parse_size(value, name="size"):
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
+def _percent(value, name):
+    n = _int(0)(value, name)
+    if n > 99:
+        raise ConfigError("%s: %r is not a percent of the quota below 100 (0 turns it off)" % (name, value))
+    return n
+
+
 def _size(value, name):
     return parse_size(value, name) or None
 
@@ -262,6 +269,7 @@ SETTINGS = (
     Setting("dyno_size", ("--dyno-size",), _optional_path, None, "a Heroku dyno size (standard-1x, performance-m, ...) for quota and task limit", env="PYFORK_DYNO_SIZE", metavar="NAME"),
     Setting("max_worker_memory", ("--max-worker-memory",), _size, None, "recycle a worker whose memory passes this (e.g. 300MB)", metavar="SIZE"),
     Setting("memory_metric", ("--memory-metric",), _choice("pss", "uss", "rss"), "pss", "memory measure for --max-worker-memory: pss, uss or rss", metavar="METRIC"),
+    Setting("memory_pressure", ("--memory-pressure",), _percent, 90, "past this percent of the memory quota, recycle the worker holding the most private memory, one at a time (0: off)", metavar="PERCENT"),
     Setting("max_worker_zombies", ("--max-worker-zombies",), _int(0), 32, "recycle a worker with this many unreaped children (0: off)", metavar="N"),
     Setting("max_worker_threads", ("--max-worker-threads",), _int(0), 0, "recycle a worker with this many threads (0: off)", metavar="N"),
     Setting("reuse_port", ("--reuse-port",), _bool, False, "set SO_REUSEPORT on the listening sockets", action="store_true"),
@@ -305,6 +313,7 @@ class Config:
     dyno_size: object
     max_worker_memory: object
     memory_metric: str
+    memory_pressure: int
     max_worker_zombies: int
     max_worker_threads: int
     pidfile: object

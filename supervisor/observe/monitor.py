@@ -10,7 +10,8 @@ import time
 
 from . import metrics, sizing
 from ..supervise import recycle
-from .sampler import Gone, Sampler, timed
+from .pressure import MemoryGuard
+from .sampler import PAGE, Gone, Sampler, timed
 
 GROWTH_WINDOW = 3600.0      # seconds of memory history kept per slot for the slope
 
@@ -32,6 +33,8 @@ class Monitor:
             soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
             tasks_max = None if soft == resource.RLIM_INFINITY else soft
         self.sampler = Sampler(log, quota, source, tasks_max)
+        self.memory = MemoryGuard(self.sampler, log, getattr(cfg, "memory_pressure", recycle.MEMORY_PRESSURE),
+                                  master_pid)
         try:
             self.cpus = len(os.sched_getaffinity(0))
         except AttributeError:
@@ -39,7 +42,7 @@ class Monitor:
         self.source = os.environ.get("DYNO") or socket.gethostname()
         self.dyno_id = os.environ.get("HEROKU_DYNO_ID") or socket.gethostname()
         self.history = {}          # slot -> [(t, bytes)]
-        self.levels = {"memory": 0, "tasks": 0}
+        self.levels = {"tasks": 0}
         self.growth_warned = {}
         self.advice = None
         self.said = None
@@ -64,42 +67,40 @@ class Monitor:
 
     def guard(self, workers, limits):
         """-> ([(slot, why)] to recycle now, how near the nearest limit is (0.0 to 1.0+):
-        the task count against its limit, or a worker's zombies or threads against theirs)."""
+        the task count against its limit, a worker's zombies or threads against theirs,
+        or the dyno's memory against the --memory-pressure mark)."""
         out = []
-        held = {}
-        by_nr = {}
+        held, by_nr, looks = {}, {}, []
         near = 0.0
         for slot, pid, _ in workers:
             try:
-                threads, kids, zombies = self.sampler.guard(pid)
+                st = self.sampler.stat(pid)
+                threads, kids, zombies = self.sampler.guard(pid, st)
             except Gone:
                 continue
             by_nr[slot.nr] = slot
             held[slot.nr] = threads - 1 + kids
+            looks.append((slot.nr, pid, st["rss_pages"] * PAGE))
             why = recycle.reason(limits, threads, zombies)
             if why:
                 out.append((slot, why))
             near = max(near, recycle.nearness(limits, threads, zombies))
-        tasks, tasks_max = self.tasks(held)
+        dyno = self.sampler.dyno()
+        try:
+            master = self.sampler.stat(self.master_pid)
+        except Gone:
+            master = {"threads": 1, "rss_pages": 0}
+        tasks, tasks_max = dyno.tasks, dyno.tasks_max
+        if tasks is None:
+            tasks = master["threads"] + len(held) + sum(held.values())
         victim = recycle.task_pressure(tasks, tasks_max, held)
         if victim is not None and all(s.nr != victim for s, _ in out):
-            out.append((by_nr[victim], "tasks=%d near the task limit %d; it holds %d" % (tasks, tasks_max, held[victim])))
-        return out, max(near, tasks / tasks_max if tasks_max and tasks is not None else 0.0)
-
-    def tasks(self, held):
-        """(tasks, limit): the pids cgroup's count where there is one, else ours."""
-        version_dir = self.sampler.cgroups.get("pids")
-        if version_dir:
-            from . import cgroup
-            current, limit = cgroup.tasks(self.sampler.read_files(
-                version_dir[1], cgroup.FILES["v2" if version_dir[0] == "v2" else "v1_pids"]))
-            if current is not None:
-                return current, limit or self.sampler.tasks_max_flag
-        try:
-            master_threads = self.sampler.stat(self.master_pid)["threads"]
-        except Gone:
-            master_threads = 1
-        return master_threads + len(held) + sum(held.values()), self.sampler.tasks_max_flag
+            out.append((by_nr[victim], recycle.why(recycle.Category.TASKS, value=tasks, limit=tasks_max,
+                                                   held=held[victim])))
+        nr, why, memory_near = self.memory.check(dyno, master["rss_pages"] * PAGE, looks, time.monotonic())
+        if nr is not None and all(s.nr != nr for s, _ in out):
+            out.append((by_nr[nr], why))
+        return out, max(near, memory_near, tasks / tasks_max if tasks_max else 0.0)
 
     # -- every --metrics-interval ---------------------------------------------------
 
@@ -107,7 +108,6 @@ class Monitor:
         """-> ([(slot, why)] to recycle, the worker target for -w auto)."""
         (master, samples, dyno), cost = timed(self.collect, workers)
         slots = {slot.nr: slot for slot, _, _ in workers}
-        used = sum(s.pss if s.pss is not None else s.rss for s in [master] + samples)
         advice = sizing.advise(dyno.quota, master, samples, self.cpus) if samples else None
         self.emit(master, samples, dyno, advice)
         self.last = {s.slot: s for s in samples}
@@ -119,7 +119,7 @@ class Monitor:
             if text != self.said:
                 self.said = text
                 self.log.info("%s", text)
-        self.warn(dyno, used, samples)
+        self.warn(dyno, samples)
         out = []
         for s in samples:
             why = recycle.reason(limits, s.threads, s.zombies, recycle.memory_of(s, limits.metric))
@@ -154,13 +154,12 @@ class Monitor:
         for line in lines:
             self.log.metric(metrics.as_json(line) if json_out else line)
 
-    def warn(self, dyno, used, samples):
-        total = dyno.total if dyno.total is not None else used
-        for kind, hit in (("memory", sizing.memory_warning(total, dyno.quota, self.levels["memory"])),
-                          ("tasks", sizing.tasks_warning(dyno.tasks, dyno.tasks_max, self.levels["tasks"]))):
-            if hit:
-                self.levels[kind], message = hit
-                self.log.warning("%s", message)
+    def warn(self, dyno, samples):
+        # memory warnings come from the guard (self.memory), seconds apart, naming the worker
+        hit = sizing.tasks_warning(dyno.tasks, dyno.tasks_max, self.levels["tasks"])
+        if hit:
+            self.levels["tasks"], message = hit
+            self.log.warning("%s", message)
         now = time.monotonic()
         for s in samples:
             points = self.history.setdefault(s.slot, [])

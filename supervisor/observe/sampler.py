@@ -69,6 +69,13 @@ class Sampler:
                 zombies += 1
         return st["threads"], len(kids), zombies
 
+    def memory(self, pid):
+        """{'rss', 'pss', 'uss', 'swap'} from smaps_rollup, or None where unreadable."""
+        if not self.smaps_ok:
+            return None
+        text = _read("/proc/%d/smaps_rollup" % pid)
+        return None if text is None else procfs.parse_smaps_rollup(text)
+
     def process(self, slot, pid, requests, now_wall):
         """A full ProcSample (memory from smaps_rollup when the kernel lets us)."""
         st = self.stat(pid)

@@ -122,12 +122,21 @@ def _crossing(value, limit, levels, level_seen, where, advice):
     return None
 
 
-def memory_warning(used, quota, level_seen):
+def memory_warning(used, quota, level_seen, top=None):
     """(level, message) when memory crosses 80% or 95% of the quota upward past
-    `level_seen`, (0, message) when it is back under 80% after a warning, else None."""
+    `level_seen`, (0, message) when it is back under 80% after a warning, else None.
+
+    top: the worker holding the most, (slot, pid, private bytes, growth bytes/s), named
+    in the message with how soon the quota comes at that rate."""
     if not quota:
         return None
     where = "memory at %s of %s (%.0f%%)" % (_mb(used), _mb(quota), 100.0 * used / quota)
+    if top is not None:
+        slot, pid, private, rate = top
+        where += ": worker=%d pid=%d holds %s private" % (slot, pid, _mb(private))
+        if rate >= MB / 10:
+            where += ", growing %.0fMB/s; the quota is %.0f s away at this rate" % (
+                rate / MB, max(0.0, quota - used) / rate)
     return _crossing(used, quota, LEVELS, level_seen, where,
                      "past the quota the dyno swaps and Heroku logs R14 (memory quota exceeded), "
                      "further past it R15 restarts the dyno; lower WEB_CONCURRENCY, set "

@@ -203,3 +203,13 @@ ADV1 = dataclasses.replace(A, workers=1)
 ])
 def test_auto_workers(cpus, quota, advice, current, lo, hi, n):
     assert sizing.auto_workers(cpus, quota, advice, current, lo, hi) == n
+
+
+@pytest.mark.parametrize("top, text", [
+    ((0, 123, B(399), 16 * MB), "memory at 420MB of 512MB (82%): worker=0 pid=123 holds 399MB private, "
+                                 "growing 16MB/s; the quota is 6 s away at this rate: past the quota"),
+    ((2, 7, B(150), 0.0), "memory at 420MB of 512MB (82%): worker=2 pid=7 holds 150MB private: past the quota"),
+])
+def test_memory_warning_names_the_worker(top, text):
+    level, message = sizing.memory_warning(B(420), B(512), 0, top)
+    assert level == 80 and message.startswith(text)
