@@ -181,8 +181,9 @@ def main():
                                               else r["recycled"][args.lines:])
         for line in shown:
             print("  " + line)
+        said = [line for line in r["log"] if "WARNING" in line and " recycled: " not in line]
         kills = [line for line in r["log"] if "out of memory" in line]
-        for line in kills[:3]:
+        for line in said[:3] + kills[:3]:
             print("  " + line)
     if args.json:
         with open(args.json, "w") as f:
