@@ -94,6 +94,11 @@ def check_config(cfg, sources, notes):
         print("hook %s defined" % name)
     for note in notes:
         print("note: " + note)
+    from .observe import advise
+    try:
+        print(advise.for_config(cfg))
+    except ValueError as exc:          # an unknown dyno size: already refused by resolve
+        print("advice: none (%s)" % exc)
     return exits.OK
 
 

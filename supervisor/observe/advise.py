@@ -39,6 +39,7 @@ class _Source:
     totals: list = dataclasses.field(default_factory=list)   # memory_total, bytes
     quota: int = None
     workers: int = None                                      # from pyfork's tasks line
+    threads: int = None                                      # --threads, from pyfork's tasks line
     lines: int = 0
 
 
@@ -58,6 +59,8 @@ def _gather(samples):
             s.quota = got["memory_quota"]
         if "workers" in got:
             s.workers = int(got["workers"])
+        if "app_threads" in got:
+            s.threads = int(got["app_threads"])
         s.lines += 1
     # sources with nothing to size by (Postgres, Redis add-on lines) do not count
     return {k: v for k, v in sources.items() if v.procs or v.totals}
@@ -111,42 +114,64 @@ def _mb(n):
     return "%.0fMB" % (n / MB)
 
 
-def table(samples, cpus=None, workers=None, headroom=0.10, last=1, source=None):
-    """The advice table for parsed lines (parse_line results, None entries allowed).
+def size_inputs(d, cpus=None, threads=1, share=sizing.SHARE, name=None):
+    """The advice's inputs for one dyno size (what --dyno-size gives the live advice)."""
+    return sizing.Inputs(quota=d.quota, quota_source="dyno size " + (name or d.name),
+                         cpus=cpus or d.cpus, cpus_source="--cpus" if cpus else "dyno size " + (name or d.name),
+                         tasks_max=d.tasks, threads=threads, share=share)
+
+
+def table(samples, cpus=None, workers=None, share=sizing.SHARE, last=1, source=None, threads=None):
+    """The advice table for parsed lines (parse_line results, None entries allowed): one
+    row per dyno size, each from sizing.advise with that size's inputs.
 
     cpus: override every size's CPU count (None: each size's own); workers: the worker
-    count behind Heroku-only lines; last: average each process over its last N samples.
+    count behind Heroku-only lines; last: average each process over its last N samples;
+    threads: --threads (None: as the log says, else 1).
     Raises NoAdvice when the samples cannot support advice."""
     sources = _gather(samples)
     name = _pick(sources, source)
     s = sources[name]
     master, fleet, how = _fleet(s, workers, max(1, last))
-    now = sizing.advise(s.quota or GB, master, fleet, 1, headroom)   # quota/cpus change no number used here
-    out = ["%s: %d workers, about %s private each, master and shared %s; %s" % (
-        name, now.current, _mb(now.private_per_worker),
-        _mb(now.used - now.current * now.private_per_worker), how)]
+    threads = threads or s.threads or 1
+    rows = [(names, sizing.advise(size_inputs(d, cpus, threads, share, names[-1]), master, fleet))
+            for names, d in dynos.groups()]
+    a = rows[0][1]
+    busy = ("cpu_busy_share %.2f" % a.busy_share if a.busy_share is not None
+            else "no cpu_busy_share in the log (taken as %.1f)" % sizing.ASSUMED_BUSY_SHARE)
+    out = ["%s: %d workers, about %s private each, master and shared %s, %s; %s" % (
+        name, a.current, _mb(a.private_per_worker), _mb(a.fixed), busy, how)]
     others = sorted(set(sources) - {name})
     if others:
         out.append("also in the log: %s (choose with --source)" % ", ".join(others))
     out.append("")
-    names_w = max(len(", ".join(ns)) for ns, _ in dynos.groups())
-    fmt = "%-*s %1s %7s %4s %7s %-10s %8s %14s"
-    out.append(fmt % (names_w, "dyno size", "", "memory", "cpus", "workers", "limited by", "used", "left"))
-    for names, d in dynos.groups():
-        a = sizing.advise(d.quota, master, fleet, cpus or d.cpus, headroom)
-        used = sizing.footprint(a, a.workers)
-        left = d.quota - used
-        out.append(fmt % (names_w, ", ".join(names), "*" if d.quota == s.quota else "",
-                          _size(d.quota), cpus or d.cpus, a.workers, a.limited_by,
-                          _mb(used), "%s (%d%%)" % (_mb(left), round(100 * left / d.quota))))
+    names_w = max(len(", ".join(ns)) for ns, _ in rows)
+    fmt = "%-*s %1s %7s %4s %6s %7s %7s %-10s %11s"
+    out.append(fmt % (names_w, "dyno size", "", "memory", "cpus", "tasks", "workers", "threads",
+                      "limited by", "projected"))
+    current = None
+    for names, r in rows:
+        mark = "*" if r.inputs.quota == s.quota else ""
+        if mark and current is None:
+            current = (names, r)
+        out.append(fmt % (names_w, ", ".join(names), mark, _size(r.inputs.quota), "%g" % r.inputs.cpus,
+                          r.inputs.tasks_max, r.workers, r.threads, r.limited_by.value,
+                          "%s %d%%" % (_mb(r.projected), round(100 * r.projected_share))))
     out.append("")
-    if any(d.quota == s.quota for d in dynos.DYNOS):
-        out.append("* current: memory_quota %s in the log" % _mb(s.quota))
+    if current is not None:
+        out.append("* current: memory_quota %s in the log; as the live line says it with --dyno-size %s:"
+                   % (_mb(s.quota), current[0][-1]))
+        out.append("  " + sizing.sentence(current[1]))
     elif s.quota:
         out.append("memory_quota %s in the log matches no Heroku size" % _mb(s.quota))
     else:
         out.append("no memory_quota in the log: the current size is not marked")
-    out.append("kept free: %d%% of each quota; workers bounded by 2 x cpus + 1" % round(headroom * 100))
+    out.append("projected = master and shared + workers x private, kept under %d%% of each quota; "
+               "workers bounded by cpus / (cpu_busy_share x threads) + 1 and by %d%% of the task limit"
+               % (round(share * 100), sizing.TASK_LEVEL))
+    if a.suggest_threads:
+        out.append("requests spend %d%% of their time waiting: --threads %d would serve %dx the requests "
+                   "in the same memory" % (round(100 * (1 - a.busy_share)), a.suggest_threads, a.suggest_threads))
     return "\n".join(out) + "\n"
 
 
@@ -165,8 +190,9 @@ def parser():
                    help="workers per dyno when the log has only Heroku's dyno-wide lines")
     p.add_argument("--last", type=int, default=1, metavar="N",
                    help="average each process over its last N samples (default 1)")
-    p.add_argument("--headroom", type=float, default=10.0, metavar="PERCENT",
-                   help="memory kept free (default 10)")
+    p.add_argument("--share", type=float, default=sizing.SHARE * 100, metavar="PERCENT",
+                   help="the share of the quota the advised workers may use (default %d)" % (sizing.SHARE * 100))
+    p.add_argument("--threads", type=int, metavar="N", help="--threads of the app (default: as the log says, else 1)")
     p.add_argument("--cpus", type=int, metavar="N", help="CPUs for every size (default: each size's own)")
     p.add_argument("--source", metavar="NAME", help="the dyno to size by, e.g. web.2")
     return p
@@ -178,8 +204,12 @@ def main(argv=None):
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return exc.code
-    if args.workers is not None and args.workers < 1:
-        sys.stderr.write("pyfork advise: error: --workers must be 1 or more\n")
+    for flag, value in (("--workers", args.workers), ("--threads", args.threads), ("--cpus", args.cpus)):
+        if value is not None and value < 1:
+            sys.stderr.write("pyfork advise: error: %s must be 1 or more\n" % flag)
+            return exits.USAGE
+    if not 0 < args.share < 100:
+        sys.stderr.write("pyfork advise: error: --share must be a percent between 0 and 100\n")
         return exits.USAGE
     label = "standard input" if args.log == "-" else args.log
     try:
@@ -192,9 +222,29 @@ def main(argv=None):
         sys.stderr.write("pyfork advise: cannot read %s: %s\n" % (label, exc.strerror or exc))
         return exits.USAGE
     try:
-        text = table(samples, args.cpus, args.workers, args.headroom / 100.0, args.last, args.source)
+        text = table(samples, args.cpus, args.workers, args.share / 100.0, args.last, args.source, args.threads)
     except NoAdvice as exc:
         sys.stderr.write("pyfork advise: %s: %s\n" % (label, exc))
         return exits.USAGE
     sys.stdout.write(text)
     return exits.OK
+
+
+def for_config(cfg):
+    """check-config's advice line: the live advice's inputs for this configuration, and the
+    samples in its --metrics-log when there is one (else the assumed worker size)."""
+    from . import monitor
+    sampler = monitor.make_sampler(cfg, None)
+    inputs = monitor.inputs(cfg, sampler.dyno(), monitor.cpus(cfg, sampler))
+    master, fleet = None, []
+    how = "no --metrics-log to measure from yet"
+    if cfg.metrics_log:
+        try:
+            with open(cfg.metrics_log, encoding="utf-8", errors="replace") as f:
+                sources = _gather([parse_line(line) for line in f])
+            s = sources[_pick(sources, None)]
+            master, fleet, how = _fleet(s, None, 1)
+            how += " in " + cfg.metrics_log
+        except (OSError, NoAdvice) as exc:
+            how = "nothing to measure from in %s (%s)" % (cfg.metrics_log, getattr(exc, "strerror", None) or exc)
+    return "advice: %s (%s)" % (sizing.sentence(sizing.advise(inputs, master, fleet)), how)

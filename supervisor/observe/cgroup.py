@@ -137,3 +137,19 @@ def memory(version, files):
 def tasks(files):
     """(pids.current, pids.max) from the pids files; None where missing or unlimited."""
     return _int(files, "pids.current"), parse_limit(files.get("pids.max"))
+
+
+CPU_FILES = {"v2": ["cpu.max"], "v1": ["cpu.cfs_quota_us", "cpu.cfs_period_us"]}
+
+
+def cpu_quota(version, files):
+    """CPUs the cgroup may use (quota / period, e.g. 1.5), None when unlimited or unread.
+    v2 `cpu.max` is 'QUOTA PERIOD' or 'max PERIOD'; v1 writes -1 for no quota."""
+    if version == "v2":
+        parts = (files.get("cpu.max") or "").split()
+        quota, period = (parts + [None, None])[:2]
+    else:
+        quota, period = (files.get("cpu.cfs_quota_us") or "").strip(), (files.get("cpu.cfs_period_us") or "").strip()
+    if not quota or not period or not quota.isdigit() or not period.isdigit() or int(period) == 0:
+        return None
+    return int(quota) / int(period)

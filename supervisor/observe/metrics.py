@@ -33,6 +33,7 @@ class ProcSample:
     requests: int
     cpu: float                 # seconds, user + system
     uptime: float              # seconds
+    busy_share: Optional[float] = None   # CPU seconds / seconds inside requests, since the last sample
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,13 +104,15 @@ def process_line(source, p):
         ("requests", p.requests),
         ("cpu_seconds", "%.2f" % p.cpu),
         ("uptime_seconds", "%d" % p.uptime),
+        ("cpu_busy_share", _opt("%.2f".__mod__, p.busy_share)),
     ])
 
 
-def tasks_line(source, d, workers, advised):
+def tasks_line(source, d, workers, advised, app_threads=None):
+    """The dyno's tasks, the worker count and the advice; app_threads is --threads."""
     return _line([("source", source)], [
         ("tasks", d.tasks), ("tasks_max", d.tasks_max),
-        ("workers", workers), ("workers_advised", advised),
+        ("workers", workers), ("workers_advised", advised), ("app_threads", app_threads),
     ])
 
 
@@ -197,4 +200,5 @@ def proc_sample(parsed):
                       threads=s.get("threads", 0), fds=s.get("fds", 0),
                       children=s.get("children", 0), zombies=s.get("zombies", 0),
                       requests=s.get("requests", 0), cpu=float(s.get("cpu_seconds", 0)),
-                      uptime=float(s.get("uptime_seconds", 0)))
+                      uptime=float(s.get("uptime_seconds", 0)),
+                      busy_share=None if "cpu_busy_share" not in s else float(s["cpu_busy_share"]))

@@ -3,6 +3,7 @@ advises and picks workers to recycle. Called from the master loop (no thread): `
 about once a second, `sample` every --metrics-interval. Decisions are the pure
 functions of recycle.py and sizing.py; this module gathers their inputs and logs.
 """
+import dataclasses
 import os
 import resource
 import socket
@@ -16,29 +17,63 @@ from .sampler import PAGE, Gone, Sampler, timed
 GROWTH_WINDOW = 3600.0      # seconds of memory history kept per slot for the slope
 
 
+QUOTA_SOURCES = {"cgroup": "the cgroup", "flag": "--memory-quota", "machine": "the machine's memory"}
+
+
+def make_sampler(cfg, log):
+    """The Sampler for this configuration: the quota and task limit of --dyno-size or
+    --memory-quota where no cgroup says. ValueError names an unknown dyno size."""
+    quota, source, tasks_max = cfg.memory_quota, "flag", None
+    if cfg.dyno_size:
+        from . import dynos
+        size = dynos.lookup(cfg.dyno_size)
+        if quota is None:
+            quota, source = size.quota, "dyno-size"
+        tasks_max = size.tasks
+    if tasks_max is None:
+        soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
+        tasks_max = None if soft == resource.RLIM_INFINITY else soft
+    return Sampler(log, quota, source, tasks_max)
+
+
+def cpus(cfg, sampler):
+    """(CPUs, where from): the dyno size's nominal compute when given or detected (nproc
+    shows the host's cores on a shared dyno), else the cgroup's CPU quota, else affinity."""
+    if cfg.dyno_size:
+        from . import dynos
+        size = dynos.lookup(cfg.dyno_size)
+        return size.cpus, "dyno size " + size.name
+    quota = sampler.cpu_quota()
+    if quota is not None:
+        return quota, "cgroup cpu quota"
+    try:
+        return len(os.sched_getaffinity(0)), "affinity"
+    except AttributeError:
+        return os.cpu_count() or 1, "cpu count"
+
+
+def inputs(cfg, dyno, cpus_and_source):
+    """The advice's inputs from the configuration and one DynoSample."""
+    source = QUOTA_SOURCES.get(dyno.quota_source, dyno.quota_source)
+    if dyno.quota_source == "dyno-size":
+        source = "dyno size " + cfg.dyno_size
+    n, cpu_source = cpus_and_source
+    return sizing.Inputs(quota=dyno.quota, quota_source=source, cpus=n, cpus_source=cpu_source,
+                         tasks_max=dyno.tasks_max, threads=getattr(cfg, "threads", 1))
+
+
 class Monitor:
     def __init__(self, cfg, log, master_pid):
         self.cfg = cfg
         self.log = log
         self.master_pid = master_pid
-        quota, source, tasks_max = cfg.memory_quota, "flag", None
+        self.sampler = make_sampler(cfg, log)          # ValueError names the known sizes
         if cfg.dyno_size:
-            from . import dynos
-            size = dynos.lookup(cfg.dyno_size)         # ValueError names the known sizes
-            if quota is None:
-                quota, source = size.quota, "dyno-size"
-            tasks_max = size.tasks
-            log.info("dyno size %s: memory quota %s, task limit %d", size.name, metrics.mb(size.quota), size.tasks)
-        if tasks_max is None:
-            soft = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-            tasks_max = None if soft == resource.RLIM_INFINITY else soft
-        self.sampler = Sampler(log, quota, source, tasks_max)
+            d = self.sampler.dyno()
+            log.info("dyno size %s: memory quota %s, task limit %s", cfg.dyno_size, metrics.mb(d.quota), d.tasks_max)
         self.memory = MemoryGuard(self.sampler, log, getattr(cfg, "memory_pressure", recycle.MEMORY_PRESSURE),
                                   master_pid)
-        try:
-            self.cpus = len(os.sched_getaffinity(0))
-        except AttributeError:
-            self.cpus = os.cpu_count() or 1
+        self.cpus = cpus(cfg, self.sampler)
         self.source = os.environ.get("DYNO") or socket.gethostname()
         self.dyno_id = os.environ.get("HEROKU_DYNO_ID") or socket.gethostname()
         self.history = {}          # slot -> [(t, bytes)]
@@ -47,6 +82,7 @@ class Monitor:
         self.advice = None
         self.said = None
         self.last = {}             # slot -> its worker's last ProcSample
+        self.busy = {}             # pid -> (cpu seconds, busy seconds) at the last sample
         self.last_master = None
         self.last_dyno = None
 
@@ -60,8 +96,10 @@ class Monitor:
         return " last sample: " + " ".join(parts)
 
     def initial_workers(self):
-        dyno = self.sampler.dyno()
-        return sizing.auto_workers(self.cpus, dyno.quota, None, 0, self.cfg.min_workers, self.cfg.max_workers)
+        """-w auto's first count: the advice before any sample (what check-config says)."""
+        a = sizing.advise(inputs(self.cfg, self.sampler.dyno(), self.cpus), None, [])
+        self.log.info("-w auto: %s", sizing.sentence(a))
+        return sizing.auto_workers(a, 0, self.cfg.min_workers, self.cfg.max_workers)
 
     # -- every second ---------------------------------------------------------------
 
@@ -108,7 +146,7 @@ class Monitor:
         """-> ([(slot, why)] to recycle, the worker target for -w auto)."""
         (master, samples, dyno), cost = timed(self.collect, workers)
         slots = {slot.nr: slot for slot, _, _ in workers}
-        advice = sizing.advise(dyno.quota, master, samples, self.cpus) if samples else None
+        advice = sizing.advise(inputs(self.cfg, dyno, self.cpus), master, samples) if samples else None
         self.emit(master, samples, dyno, advice)
         self.last = {s.slot: s for s in samples}
         self.last_master, self.last_dyno = master, dyno
@@ -126,19 +164,24 @@ class Monitor:
             if why and s.slot in slots:
                 out.append((slots[s.slot], why))
         if auto:
-            target = sizing.auto_workers(self.cpus, dyno.quota, self.advice, target,
-                                         self.cfg.min_workers, self.cfg.max_workers)
+            target = sizing.auto_workers(self.advice, target, self.cfg.min_workers, self.cfg.max_workers)
         return out, target
 
     def collect(self, workers):
         wall = time.time()
         master = self.sampler.process(-1, self.master_pid, 0, wall)
         samples = []
-        for slot, pid, requests in workers:
+        busy = {}
+        for slot, pid, beat in workers:
             try:
-                samples.append(self.sampler.process(slot.nr, pid, requests, wall))
+                s = self.sampler.process(slot.nr, pid, beat.requests, wall)
             except Gone:
                 continue
+            busy[pid] = (s.cpu, beat.busy_seconds)
+            if pid in self.busy:
+                s = dataclasses.replace(s, busy_share=sizing.busy_share(*self.busy[pid], *busy[pid]))
+            samples.append(s)
+        self.busy = busy
         dyno = self.sampler.dyno()
         if dyno.tasks is None:
             tasks = master.threads + sum(s.threads + s.children for s in samples)
@@ -149,7 +192,8 @@ class Monitor:
         lines = metrics.dyno_lines(self.source, self.dyno_id, dyno)
         lines.append(metrics.process_line(self.source, master))
         lines.extend(metrics.process_line(self.source, s) for s in samples)
-        lines.append(metrics.tasks_line(self.source, dyno, len(samples), advice.workers if advice else None))
+        lines.append(metrics.tasks_line(self.source, dyno, len(samples), advice.workers if advice else None,
+                                        getattr(self.cfg, "threads", 1)))
         json_out = self.cfg.metrics_format == "json"
         for line in lines:
             self.log.metric(metrics.as_json(line) if json_out else line)

@@ -124,6 +124,16 @@ class Sampler:
                         break
         return found
 
+    def cpu_quota(self):
+        """CPUs allowed by the cgroup's CPU quota (cpu.max, cpu.cfs_quota_us), or None."""
+        ctl = cgroup.controllers(_read("/proc/self/cgroup") or "")
+        version = "v1" if "cpu" in ctl else "v2"
+        for d in cgroup.directories(ctl, "cpu"):
+            found = cgroup.cpu_quota(version, self.read_files(d, cgroup.CPU_FILES[version]))
+            if found is not None:
+                return found
+        return None
+
     def read_files(self, directory, names):
         return {n: t for n in names if (t := _read(directory + "/" + n)) is not None}
 

@@ -1,89 +1,208 @@
-"""How many workers fit the dyno, and why; warnings before the platform kills (pure).
+"""How many workers fit the dyno, and why: the one advice function; warnings before the
+platform kills (pure).
 
-The model. After fork, a worker shares the master's pages until it writes to them, so:
+Every answer pyfork gives about the worker count comes from `advise`: the live line and
+`-w auto` (monitor.py), `pyfork advise` on a log (advise.py, one row per dyno size),
+`pyfork check-config`, and the numbers the presets in conf/ state. Its inputs are one
+`Inputs` record, and the answer names them.
+
+Memory. After fork a worker shares the master's pages until it writes to them, so:
 - a worker's own cost is its USS (pages only it maps); RSS where USS is unknown, which
   overstates it (RSS counts every shared page again in every worker);
 - the shared part is sum(PSS) - sum(USS) over the master and the workers: PSS splits each
   shared page among its sharers, so the sum counts each shared page exactly once;
-- fixed cost = master USS + shared; each extra worker adds its private memory.
-So fit = floor((quota * (1 - headroom) - fixed) / mean worker private), bounded to
-[1, 2 * cpus + 1] (Gunicorn's worker guidance; Heroku's Python buildpack uses the same bound).
+- fixed cost = master USS + shared; each extra worker adds the workers' mean private memory.
+The memory fit is the largest count whose projected use stays under SHARE (85%) of the
+quota. The 15% left is the room for growth: what workers gain after the sample (caches
+filling, a request's peak) and the page cache; it sits under the memory guard's 90% mark
+(recycle.MEMORY_PRESSURE), so a fleet at the advised size never trips the guard by itself.
 
-Warnings fire on crossing a level upward, and once: a dyno at 81% for an hour says so once,
-not 180 times. Back under the lowest level they re-arm (the caller keeps the level).
+CPU. A sync worker waiting on I/O needs no CPU. cpu_busy_share is a worker's CPU seconds
+over the seconds it spent inside requests: 1.0 for pure computation, 0.2 for an app that
+waits 80% of each request. To keep `cpus` busy takes cpus / (share * threads) workers, plus
+one for the moment between requests; with the share unknown it is taken as 0.5, which gives
+Gunicorn's 2 x cpus + 1 (Heroku's Python buildpack uses the same bound).
+
+Tasks. Each worker holds its threads and children; the count stays under the 80% task
+warning of the dyno's limit.
 """
 import dataclasses
+import enum
 import math
+from typing import Optional
 
-from .metrics import MB
+from .metrics import MB, ProcSample
 
 LEVELS = (80, 95)              # percent of the memory quota
 TASK_LEVEL = 80                # percent of the task limit
-AUTO_GUESS = 100 * MB          # per-worker memory assumed by -w auto before any sample
+AUTO_GUESS = 100 * MB          # per-worker memory assumed before any sample
+SHARE = 0.85                   # of the quota: the advised fleet's projected use stays under it
+ASSUMED_BUSY_SHARE = 0.5       # cpu_busy_share before it is measured: 2 x cpus + 1
+WAITING = 0.5                  # below this busy share, threads are suggested
+MAX_THREADS = 8
+
+
+class Bound(enum.Enum):
+    MEMORY = "memory"
+    CPU = "cpu"
+    TASKS = "tasks"
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What the advice is computed from, each with where it came from."""
+    quota: int                       # bytes
+    quota_source: str                # 'cgroup', 'dyno size standard-1x', 'flag', 'log', 'machine'
+    cpus: float
+    cpus_source: str                 # 'dyno size standard-1x', 'cgroup cpu quota', 'affinity', ...
+    tasks_max: Optional[int] = None
+    threads: int = 1                 # --threads
+    share: float = SHARE
 
 
 @dataclasses.dataclass(frozen=True)
 class Advice:
-    workers: int               # advised
-    current: int
-    used: int                  # bytes: master + workers, shared counted once
-    private_per_worker: int    # bytes, mean
-    shared: int
-    quota: int
-    headroom: float
+    workers: int                     # advised
+    threads: int
+    limited_by: Bound
+    current: int                     # workers measured (0: none yet, an assumed size)
+    used: int                        # bytes: master + workers now, shared counted once
+    private_per_worker: int          # bytes, mean
+    fixed: int                       # bytes: master private + shared
+    memory_fit: int
     cpu_bound: int
-    limited_by: str            # 'memory' or 'cpu'
+    tasks_bound: Optional[int]
+    busy_share: Optional[float]      # measured cpu_busy_share, None before
+    suggest_threads: Optional[int]
+    inputs: Inputs
+
+    @property
+    def projected(self):
+        """Bytes the advised count would use, by the model."""
+        return self.fixed + self.workers * self.private_per_worker
+
+    @property
+    def projected_share(self):
+        return self.projected / self.inputs.quota
 
 
-def cpu_bound(cpus):
-    return 2 * cpus + 1
+def cpu_bound(cpus, busy_share=None, threads=1):
+    """Workers that keep `cpus` busy: cpus / (share * threads), rounded up, plus one."""
+    share = ASSUMED_BUSY_SHARE if busy_share is None else min(1.0, max(0.05, busy_share))
+    return math.ceil(round(cpus / (share * max(1, threads)), 6)) + 1
+
+
+def busy_share(cpu_before, busy_before, cpu_now, busy_now, least=0.5):
+    """A worker's cpu_busy_share between two samples: CPU seconds over busy seconds, or
+    None when it was busy less than `least` seconds (too little to say)."""
+    busy = busy_now - busy_before
+    if busy < least:
+        return None
+    return round(max(0.0, cpu_now - cpu_before) / busy, 2)
+
+
+def fleet_busy_share(workers):
+    """The fleet's share: the mean of the workers' measured shares, None when none is."""
+    known = [w.busy_share for w in workers if getattr(w, "busy_share", None) is not None]
+    return round(sum(known) / len(known), 2) if known else None
+
+
+def suggest_threads(share, threads):
+    """For a sync fleet whose requests mostly wait: the threads that would fill the CPU
+    time a waiting request leaves (a power of two up to 8), else None."""
+    if share is None or share >= WAITING or threads > 1:
+        return None
+    n = 2
+    while n * 2 <= min(MAX_THREADS, 1 / max(share, 0.01)):
+        n *= 2
+    return n
 
 
 def _private(p):
     return p.uss if p.uss is not None else p.rss
 
 
-def advise(quota, master, workers, cpus, headroom=0.10):
-    """Advice for this quota from one round of samples; None without worker samples.
-    `master` may be None (a log without a master line): its cost then counts as 0."""
-    if not workers:
+def _tasks_bound(inputs, master, workers):
+    if not inputs.tasks_max:
         return None
-    procs = ([master] if master is not None else []) + list(workers)
+    each = max([w.threads + w.children for w in workers] + [1 + max(1, inputs.threads)])
+    room = inputs.tasks_max * TASK_LEVEL / 100.0 - (master.threads if master is not None else 1)
+    return max(1, math.floor(room / each))
+
+
+def advise(inputs, master, workers):
+    """The advice for these inputs and one round of samples. With no worker samples, one
+    worker of AUTO_GUESS private memory is assumed (what -w auto starts from, and what
+    check-config says before any log). `master` may be None (a log without its line)."""
+    measured = list(workers)
+    if not measured:
+        measured = [ProcSample(0, 0, AUTO_GUESS, AUTO_GUESS, AUTO_GUESS, 0, 1, 0, 0, 0, 0, 0.0, 0.0)]
+    procs = ([master] if master is not None else []) + measured
     known = [p for p in procs if p.pss is not None and p.uss is not None]
     shared = max(0, sum(p.pss for p in known) - sum(p.uss for p in known))
     fixed = (_private(master) if master is not None else 0) + shared
-    private = sum(_private(w) for w in workers)
-    mean = private / len(workers)
-    bound = cpu_bound(cpus)
-    fit = math.floor((quota * (1 - headroom) - fixed) / mean) if mean > 0 else bound
-    return Advice(workers=max(1, min(fit, bound)), current=len(workers), used=fixed + private,
-                  private_per_worker=round(mean), shared=shared, quota=quota,
-                  headroom=headroom, cpu_bound=bound,
-                  limited_by="cpu" if fit > bound else "memory")
+    private = sum(_private(w) for w in measured)
+    mean = private / len(measured)
+    share = fleet_busy_share(measured)
+    cpu = cpu_bound(inputs.cpus, share, inputs.threads)
+    fit = math.floor((inputs.quota * inputs.share - fixed) / mean) if mean > 0 else cpu
+    tasks = _tasks_bound(inputs, master, measured)
+    bounds = [(fit, Bound.MEMORY), (cpu, Bound.CPU)] + ([(tasks, Bound.TASKS)] if tasks is not None else [])
+    n, by = min(bounds, key=lambda b: b[0])     # ties: memory, then CPU, then tasks
+    return Advice(workers=max(1, n), threads=inputs.threads, limited_by=by,
+                  current=len(workers), used=fixed + private, private_per_worker=round(mean),
+                  fixed=fixed, memory_fit=max(0, fit), cpu_bound=cpu, tasks_bound=tasks,
+                  busy_share=share, suggest_threads=suggest_threads(share, inputs.threads),
+                  inputs=inputs)
 
 
 def footprint(a, n):
     """Bytes that n workers would use, by the model behind `a`."""
-    return a.used + (n - a.current) * a.private_per_worker
+    return a.fixed + n * a.private_per_worker
 
 
 def _mb(n):
     return "%dMB" % round(n / MB)
 
 
+def _cpus(n):
+    return ("%d CPU" % n if n == int(n) else "%.2g CPUs" % n) + ("s" if n == int(n) and n != 1 else "")
+
+
+def reason(a):
+    """Why this count: the bound that decided it, with its input and that input's source."""
+    pct = round(a.inputs.share * 100)
+    if a.limited_by is Bound.MEMORY:
+        return "limited by memory: %d fit under %d%% of %s (quota from %s)" % (
+            a.workers, pct, _mb(a.inputs.quota), a.inputs.quota_source)
+    if a.limited_by is Bound.TASKS:
+        return "limited by tasks: %d fit under %d%% of the %d-task limit" % (
+            a.workers, TASK_LEVEL, a.inputs.tasks_max)
+    share = ("measured cpu_busy_share %.2f" % a.busy_share if a.busy_share is not None
+             else "cpu_busy_share not yet measured, taken as %.1f" % ASSUMED_BUSY_SHARE)
+    return "limited by cpu: %s (%s) keep %d busy, %s" % (
+        _cpus(a.inputs.cpus), a.inputs.cpus_source, a.workers, share)
+
+
 def sentence(a):
-    """The advice as one line an operator can act on."""
-    head = "%d workers use %s of %s; each new worker costs about %s private; " % (
-        a.current, _mb(a.used), _mb(a.quota), _mb(a.private_per_worker))
-    pct = round(a.headroom * 100)
-    if a.limited_by == "cpu":
-        return head + "memory has room for more, but %d CPUs bound it at %d: set WEB_CONCURRENCY=%d" % (
-            (a.cpu_bound - 1) // 2, a.cpu_bound, a.workers)
-    if a.workers < a.current:
-        return head + ("only %d fit with %d%% headroom: set WEB_CONCURRENCY=%d "
-                       "or use a larger dyno, before an R14 (memory quota exceeded)") % (
-            a.workers, pct, a.workers)
-    return head + "%d fit with %d%% headroom: set WEB_CONCURRENCY=%d" % (a.workers, pct, a.workers)
+    """The advice as one line an operator can act on; every way to ask gives this line."""
+    if a.current:
+        head = "%d workers use %s of %s; each costs about %s private, master and shared %s" % (
+            a.current, _mb(a.used), _mb(a.inputs.quota), _mb(a.private_per_worker), _mb(a.fixed))
+    else:
+        head = "no workers measured yet: each assumed to cost %s private" % _mb(a.private_per_worker)
+    text = "%s; %s; projected %s (%d%% of the quota): set WEB_CONCURRENCY=%d" % (
+        head, reason(a), _mb(a.projected), round(100 * a.projected_share), a.workers)
+    if a.threads > 1:
+        text += " with --threads %d" % a.threads
+    if a.current and a.workers < a.current and a.limited_by is Bound.MEMORY:
+        text += " or use a larger dyno, before an R14 (memory quota exceeded)"
+    if a.suggest_threads:
+        text += "; requests spend %d%% of their time waiting: --threads %d would serve %dx the requests " \
+                "in the same memory" % (round(100 * (1 - a.busy_share)), a.suggest_threads, a.suggest_threads)
+    elif a.busy_share is not None and a.limited_by is Bound.CPU:
+        text += "; requests keep a CPU busy %d%% of their time, so the CPU bound stays" % round(100 * min(1, a.busy_share))
+    return text
 
 
 def slope(points):
@@ -175,17 +294,13 @@ def growth_warning(slot, points, quota, min_span_seconds=600, threshold_mb_per_h
     return msg + "; look for a leak, or set --max-worker-memory to recycle it"
 
 
-def auto_workers(cpus, quota, advice, current, min_workers=1, max_workers=None):
-    """The worker count for `-w auto`.
-
-    Before any advice: the CPU bound, capped by the quota at AUTO_GUESS per worker.
-    After: one step per call from `current` toward advice.workers, so a noisy sample
-    moves the count by one worker, not by many. Always within [min_workers, max_workers]."""
+def auto_workers(advice, current, min_workers=1, max_workers=None):
+    """The worker count for `-w auto`: the advice's count at start (`current` 0), then one
+    step per call from `current` toward it, so a noisy sample moves the count by one
+    worker, not by many. Always within [min_workers, max_workers]."""
     hi = max_workers if max_workers is not None else math.inf
-    if advice is None:
-        n = cpu_bound(cpus)
-        if quota:
-            n = min(n, quota // AUTO_GUESS)
+    if not current:
+        n = advice.workers
     else:
         n = current + (advice.workers > current) - (advice.workers < current)
     return int(max(min_workers, min(max(1, n), hi)))

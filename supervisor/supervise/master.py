@@ -500,8 +500,8 @@ class Master:
         self.inherited_workers = []
 
     def workers(self):
-        """[(slot, pid, requests)] of the ready workers."""
-        return [(slot, pid, self.beats.get(self.cells[pid]).requests) for pid, slot in self.by_pid.items() if slot.ready]
+        """[(slot, pid, Beat)] of the ready workers."""
+        return [(slot, pid, self.beats.get(self.cells[pid])) for pid, slot in self.by_pid.items() if slot.ready]
 
     def guard(self, now):
         """About once a second: recycle a worker leaking zombies or threads, or the

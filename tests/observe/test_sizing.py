@@ -5,7 +5,7 @@ import pytest
 
 from supervisor.observe import sizing
 from supervisor.observe.metrics import MB, ProcSample
-from supervisor.observe.sizing import Advice
+from supervisor.observe.sizing import Bound, Inputs
 
 
 def B(mb):
@@ -27,62 +27,133 @@ def fleet(n, **mem):
 # master 20MB own + 10MB shared, 4 workers of 60MB own + 7.5MB shared: shared 40MB, fixed 60MB
 MASTER = proc(-1, uss=20, pss=30)
 FOUR = fleet(4, uss=60, pss=67.5)
-A = Advice(workers=6, current=4, used=B(300), private_per_worker=B(60), shared=B(40), quota=B(512),
-           headroom=0.10, cpu_bound=9, limited_by="memory")
 
 
-@pytest.mark.parametrize("quota, master, workers, cpus, headroom, expected", [
-    # (460.8 - 60) / 60 = 6.68
-    (B(512), MASTER, FOUR, 4, 0.10, A),
-    # (409.6 - 60) / 60 = 5.83
-    (B(512), MASTER, FOUR, 4, 0.20, dataclasses.replace(A, workers=5, headroom=0.20)),
-    # 37 fit in 2.5GB, 2 CPUs allow 5
-    (B(2560), MASTER, FOUR, 2, 0.10,
-     dataclasses.replace(A, workers=5, quota=B(2560), cpu_bound=5, limited_by="cpu")),
-    # the pyfork-metrics.txt fixture: fixed 8 + 36 = 44MB, (460.8 - 44) / 110 = 3.79: fewer than now
-    (B(512), proc(-1, uss=8, pss=12), fleet(4, uss=110, pss=118), 2, 0.10,
-     Advice(3, 4, B(484), B(110), B(36), B(512), 0.10, 5, "memory")),
-    # no smaps_rollup: private is RSS, shared unknown (0): (460.8 - 40) / 100 = 4.2
-    (B(512), proc(-1, rss=40), fleet(4, rss=100), 4, 0.10,
-     Advice(4, 4, B(440), B(100), 0, B(512), 0.10, 9, "memory")),
-    # no master line (a log without one): its cost counts 0; 512 / 200 = 2.56
-    (B(512), None, fleet(2, uss=200, pss=200), 4, 0.0, Advice(2, 2, B(400), B(200), 0, B(512), 0.0, 9, "memory")),
+def inputs(quota_mb, cpus, tasks=None, threads=1, share=0.85):
+    return Inputs(quota=B(quota_mb), quota_source="the cgroup", cpus=cpus, cpus_source="affinity",
+                  tasks_max=tasks, threads=threads, share=share)
+
+
+def busy(workers, share):
+    return [dataclasses.replace(w, busy_share=share) for w in workers]
+
+
+M, C, T = Bound.MEMORY, Bound.CPU, Bound.TASKS
+
+# (inputs, master, workers) -> (workers, limited by, memory fit, cpu bound, tasks bound, suggested threads)
+ADVISE = [
+    # (435.2 - 60) / 60 = 6.25; 4 CPUs at the assumed share 0.5: 4 / 0.5 + 1 = 9
+    (inputs(512, 4), MASTER, FOUR, (6, M, 6, 9, None, None)),
+    # a stated share of 75%: (384 - 60) / 60 = 5.4
+    (inputs(512, 4, share=0.75), MASTER, FOUR, (5, M, 5, 9, None, None)),
+    # 35 fit in 2.5GB, 2 CPUs allow 5
+    (inputs(2560, 2), MASTER, FOUR, (5, C, 35, 5, None, None)),
+    # the pyfork-metrics.txt fixture: fixed 8 + 36 = 44MB, (435.2 - 44) / 110 = 3.56: fewer than now
+    (inputs(512, 2), proc(-1, uss=8, pss=12), fleet(4, uss=110, pss=118), (3, M, 3, 5, None, None)),
+    # no smaps_rollup: private is RSS, shared unknown (0): (435.2 - 40) / 100 = 3.95
+    (inputs(512, 4), proc(-1, rss=40), fleet(4, rss=100), (3, M, 3, 9, None, None)),
+    # no master line: its cost counts 0; 435.2 / 200 = 2.18
+    (inputs(512, 4), None, fleet(2, uss=200, pss=200), (2, M, 2, 9, None, None)),
     # one worker bigger than the dyno: still 1, never 0
-    (B(512), None, fleet(1, uss=600, pss=600), 4, 0.10, Advice(1, 1, B(600), B(600), 0, B(512), 0.10, 9, "memory")),
-    # memory fit equal to the CPU bound: memory is named (3.84 -> 3, bound 3)
-    (B(512), None, fleet(3, uss=120, pss=120), 1, 0.10, Advice(3, 3, B(360), B(120), 0, B(512), 0.10, 3, "memory")),
-    # workers of unequal size: the mean decides; (460.8 - 20) / 60 = 7.35
-    (B(512), proc(-1, uss=20, pss=20), [proc(0, uss=40, pss=40), proc(1, uss=80, pss=80)], 4, 0.10,
-     Advice(7, 2, B(140), B(60), 0, B(512), 0.10, 9, "memory")),
-])
-def test_advise(quota, master, workers, cpus, headroom, expected):
-    assert sizing.advise(quota, master, workers, cpus, headroom) == expected
+    (inputs(512, 4), None, fleet(1, uss=600, pss=600), (1, M, 0, 9, None, None)),
+    # memory fit equal to the CPU bound: memory is named (3.63 -> 3, bound 3)
+    (inputs(512, 1), None, fleet(3, uss=120, pss=120), (3, M, 3, 3, None, None)),
+    # requests wait 80% of the time: 1 CPU keeps 1 / 0.2 + 1 = 6 busy; threads suggested
+    (inputs(512, 1), None, busy(fleet(2, uss=30, pss=30), 0.2), (6, C, 14, 6, None, 4)),
+    # CPU-bound requests: 2 / 1.0 + 1 = 3, no threads suggested
+    (inputs(512, 2), None, busy(fleet(2, uss=30, pss=30), 1.0), (3, C, 14, 3, None, None)),
+    # with --threads 4 each worker keeps 0.8 CPU busy: 1 / 0.8 -> 2, + 1
+    (inputs(512, 1, threads=4), None, busy(fleet(2, uss=30, pss=30), 0.2), (3, C, 14, 3, None, None)),
+    # 64 tasks: (51.2 - 1) / 10 threads each = 5
+    (inputs(512, 4, tasks=64), None, [dataclasses.replace(w, threads=10) for w in fleet(2, uss=10, pss=10)],
+     (5, T, 43, 9, 5, None)),
+    # no samples yet: one worker of AUTO_GUESS (100MB) assumed; 4 fit, 1 CPU allows 3
+    (inputs(512, 1), None, [], (3, C, 4, 3, None, None)),
+    (inputs(512, 1, tasks=256), None, [], (3, C, 4, 3, 101, None)),     # (204.8 - 1) / 2 tasks each
+    # a cgroup CPU quota of 1.5 CPUs: 1.5 / 0.5 + 1 = 4
+    (inputs(2560, 1.5), MASTER, FOUR, (4, C, 35, 4, None, None)),
+]
 
 
-def test_advise_without_workers():
-    assert sizing.advise(B(512), MASTER, [], 4) is None
+@pytest.mark.parametrize("inp, master, workers, expected", ADVISE)
+def test_advise(inp, master, workers, expected):
+    a = sizing.advise(inp, master, workers)
+    assert (a.workers, a.limited_by, a.memory_fit, a.cpu_bound, a.tasks_bound, a.suggest_threads) == expected
+    assert a.inputs == inp and a.current == len(workers)
+
+
+def test_advise_numbers():
+    a = sizing.advise(inputs(512, 4), MASTER, FOUR)
+    assert (a.used, a.private_per_worker, a.fixed) == (B(300), B(60), B(60))
+    assert a.projected == B(420) and a.projected_share == pytest.approx(420 / 512)
+    # tight: one worker more would pass the share
+    assert a.projected_share <= 0.85 < sizing.footprint(a, a.workers + 1) / B(512)
 
 
 @pytest.mark.parametrize("n, used", [(4, B(300)), (6, B(420)), (1, B(120))])
 def test_footprint(n, used):
-    assert sizing.footprint(A, n) == used
+    assert sizing.footprint(sizing.advise(inputs(512, 4), MASTER, FOUR), n) == used
 
 
-@pytest.mark.parametrize("advice, text", [
-    (A, "4 workers use 300MB of 512MB; each new worker costs about 60MB private; "
-        "6 fit with 10% headroom: set WEB_CONCURRENCY=6"),
-    (dataclasses.replace(A, workers=5, quota=B(2560), cpu_bound=5, limited_by="cpu"),
-     "4 workers use 300MB of 2560MB; each new worker costs about 60MB private; "
-     "memory has room for more, but 2 CPUs bound it at 5: set WEB_CONCURRENCY=5"),
-    (Advice(3, 4, B(484), B(110), B(36), B(512), 0.10, 5, "memory"),
-     "4 workers use 484MB of 512MB; each new worker costs about 110MB private; only 3 fit with "
-     "10% headroom: set WEB_CONCURRENCY=3 or use a larger dyno, before an R14 (memory quota exceeded)"),
-    (dataclasses.replace(A, workers=4, headroom=0.25),
-     "4 workers use 300MB of 512MB; each new worker costs about 60MB private; "
-     "4 fit with 25% headroom: set WEB_CONCURRENCY=4"),
+@pytest.mark.parametrize("before, now, share", [
+    ((10.0, 100.0), (12.0, 110.0), 0.2),
+    ((10.0, 100.0), (20.0, 110.0), 1.0),
+    ((10.0, 100.0), (10.3, 100.4), None),          # busy under half a second: too little to say
+    ((10.0, 100.0), (9.0, 110.0), 0.0),            # a new process behind the same pid: no negative
 ])
-def test_sentence(advice, text):
-    assert sizing.sentence(advice) == text
+def test_busy_share(before, now, share):
+    assert sizing.busy_share(*before, *now) == share
+
+
+@pytest.mark.parametrize("share, threads, suggested", [
+    (None, 1, None), (0.5, 1, None), (0.9, 1, None), (0.49, 1, 2), (0.18, 1, 4), (0.2, 1, 4),
+    (0.1, 1, 8), (0.01, 1, 8), (0.2, 4, None),
+])
+def test_suggest_threads(share, threads, suggested):
+    assert sizing.suggest_threads(share, threads) == suggested
+
+
+@pytest.mark.parametrize("cpus, share, threads, bound", [
+    (1, None, 1, 3), (2, None, 1, 5), (8, None, 1, 17), (1, 1.0, 1, 2), (1, 0.2, 1, 6),
+    (1, 0.0, 1, 21), (2, 0.2, 4, 4), (1.5, None, 1, 4),
+])
+def test_cpu_bound(cpus, share, threads, bound):
+    assert sizing.cpu_bound(cpus, share, threads) == bound
+
+
+@pytest.mark.parametrize("inp, master, workers, text", [
+    (inputs(512, 4), MASTER, FOUR,
+     "4 workers use 300MB of 512MB; each costs about 60MB private, master and shared 60MB; limited by "
+     "memory: 6 fit under 85% of 512MB (quota from the cgroup); projected 420MB (82% of the quota): "
+     "set WEB_CONCURRENCY=6"),
+    (inputs(2560, 2), MASTER, FOUR,
+     "4 workers use 300MB of 2560MB; each costs about 60MB private, master and shared 60MB; limited by "
+     "cpu: 2 CPUs (affinity) keep 5 busy, cpu_busy_share not yet measured, taken as 0.5; projected 360MB "
+     "(14% of the quota): set WEB_CONCURRENCY=5"),
+    (inputs(512, 2), proc(-1, uss=8, pss=12), fleet(4, uss=110, pss=118),
+     "4 workers use 484MB of 512MB; each costs about 110MB private, master and shared 44MB; limited by "
+     "memory: 3 fit under 85% of 512MB (quota from the cgroup); projected 374MB (73% of the quota): "
+     "set WEB_CONCURRENCY=3 or use a larger dyno, before an R14 (memory quota exceeded)"),
+    (inputs(512, 1), None, busy(fleet(2, uss=30, pss=30), 0.18),
+     "2 workers use 60MB of 512MB; each costs about 30MB private, master and shared 0MB; limited by "
+     "cpu: 1 CPU (affinity) keep 7 busy, measured cpu_busy_share 0.18; projected 210MB (41% of the "
+     "quota): set WEB_CONCURRENCY=7; requests spend 82% of their time waiting: --threads 4 would serve "
+     "4x the requests in the same memory"),
+    (inputs(512, 2), None, busy(fleet(2, uss=30, pss=30), 0.9),
+     "2 workers use 60MB of 512MB; each costs about 30MB private, master and shared 0MB; limited by "
+     "cpu: 2 CPUs (affinity) keep 4 busy, measured cpu_busy_share 0.90; projected 120MB (23% of the "
+     "quota): set WEB_CONCURRENCY=4; requests keep a CPU busy 90% of their time, so the CPU bound stays"),
+    (inputs(512, 1), None, [],
+     "no workers measured yet: each assumed to cost 100MB private; limited by cpu: 1 CPU (affinity) "
+     "keep 3 busy, cpu_busy_share not yet measured, taken as 0.5; projected 300MB (59% of the quota): "
+     "set WEB_CONCURRENCY=3"),
+    (inputs(512, 8, tasks=64, threads=2), None, [dataclasses.replace(w, threads=10) for w in fleet(2, uss=10, pss=10)],
+     "2 workers use 20MB of 512MB; each costs about 10MB private, master and shared 0MB; limited by "
+     "tasks: 5 fit under 80% of the 64-task limit; projected 50MB (10% of the quota): "
+     "set WEB_CONCURRENCY=5 with --threads 2"),
+])
+def test_sentence(inp, master, workers, text):
+    assert sizing.sentence(sizing.advise(inp, master, workers)) == text
 
 
 @pytest.mark.parametrize("points, per_hour", [
@@ -184,25 +255,23 @@ def test_growth_warning(points, quota, kw, expected):
     assert sizing.growth_warning(3, points, quota, **kw) == expected
 
 
-ADV6 = dataclasses.replace(A, workers=6)
-ADV1 = dataclasses.replace(A, workers=1)
+ADV6 = sizing.advise(inputs(512, 4), MASTER, FOUR)                 # 6
+ADV1 = sizing.advise(inputs(512, 4), None, fleet(1, uss=600, pss=600))   # 1
 
 
-@pytest.mark.parametrize("cpus, quota, advice, current, lo, hi, n", [
-    (4, B(512), None, 0, 1, None, 5),       # CPU bound 9, 512MB / 100MB = 5
-    (4, None, None, 0, 1, None, 9),         # no quota known: the CPU bound
-    (4, B(2560), None, 0, 1, 6, 6),         # 9, capped by --max-workers
-    (1, B(50), None, 0, 1, None, 1),        # not even one at 100MB: still 1
-    (1, B(50), None, 0, 2, None, 2),        # --min-workers wins
-    (4, B(512), ADV6, 3, 1, None, 4),       # one step up
-    (4, B(512), ADV6, 6, 1, None, 6),       # there
-    (4, B(512), ADV6, 8, 1, None, 7),       # one step down
-    (4, B(512), ADV6, 3, 1, 3, 3),          # at --max-workers
-    (4, B(512), ADV1, 3, 2, None, 2),       # down to --min-workers
-    (4, B(512), ADV1, 2, 2, None, 2),       # and no further
+@pytest.mark.parametrize("advice, current, lo, hi, n", [
+    (ADV6, 0, 1, None, 6),          # at start: the advice's count
+    (ADV6, 0, 1, 4, 4),             # capped by --max-workers
+    (ADV1, 0, 2, None, 2),          # --min-workers wins
+    (ADV6, 3, 1, None, 4),          # one step up
+    (ADV6, 6, 1, None, 6),          # there
+    (ADV6, 8, 1, None, 7),          # one step down
+    (ADV6, 3, 1, 3, 3),             # at --max-workers
+    (ADV1, 3, 2, None, 2),          # down to --min-workers
+    (ADV1, 2, 2, None, 2),          # and no further
 ])
-def test_auto_workers(cpus, quota, advice, current, lo, hi, n):
-    assert sizing.auto_workers(cpus, quota, advice, current, lo, hi) == n
+def test_auto_workers(advice, current, lo, hi, n):
+    assert sizing.auto_workers(advice, current, lo, hi) == n
 
 
 @pytest.mark.parametrize("top, text", [
