@@ -30,17 +30,18 @@ memory_quota = "2560MB"
 # recycling the biggest task holder at 75%.)
 
 # --- workers ----------------------------------------------------------------------------
-# 5 workers, as Heroku's Python buildpack sets WEB_CONCURRENCY on this size:
-# min(RAM MB / 256, 2 * cores + 1) = min(2560 / 256, 2 * 2 + 1) = 5.
-# https://devcenter.heroku.com/articles/python-concurrency
-# - CPU: 2 dedicated vCPUs (https://help.heroku.com/88G3XLA6/what-is-an-acceptable-amount-of-dyno-load);
-#   2 * cpus + 1 = 5 keeps both busy while some workers wait on the database or the
-#   network. More workers than that only queue for the CPUs: this is the bound here.
-# - memory: 5 workers at a typical 150-250 MB use under half of 2.5 GB.
-# The buildpack exports WEB_CONCURRENCY=5 on this size, and the environment wins over this
-# file. An app that mostly waits on I/O (slow APIs) can take more, memory allows up to
-# about 8: `heroku config:set WEB_CONCURRENCY=8` (and lower max_worker_memory, below).
-# `pyfork advise` on a day of logs says how many fit.
+# 5 workers: what pyfork's advice (supervisor/observe/sizing.py, the same function as
+# the live line, -w auto, `pyfork advise` and check-config) gives on this size for a typical
+# Flask or Django app: 150 MB private per worker, 60 MB for the master and the shared
+# pages, cpu_busy_share not yet measured (taken as 0.5). tests/test_conf.py recomputes it.
+# - memory: 14 fit under 85% of the quota ((quota x 0.85 - 60 MB) / 150 MB);
+# - CPU: 2 dedicated vCPUs (https://help.heroku.com/88G3XLA6/what-is-an-acceptable-amount-of-dyno-load), cpus / 0.5 + 1 = 5;
+# so the CPUs bind: 5 workers, projected 810 MB (32% of the quota).
+# Heroku's Python buildpack agrees: it exports WEB_CONCURRENCY=5 on this size. An app that
+# mostly waits on I/O measures a low cpu_busy_share, and the advice then allows more
+# workers (or suggests --threads): read it in the live line or `pyfork advise`.
+# Your app is not the typical one: the live line says what fits it (every metrics
+# interval), and `pyfork advise` on a day of logs prints the same for every size.
 workers = 5
 
 # --- timeouts ---------------------------------------------------------------------------
@@ -63,14 +64,16 @@ keepalive = 95
 # --- recycling before the platform steps in --------------------------------------------
 # A ceiling per worker, so one leaky worker is replaced (it finishes its request first)
 # long before the dyno as a whole reaches R14:
-#   (quota - 10% headroom - master) / workers = (2560 - 256 - 50) MB / 5 = 451 MB -> 450MB.
-# 10% is the headroom pyfork's own advice keeps; 50 MB is the master's own memory (its
-# share of the preloaded app is counted in the workers' PSS). Measured as PSS (the
-# default memory_metric), so the workers' numbers add up to what the dyno uses. Few apps
+#   (quota x 85% - master and shared) / workers = 423.2 MB -> 420MB,
+# each worker's part of what the advice above allows (60 MB for the master and shared
+# pages, as there). Measured as PSS (the default memory_metric), so the workers' numbers
+# add up to what the dyno uses. Besides this ceiling pyfork recycles, by default, the
+# worker holding the most private memory once the dyno passes 90% of the quota
+# (--memory-pressure): the ceiling catches one worker growing while the dyno has room. Few apps
 # need 450 MB per sync worker: a worker that gets there is leaking, or one request loads
 # far too much.
-# With WEB_CONCURRENCY=8 lower it too: PYFORK_MAX_WORKER_MEMORY=280MB.
-max_worker_memory = "450MB"
+# With WEB_CONCURRENCY=8 lower it too: PYFORK_MAX_WORKER_MEMORY=260MB.
+max_worker_memory = "420MB"
 # 16384 tasks for the whole dyno leave room for anything legitimate, so the limits aim
 # at leaks, not at the budget: a worker is recycled at 32 unreaped children (a library
 # that forks and never waits: the incident pyfork was written for) or 256 threads (a sync

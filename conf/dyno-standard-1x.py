@@ -28,16 +28,17 @@ memory_quota = "512MB"
 # recycling the biggest task holder at 75%.)
 
 # --- workers ----------------------------------------------------------------------------
-# 2 workers, as Heroku's Python buildpack sets WEB_CONCURRENCY on this size:
-# min(RAM MB / 256, 2 * cores + 1) = min(512 / 256, 3) = 2.
-# https://devcenter.heroku.com/articles/python-concurrency
-# - memory: a typical Django or Flask worker settles at 150-250 MB; two of them and the
-#   master fit 512 MB with room to spare, three usually do not (R14 under load).
-# - CPU: a shared dyno has no dedicated core (nominal share "1x"), so 2 * 1 + 1 = 3 is the
-#   most that could ever help; memory is the tighter bound here.
-# The buildpack exports WEB_CONCURRENCY=2 on this size, and the environment wins over this
-# file: to change the count, `heroku config:set WEB_CONCURRENCY=3`, not this line. Check the
-# fit first with `pyfork advise` on a day of logs (it reads the per-worker memory lines).
+# 2 workers: what pyfork's advice (supervisor/observe/sizing.py, the same function as
+# the live line, -w auto, `pyfork advise` and check-config) gives on this size for a typical
+# Flask or Django app: 150 MB private per worker, 60 MB for the master and the shared
+# pages, cpu_busy_share not yet measured (taken as 0.5). tests/test_conf.py recomputes it.
+# - memory: 2 fit under 85% of the quota ((quota x 0.85 - 60 MB) / 150 MB);
+# - CPU: 1 (the nominal share of a shared dyno, "1x"; nproc shows the host's cores), cpus / 0.5 + 1 = 3;
+# so memory binds: 2 workers, projected 360 MB (70% of the quota).
+# Heroku's Python buildpack agrees: it exports WEB_CONCURRENCY=2 on this size
+# (min(RAM MB / 256, 2 * cores + 1)), and the environment wins over this file.
+# Your app is not the typical one: the live line says what fits it (every metrics
+# interval), and `pyfork advise` on a day of logs prints the same for every size.
 workers = 2
 
 # --- timeouts ---------------------------------------------------------------------------
@@ -60,12 +61,14 @@ keepalive = 95
 # --- recycling before the platform steps in --------------------------------------------
 # A ceiling per worker, so one leaky worker is replaced (it finishes its request first)
 # long before the dyno as a whole reaches R14:
-#   (quota - 10% headroom - master) / workers = (512 - 51 - 50) MB / 2 = 205 MB -> 200MB.
-# 10% is the headroom pyfork's own advice keeps; 50 MB is the master's own memory (its
-# share of the preloaded app is counted in the workers' PSS). Measured as PSS (the
-# default memory_metric), so the workers' numbers add up to what the dyno uses.
-# With WEB_CONCURRENCY=3 lower it too: PYFORK_MAX_WORKER_MEMORY=130MB.
-max_worker_memory = "200MB"
+#   (quota x 85% - master and shared) / workers = 187.6 MB -> 180MB,
+# each worker's part of what the advice above allows (60 MB for the master and shared
+# pages, as there). Measured as PSS (the default memory_metric), so the workers' numbers
+# add up to what the dyno uses. Besides this ceiling pyfork recycles, by default, the
+# worker holding the most private memory once the dyno passes 90% of the quota
+# (--memory-pressure): the ceiling catches one worker growing while the dyno has room.
+# With WEB_CONCURRENCY=3 lower it too: PYFORK_MAX_WORKER_MEMORY=120MB.
+max_worker_memory = "180MB"
 # 256 tasks for the whole dyno; 80% of that (204, where pyfork warns) shared by 2 workers
 # is about 100 each. A worker is recycled at 32 unreaped children (a library that forks
 # and never waits: the incident pyfork was written for) or 64 threads (a thread leak; a

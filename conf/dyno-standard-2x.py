@@ -28,17 +28,19 @@ memory_quota = "1GB"
 # recycling the biggest task holder at 75%.)
 
 # --- workers ----------------------------------------------------------------------------
-# 4 workers, as Heroku's Python buildpack sets WEB_CONCURRENCY on this size:
-# min(RAM MB / 256, 2 * cores + 1) = min(1024 / 256, 5) = 4.
-# https://devcenter.heroku.com/articles/python-concurrency
-# - memory: a typical Django or Flask worker settles at 150-250 MB; four of them and the
-#   master fit 1 GB with preload sharing the app's pages, five usually do not.
-# - CPU: a shared dyno has no dedicated cores (nominal share "2x"), so 2 * 2 + 1 = 5 is the
-#   most that could ever help; memory is the tighter bound here.
-# The buildpack exports WEB_CONCURRENCY=4 on this size, and the environment wins over this
-# file: to change the count, `heroku config:set WEB_CONCURRENCY=5`, not this line. Check the
-# fit first with `pyfork advise` on a day of logs (it reads the per-worker memory lines).
-workers = 4
+# 5 workers: what pyfork's advice (supervisor/observe/sizing.py, the same function as
+# the live line, -w auto, `pyfork advise` and check-config) gives on this size for a typical
+# Flask or Django app: 150 MB private per worker, 60 MB for the master and the shared
+# pages, cpu_busy_share not yet measured (taken as 0.5). tests/test_conf.py recomputes it.
+# - memory: 5 fit under 85% of the quota ((quota x 0.85 - 60 MB) / 150 MB);
+# - CPU: 2 (the nominal share of a shared dyno, "2x"; nproc shows the host's cores), cpus / 0.5 + 1 = 5;
+# so memory binds: 5 workers, projected 810 MB (79% of the quota).
+# Heroku's Python buildpack exports WEB_CONCURRENCY=4 on this size (min(RAM MB / 256,
+# 2 * cores + 1)), and the environment wins over this file: to run the 5 advised here,
+# `heroku config:set WEB_CONCURRENCY=5` after `pyfork advise` on a day of logs agrees.
+# Your app is not the typical one: the live line says what fits it (every metrics
+# interval), and `pyfork advise` on a day of logs prints the same for every size.
+workers = 5
 
 # --- timeouts ---------------------------------------------------------------------------
 # Heroku's router answers 503 (H12 request timeout) once a request has run 30 s; from then
@@ -60,19 +62,21 @@ keepalive = 95
 # --- recycling before the platform steps in --------------------------------------------
 # A ceiling per worker, so one leaky worker is replaced (it finishes its request first)
 # long before the dyno as a whole reaches R14:
-#   (quota - 10% headroom - master) / workers = (1024 - 102 - 50) MB / 4 = 218 MB -> 210MB.
-# 10% is the headroom pyfork's own advice keeps; 50 MB is the master's own memory (its
-# share of the preloaded app is counted in the workers' PSS). Measured as PSS (the
-# default memory_metric), so the workers' numbers add up to what the dyno uses.
-# With WEB_CONCURRENCY=5 lower it too: PYFORK_MAX_WORKER_MEMORY=170MB.
-max_worker_memory = "210MB"
-# 512 tasks for the whole dyno; 80% of that (409, where pyfork warns) shared by 4 workers
-# is about 100 each. A worker is recycled at 32 unreaped children (a library that forks
-# and never waits: the incident pyfork was written for) or 64 threads (a thread leak; a
-# sync worker needs a handful). Worst case just under both, 4 * (63 + 31) + master = 377
+#   (quota x 85% - master and shared) / workers = 162.1 MB -> 160MB,
+# each worker's part of what the advice above allows (60 MB for the master and shared
+# pages, as there). Measured as PSS (the default memory_metric), so the workers' numbers
+# add up to what the dyno uses. Besides this ceiling pyfork recycles, by default, the
+# worker holding the most private memory once the dyno passes 90% of the quota
+# (--memory-pressure): the ceiling catches one worker growing while the dyno has room.
+# With the buildpack's WEB_CONCURRENCY=4 it may rise: PYFORK_MAX_WORKER_MEMORY=200MB.
+max_worker_memory = "160MB"
+# 512 tasks for the whole dyno; 80% of that (409, where pyfork warns) shared by 5 workers
+# is about 80 each. A worker is recycled at 32 unreaped children (a library that forks
+# and never waits: the incident pyfork was written for) or 48 threads (a thread leak; a
+# sync worker needs a handful). Worst case just under both, 5 * (47 + 31) + master = 391
 # tasks: still under 409. With more workers, lower both.
 max_worker_zombies = 32
-max_worker_threads = 64
+max_worker_threads = 48
 # Off: a request count recycles healthy workers too; the memory ceiling above aims at
 # the ones that actually grow.
 max_requests = 0

@@ -7,7 +7,8 @@ import stat
 
 import pytest
 
-from supervisor.observe import dynos
+from supervisor.observe import dynos, sizing
+from supervisor.observe.metrics import ProcSample
 from supervisor.config import SETTINGS, ConfigError, parse_bind
 
 CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
@@ -32,10 +33,20 @@ PRESETS = {
     "dyno-performance-l.py": "performance-l",
 }
 
-# the presets' rule for max_worker_memory: (quota - headroom - master) / workers,
-# rounded down to 10 MB; the headroom is sizing.advise's default
-HEADROOM = 0.10
-MASTER = 50 * MB
+# The typical app the presets' comments size for: 150 MB private per worker, 60 MB for the
+# master and the shared pages, cpu_busy_share not measured. Their workers are the advice
+# for it, and their max_worker_memory each worker's part of what the advice allows:
+# (quota x share - master and shared) / workers, rounded down to 10 MB.
+TYPICAL_WORKER = 150 * MB
+MASTER = 60 * MB
+
+
+def typical_advice(d):
+    def proc(slot, size):
+        return ProcSample(slot, 1, size, size, size, 0, 1, 0, 0, 0, 0, 0.0, 0.0)
+    inputs = sizing.Inputs(quota=d.quota, quota_source="dyno size " + d.name, cpus=d.cpus,
+                           cpus_source="dyno size " + d.name, tasks_max=d.tasks)
+    return sizing.advise(inputs, proc(-1, MASTER), [proc(0, TYPICAL_WORKER), proc(1, TYPICAL_WORKER)])
 HEROKU_KILL_AFTER = 30        # seconds from SIGTERM to SIGKILL; also the router's H12 timeout
 
 
@@ -71,15 +82,22 @@ def test_preset_matches_the_dyno_table(filename, size):
     d = dynos.lookup(cfg["dyno_size"])
     assert d.name == size
     assert cfg["memory_quota"] == d.quota
-    assert cfg["workers"] == d.workers
+    a = typical_advice(d)
+    assert cfg["workers"] == a.workers
     assert cfg["workers"] <= 2 * d.cpus + 1
+    # the comment states the count, what binds it and the projection, as the advice gives them
+    text = open(os.path.join(CONF, filename)).read()
+    assert "# %d workers: what pyfork's advice" % a.workers in text
+    assert "so %s: %d workers, projected %d MB (%d%% of the quota)" % (
+        "memory binds" if a.limited_by is sizing.Bound.MEMORY else "the CPUs bind", a.workers,
+        round(a.projected / MB), round(100 * a.projected_share)) in text
 
 
 @pytest.mark.parametrize("filename, size", sorted(PRESETS.items()))
 def test_preset_memory_ceiling_fits_the_quota(filename, size):
     cfg = settings(os.path.join(CONF, filename))
     d = dynos.lookup(size)
-    room = d.quota * (1 - HEADROOM) - MASTER
+    room = d.quota * sizing.SHARE - MASTER
     per_worker = room / cfg["workers"]
     # the sum of the ceilings stays under the quota, and the rounding gives away < 10 MB
     assert cfg["max_worker_memory"] * cfg["workers"] <= room
