@@ -134,3 +134,32 @@ def test_advise_prints_a_table(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "supervisor", "advise", str(tmp_path / "missing.txt")],
                          capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_cpu_busy_share_from_the_heartbeats_busy_seconds(tmp_path):
+    """The monitor's sample pairs a worker's CPU seconds (from /proc) with the busy seconds
+    its heartbeat cell says, between two samples. Here the "worker" is this very process:
+    it burns CPU for a known share of the busy seconds it reports."""
+    from supervisor.config import resolve
+    from supervisor.log import Log
+    from supervisor.observe.monitor import Monitor
+    from supervisor.supervise.heartbeat import Beat
+    from supervisor.supervise.plan import Slot
+
+    cfg = resolve("x:app", {"metrics_interval": "1"}, {})
+    mon = Monitor(cfg, Log(str(tmp_path / "err.log")), os.getpid())
+    slot = Slot(0)
+
+    def beat(busy):
+        return Beat(os.getpid(), 1, time.monotonic(), 10, busy, 0, 0.0, "")
+
+    _, first, _ = mon.collect([(slot, os.getpid(), beat(100.0))])
+    assert first[0].busy_share is None                      # one sample: no share yet
+    t0 = time.process_time()
+    while time.process_time() - t0 < 0.3:                   # 0.3 CPU seconds...
+        pass
+    _, second, _ = mon.collect([(slot, os.getpid(), beat(101.5))])     # ...in 1.5 busy seconds
+    assert 0.15 <= second[0].busy_share <= 0.3, second[0].busy_share
+    line = metrics.process_line("web.1", second[0])
+    assert "sample#cpu_busy_share=%.2f" % second[0].busy_share in line
+    assert metrics.proc_sample(metrics.parse_line(line)).busy_share == second[0].busy_share
