@@ -1,18 +1,52 @@
-"""`pyfork run [MODULE:APP] [options]` and the other subcommands; failures to exit codes."""
+"""`pyfork run [MODULE:APP] [options]` and the other subcommands; failures to exit codes.
+
+Every flag of Gunicorn's settings list is parsed: pyfork's own settings (config.SETTINGS),
+and the Gunicorn-only ones, which gunicorn.py judges (ignored with a note, or exit 2 with
+the reason). GUNICORN_CMD_ARGS and PYFORK_CMD_ARGS are read as Gunicorn reads its
+variable: after the config file, before the command line. A subcommand is one entry in
+COMMANDS: (help, takes pyfork's settings?, the function run with its parsed args).
+"""
 import argparse
 import dataclasses
 import os
+import shlex
 import sys
 
-from . import __version__, exits
-from .config import SETTINGS, Bind, ConfigError, env_name, resolve_sources
+from . import __version__, exits, gunicorn
+from .config import BY_NAME, SETTINGS, Bind, ConfigError, env_name, resolve_sources
+from .environ import CMD_ARGS
 from .log import Log
+
+SIZES = ("memory_quota", "max_worker_memory")
 
 
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         # argparse's own wording names the flag; keep it to one line and exit 2
         self.exit(exits.USAGE, "pyfork: error: %s (see pyfork run --help)\n" % message)
+
+
+class EnvParser(argparse.ArgumentParser):
+    """Parses GUNICORN_CMD_ARGS / PYFORK_CMD_ARGS: a mistake is a ConfigError naming the variable."""
+    def error(self, message):
+        raise ConfigError("%s: %s" % (self.prog, message))
+
+
+def _gunicorn_arguments(p):
+    """Gunicorn's flags that no pyfork setting carries (hidden from --help; README has the table)."""
+    taken = {f for s in SETTINGS for f in s.flags} | {"-c", "--config"}
+    for row in gunicorn.TABLE:
+        flags = [f for f in row.flags if f not in taken]
+        if not flags or row.arg is gunicorn.Arg.NONE:
+            continue
+        kw = {"dest": "g_" + row.name, "default": None, "help": argparse.SUPPRESS}
+        if row.arg is gunicorn.Arg.SWITCH:
+            kw.update(action="store_const", const=row.const)
+        elif row.arg is gunicorn.Arg.APPEND:
+            kw.update(action="append")
+        elif row.arg is gunicorn.Arg.OPTIONAL:
+            kw.update(nargs="?", const=row.const)
+        p.add_argument(*flags, **kw)
 
 
 def _settings_arguments(p):
@@ -22,8 +56,8 @@ def _settings_arguments(p):
     p.add_argument("-c", "--config", metavar="FILE", default=None,
                    help="a Python config file like gunicorn.conf.py (default: ./pyfork.conf.py when present)")
     for s in SETTINGS:
-        kw = {"dest": s.name, "default": None, "help": "%s [env %s%s]" % (
-            s.help, env_name(s), (", " + s.env) if s.env else "")}
+        names = [env_name(s)] + ([s.env] if s.env and s.env != env_name(s) else [])
+        kw = {"dest": s.name, "default": None, "help": "%s [env %s]" % (s.help, ", ".join(names))}
         if s.action == "store_true":
             kw.update(action="store_const", const=True)
         else:
@@ -31,20 +65,24 @@ def _settings_arguments(p):
             if s.action == "append":
                 kw.update(action="append")
         p.add_argument(*s.flags, **kw)
+    _gunicorn_arguments(p)
+    return p
+
+
+EPILOG = ("Precedence: defaults < config file < environment (PORT, WEB_CONCURRENCY, PYFORK_<SETTING>) "
+          "< GUNICORN_CMD_ARGS < PYFORK_CMD_ARGS < flags. Every other Gunicorn flag is accepted too: "
+          "pyfork says at start what it does with it, or refuses it with the reason (README has the table).")
 
 
 def parser():
     top = Parser(prog="pyfork", description="A pre-fork WSGI server and worker supervisor.")
     top.add_argument("--version", action="version", version="pyfork " + __version__)
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
-    epilog = ("Precedence: defaults < config file < environment (PORT, WEB_CONCURRENCY, PYFORK_<SETTING>) "
-              "< flags.")
-    _settings_arguments(sub.add_parser("run", help="serve a WSGI app", epilog=epilog,
-                                       description="Serve a WSGI app from pre-forked workers."))
-    _settings_arguments(sub.add_parser("check-config", help="print the effective configuration and where "
-                                       "each value came from", epilog=epilog))
-    sub.add_parser("advise", help="read pyfork's or Heroku's metrics lines; print how many workers fit "
-                   "each dyno size", add_help=False)
+    for name, (text, settings, _) in COMMANDS.items():
+        if settings:
+            _settings_arguments(sub.add_parser(name, help=text, description=text, epilog=EPILOG))
+        else:
+            sub.add_parser(name, help=text, add_help=False)
     return top
 
 
@@ -64,13 +102,61 @@ def detect_platform(environ):
     return {}
 
 
-def build(args, environ):
-    """-> (Config with hooks, {setting: source}, [notes to log]); raises ConfigError."""
+def _gunicorn_only(args, where, notes, errors):  # where: "" or " in GUNICORN_CMD_ARGS"
+    """Judge the Gunicorn-only flags found in `args` (parsed from `where`)."""
+    for row in gunicorn.TABLE:
+        value = getattr(args, "g_" + row.name, None)
+        if value is not None and row.kind is not gunicorn.Kind.SAME:
+            flag = next(f for f in row.flags if f.startswith("--"))
+            kind, text = gunicorn.judge(row, value, "flag %s%s" % (flag, where))
+            (errors if kind == "error" else notes).append(text)
+
+
+def _env_layers(environ, notes, errors):
+    """GUNICORN_CMD_ARGS, then PYFORK_CMD_ARGS -> [(variable, parsed args)]."""
+    out = []
+    for var in CMD_ARGS:
+        text = environ.get(var, "").strip()
+        if not text:
+            continue
+        try:
+            args = _settings_arguments(EnvParser(prog=var, add_help=False)).parse_args(shlex.split(text))
+        except (ConfigError, ValueError) as exc:     # shlex: "No closing quotation"
+            errors.append(str(exc) if isinstance(exc, ConfigError) else "%s: %s" % (var, exc))
+            continue
+        _gunicorn_only(args, " in " + var, notes, errors)
+        out.append((var, args))
+    return out
+
+
+def build(args, environ, written=None):
+    """-> (Config with hooks, {setting: source}, [notes to log]); raises one ConfigError
+    holding every mistake found (one line each)."""
     from . import conffile
-    path = args.config or (conffile.DEFAULT if os.path.exists(conffile.DEFAULT) else None)
-    file_values, hooks, notes, lines = conffile.load(path) if path else ({}, {}, [], {})
+    notes, errors = [], []
+    env_args = _env_layers(environ, notes, errors)
+    given = [args] + [a for _, a in reversed(env_args)]           # the command line first
+    app = next((a.app for a in given if a.app), None)
+    path = next((a.config for a in given if a.config), None)
+    path = path or (conffile.DEFAULT if os.path.exists(conffile.DEFAULT) else None)
+    file_values, hooks, lines = {}, {}, {}
+    if path:
+        try:
+            file_values, hooks, file_notes, lines, file_errors = conffile.load(path)
+            notes += file_notes
+            errors += file_errors
+        except ConfigError as exc:
+            errors.append(str(exc))
+    _gunicorn_only(args, "", notes, errors)
+    layers = [(var, {s.name: getattr(a, s.name) for s in SETTINGS}) for var, a in env_args]
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}
-    cfg, sources = resolve_sources(args.app, flags, environ, file_values, path, detect_platform(environ), lines)
+    try:
+        cfg, sources = resolve_sources(app, flags, environ, file_values, path, detect_platform(environ), lines,
+                                       layers=layers, notes=notes, written=written)
+    except ConfigError as exc:
+        errors.extend(str(exc).splitlines())
+    if errors:
+        raise ConfigError("\n".join(errors))
     cfg = dataclasses.replace(cfg, hooks=hooks)
     if sources["bind"] == "default":
         # systemd socket activation: with no bind asked for, serve the sockets handed over
@@ -82,13 +168,23 @@ def build(args, environ):
     return cfg, sources, notes
 
 
-def check_config(cfg, sources, notes):
+def show_size(n):
+    """Bytes as a person writes them: 536870912 -> '512MB'."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n and n % size == 0:
+            return "%d%s" % (n // size, unit)
+    return "%dB" % n
+
+
+def print_config(cfg, sources, notes, written):
     width = max(len(s.name) for s in SETTINGS)
     print("%-*s = %r" % (width, "app", cfg.app))
     for s in SETTINGS:
         value = getattr(cfg, s.name)
         if s.name == "bind":
             value = " ".join(str(b) for b in value)
+        elif s.name in SIZES and value is not None:
+            value = str(written[s.name]) if s.name in written else show_size(value)
         print("%-*s = %-30r  (%s)" % (width, s.name, value, sources[s.name]))
     for name in sorted(cfg.hooks):
         print("hook %s defined" % name)
@@ -102,33 +198,65 @@ def check_config(cfg, sources, notes):
     return exits.OK
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["advise"]:
-        from .observe import advise
-        return advise.main(argv[1:])
-    args = parser().parse_args(argv)
-    if args.command not in ("run", "check-config"):
-        parser().print_help(sys.stderr)
-        return exits.USAGE
+def _fail(message):
+    for line in str(message).splitlines():
+        sys.stderr.write("pyfork: error: %s\n" % line)
+    return exits.USAGE
+
+
+def check_config(args):
+    written = {}
     try:
-        cfg, sources, notes = build(args, os.environ)
+        cfg, sources, notes = build(args, os.environ, written)
     except ConfigError as exc:
-        sys.stderr.write("pyfork: error: %s\n" % exc)
-        return exits.USAGE
-    if args.command == "check-config":
-        return check_config(cfg, sources, notes)
+        return _fail(exc)
+    return print_config(cfg, sources, notes, written)
+
+
+def _prepare(cfg):
+    """What the master process takes on before anything else: --chdir, --pythonpath, -e."""
     if cfg.chdir:
         try:
             os.chdir(cfg.chdir)
         except OSError as exc:
-            sys.stderr.write("pyfork: error: --chdir %s: %s\n" % (cfg.chdir, exc.strerror))
-            return exits.USAGE
+            return _fail("--chdir %s: %s" % (cfg.chdir, exc.strerror))
+    for d in reversed(cfg.pythonpath):
+        sys.path.insert(0, os.path.abspath(d))
+    os.environ.update(dict(cfg.raw_env))
+    return None
+
+
+def _gunicorn_check(args, cfg):
+    """Gunicorn's --check-config: the configuration and the app's import; nothing starts."""
+    from . import loader
+    try:
+        loader.load(cfg.app)
+    except loader.AppNotFound as exc:
+        return _fail(exc)
+    except BaseException:
+        import traceback
+        traceback.print_exc()
+        return exits.APP_LOAD
+    print("pyfork: configuration ok; app %s loaded" % cfg.app)
+    return exits.OK
+
+
+def run(args):
+    if args.g_print_config:
+        return check_config(args)
+    try:
+        cfg, sources, notes = build(args, os.environ)
+    except ConfigError as exc:
+        return _fail(exc)
+    failed = _prepare(cfg)
+    if failed is not None:
+        return failed
+    if args.g_check_config:
+        return _gunicorn_check(args, cfg)
     try:
         log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
     except OSError as exc:
-        sys.stderr.write("pyfork: error: cannot open log file %s: %s\n" % (exc.filename, exc.strerror))
-        return exits.USAGE
+        return _fail("cannot open log file %s: %s" % (exc.filename, exc.strerror))
     for note in notes:
         log.warning("%s", note)
     if sources.get("dyno_size", "default") != "default":
@@ -139,3 +267,29 @@ def main(argv=None):
     except Exception:
         log.exception("master crashed (a bug in pyfork; please report it)")
         return exits.ERROR
+
+
+def advise(argv):
+    from .observe import advise as _advise
+    return _advise.main(argv)
+
+
+# name -> (help, takes pyfork's settings, function(args), or function(argv) for the others)
+COMMANDS = {
+    "run": ("serve a WSGI app from pre-forked workers", True, run),
+    "check-config": ("print the effective configuration and where each value came from", True, check_config),
+    "advise": ("read pyfork's or Heroku's metrics lines; print how many workers fit each dyno size",
+               False, advise),
+}
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    entry = COMMANDS.get(argv[0]) if argv else None
+    if entry is not None and not entry[1]:
+        return entry[2](argv[1:])            # a command with its own parser
+    args = parser().parse_args(argv)
+    if args.command not in COMMANDS:
+        parser().print_help(sys.stderr)
+        return exits.USAGE
+    return COMMANDS[args.command][2](args)

@@ -1,8 +1,10 @@
 """Find the WSGI callable named by MODULE:NAME, MODULE:factory(args) or MODULE."""
 import ast
+import difflib
 import importlib
 import os
 import sys
+import types
 
 
 class AppNotFound(Exception):
@@ -30,6 +32,25 @@ def parse_spec(spec):
             raise AppNotFound("app %r: factory arguments must be literals" % spec) from None
         return module, node.func.id, args, kwargs, True
     raise AppNotFound("app %r: %r is neither a name nor a call like factory()" % (spec, expr))
+
+
+def _offered(name, value, module):
+    if name.startswith("_") or not callable(value) or isinstance(value, type):
+        return False
+    if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
+        return value.__module__ == module      # not a function imported from elsewhere
+    return True                                # an app object: Flask(...), a WSGI class's instance
+
+
+def _suggest(mod, name):
+    """'; did you mean 'app'?' among the module's callables, else the list of them."""
+    found = sorted(n for n, v in vars(mod).items() if _offered(n, v, mod.__name__))
+    near = difflib.get_close_matches(name or "application", found, n=1, cutoff=0.4)
+    if near:
+        return "; did you mean %r?" % near[0]
+    if found:
+        return "; its callables are %s" % ", ".join(found[:8]) + (", ..." if len(found) > 8 else "")
+    return ""
 
 
 def load_logged(spec, log, who):
@@ -65,7 +86,8 @@ def load(spec):
         if obj is not None:
             break
     else:
-        raise AppNotFound("app %r: module %r has no %s" % (spec, module, " or ".join(repr(n) for n in names)))
+        raise AppNotFound("app %r: module %r has no %s%s" % (spec, module, " or ".join(repr(n) for n in names),
+                                                             _suggest(mod, name)))
     if called:
         obj = obj(*args, **kwargs)
     if not callable(obj):

@@ -172,7 +172,6 @@ WORKERS = [
     ({}, {}, 2),
     ({"WEB_CONCURRENCY": "4"}, {}, 4),
     ({"WEB_CONCURRENCY": " 4 "}, {}, 4),
-    ({"WEB_CONCURRENCY": "0"}, {}, 0),
     ({"WEB_CONCURRENCY": ""}, {}, 2),
     ({"WEB_CONCURRENCY": "4", "PYFORK_WORKERS": "3"}, {}, 3),    # ours beats the platform's
     ({"WEB_CONCURRENCY": "6", "PYFORK_WORKERS": ""}, {}, 6),
@@ -234,7 +233,14 @@ BAD_VALUES = [
     ({"workers": "two"}, {}, "flag --workers: 'two' is not a whole number"),
     ({"workers": "1.5"}, {}, "flag --workers: '1.5' is not a whole number"),
     ({}, {"WEB_CONCURRENCY": "lots"}, "environment variable WEB_CONCURRENCY: 'lots' is not a whole number"),
-    ({}, {"PYFORK_WORKERS": "-1"}, "environment variable PYFORK_WORKERS: -1 is too small; the least allowed is 0"),
+    # 0 workers would listen and never answer; a negative count is the same mistake (issue 11)
+    ({}, {"PYFORK_WORKERS": "-1"}, "environment variable PYFORK_WORKERS: -1 workers would never answer; "
+     "give 1 or more, or auto"),
+    ({}, {"WEB_CONCURRENCY": "0"}, "environment variable WEB_CONCURRENCY: 0 workers would never answer; "
+     "give 1 or more, or auto"),
+    ({"workers": "0"}, {}, "flag --workers: 0 workers would never answer; give 1 or more, or auto"),
+    ({"workers": "-3"}, {"WEB_CONCURRENCY": "4"}, "flag --workers: -3 workers would never answer; "
+     "give 1 or more, or auto"),
     ({"backlog": "0"}, {}, "flag --backlog: 0 is too small; the least allowed is 1"),
     ({"timeout": "soon"}, {}, "flag --timeout: 'soon' is not a number"),
     ({}, {"PYFORK_TIMEOUT": "-1"}, "environment variable PYFORK_TIMEOUT: -1 is too small; the least allowed is 0"),
@@ -284,8 +290,8 @@ def test_port_unicode_digit_is_config_error():
 
 
 BAD_APPS = [
-    ("", "app '': give the app as MODULE:NAME, for example myapp:app"),
-    (None, "app None: give the app as MODULE:NAME, for example myapp:app"),
+    ("", "no app given: pyfork run MODULE:NAME (try pyfork run supervisor.demo)"),
+    (None, "no app given: pyfork run MODULE:NAME (try pyfork run supervisor.demo)"),
     ("a:b:c", "app 'a:b:c': give the app as MODULE:NAME, for example myapp:app"),
 ]
 

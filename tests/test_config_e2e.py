@@ -285,7 +285,11 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     assert "app                      = 'cfg_apps:app'" in out
     for name in SHARED.values():
         assert table[name][1] == "file " + conf, (name, table[name])
-    assert "note: gunicorn.conf.py: Gunicorn settings pyfork does not have, ignored: umask, worker_connections" in out
+    # the Gunicorn-only names: one note each, naming the line and why nothing changes
+    assert ("note: setting 'worker_connections' in gunicorn.conf.py line 17: Gunicorn-only, ignored: only used "
+            "with event-loop workers (gevent, eventlet), which pyfork does not have") in out
+    assert ("note: setting 'umask' in gunicorn.conf.py line 18: 0 is Gunicorn's default; ignored: pyfork keeps "
+            "the umask it was started with") in out
 
     # it is a valid Gunicorn config file: Gunicorn itself checks it (loading the app) and reads
     # the same values from it (gunicorn is in the `bench` extra: skipped where it is not installed)
@@ -312,9 +316,10 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     log = p.log()
     # preload_app: the app was imported once, in the master
     assert imports.read_text().split() == [str(master)]
-    # the Gunicorn-only names are reported once, by name
-    ignored = [line for line in log.splitlines() if "worker_connections" in line]
-    assert len(ignored) == 1 and "umask" in ignored[0] and "ignored" in ignored[0], log
+    # the Gunicorn-only names are reported once each, by name
+    for name in ("worker_connections", "umask"):
+        ignored = [line for line in log.splitlines() if "setting %r" % name in line]
+        assert len(ignored) == 1 and "ignored" in ignored[0] and "[WARNING]" in ignored[0], log
     assert "[%d] [INFO] master pid=%d app=cfg_apps:app workers=2" % (master, master) in log
     assert p.output() == ""          # errorlog names a file: nothing on stdout/stderr
     assert p.stop() == 0
@@ -866,7 +871,7 @@ def test_hup_applies_the_log_level(tmp_path, server):
 def test_dyno_size_preset(tmp_path, server):
     table, _ = check_config("sup_apps:app", "--dyno-size", "standard-1x", cwd=tmp_path)
     assert table["workers"] == ("2", "dyno size standard-1x")
-    assert table["memory_quota"] == (str(512 << 20), "dyno size standard-1x")
+    assert table["memory_quota"] == ("'512MB'", "dyno size standard-1x")
     assert table["dyno_size"] == ("'standard-1x'", "flag --dyno-size")
     table, _ = check_config("sup_apps:app", env={"PYFORK_DYNO_SIZE": "Standard-2X"}, cwd=tmp_path)
     assert table["workers"] == ("4", "dyno size standard-2x")
@@ -918,12 +923,12 @@ def test_dyno_env_detects_the_size_from_a_real_cgroup_limit(tmp_path):
     assert table["dyno_size"][0].strip("'") in ("eco", "basic", "standard-1x"), out
     assert table["dyno_size"][1] == "detected (Heroku dyno with a 512 MB limit)", out
     preset = "dyno size " + table["dyno_size"][0].strip("'")
-    assert table["workers"] == ("2", preset) and table["memory_quota"] == (str(512 << 20), preset)
+    assert table["workers"] == ("2", preset) and table["memory_quota"] == ("'512MB'", preset)
     # the file, the environment and flags all sit above the detected preset
     conf = write(tmp_path / "conf.py", "workers = 3\n")
     table, out = check("512MB", {"DYNO": "web.1"}, "-c", conf)
     assert table["workers"] == ("3", "file " + conf)
-    assert table["memory_quota"][0] == str(512 << 20)
+    assert table["memory_quota"][0] == "'512MB'"
     table, out = check("512MB", {"DYNO": "web.1", "PYFORK_DYNO_SIZE": "performance-m"})
     assert table["dyno_size"] == ("'performance-m'", "environment variable PYFORK_DYNO_SIZE")
     assert table["workers"] == ("5", "dyno size performance-m")

@@ -83,6 +83,8 @@ MODULES = {
     ),
     "pft_onlyapp.py": "def app(environ, start_response):\n    return [b'only app']\n",
     "pft_empty.py": "x = 1\n",
+    "pft_obj.py": "from os.path import join\nclass Api:\n    def __call__(self, environ, start_response):\n"
+                  "        return [b'api']\napi = Api()\n",
     "pft_zero.py": "application = 0\n",
     "pft_boom.py": "raise RuntimeError('boom at import')\n",
     "pft_dep.py": "import pft_not_installed_dep\napp = None\n",
@@ -138,8 +140,16 @@ LOAD_ERRORS = [
      "app 'pft_pkg.nope:app': no module named 'pft_pkg.nope' in {cwd} (check the name, --chdir or PYTHONPATH)"),
     ("pft_nopkg.web:app", AppNotFound,
      "app 'pft_nopkg.web:app': no module named 'pft_nopkg' in {cwd} (check the name, --chdir or PYTHONPATH)"),
-    ("pft_app:nothere", AppNotFound, "app 'pft_app:nothere': module 'pft_app' has no 'nothere'"),
-    ("pft_app:nothing", AppNotFound, "app 'pft_app:nothing': module 'pft_app' has no 'nothing'"),
+    ("pft_app:nothere", AppNotFound, "app 'pft_app:nothere': module 'pft_app' has no 'nothere'; "
+     "its callables are app, application, make, make_bad"),
+    ("pft_app:nothing", AppNotFound, "app 'pft_app:nothing': module 'pft_app' has no 'nothing'; "
+     "its callables are app, application, make, make_bad"),
+    # a wrong callable name: the nearest of the module's own callables (an app object counts,
+    # a function it imported does not)
+    ("pft_onlyapp:application", AppNotFound,
+     "app 'pft_onlyapp:application': module 'pft_onlyapp' has no 'application'; did you mean 'app'?"),
+    ("pft_obj:ap", AppNotFound, "app 'pft_obj:ap': module 'pft_obj' has no 'ap'; did you mean 'api'?"),
+    ("pft_obj:wsgi", AppNotFound, "app 'pft_obj:wsgi': module 'pft_obj' has no 'wsgi'; its callables are api"),
     ("pft_empty", AppNotFound, "app 'pft_empty': module 'pft_empty' has no 'application' or 'app'"),
     ("pft_app:value", AppNotFound, "app 'pft_app:value': 'value' is a int, not a WSGI callable"),
     ("pft_app:make_bad()", AppNotFound, "app 'pft_app:make_bad()': 'make_bad' is a int, not a WSGI callable"),

@@ -1,0 +1,217 @@
+"""Every Gunicorn setting and what pyfork does with it: one table, three kinds.
+
+SAME: it works as in Gunicorn (a pyfork setting, hook or command carries it).
+HARMLESS: accepted and ignored with one warning naming it and why nothing changes.
+REFUSED: exit 2 with why and what to use instead -- unless the value given is Gunicorn's
+default, which changes nothing (a gunicorn.conf.py that spells out `daemon = False`).
+
+The command line, GUNICORN_CMD_ARGS, the config file and PYFORK_* variables all judge a
+Gunicorn-only name here. Pure: the list is Gunicorn's gunicorn/config.py (27.0), checked
+against the installed Gunicorn by tests/test_gunicorn.py.
+"""
+import dataclasses
+import enum
+
+
+class Kind(enum.Enum):
+    SAME = "same"
+    HARMLESS = "harmless"
+    REFUSED = "refused"
+
+
+class Arg(enum.Enum):
+    """How Gunicorn's flag takes its value (argparse), for the flags pyfork only judges."""
+    NONE = "none"           # config file only
+    VALUE = "value"
+    SWITCH = "switch"       # store_true / store_const
+    APPEND = "append"
+    OPTIONAL = "optional"   # nargs='?' (--proxy-protocol)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    name: str          # Gunicorn's setting name, as a gunicorn.conf.py spells it
+    flags: tuple       # Gunicorn's flags
+    kind: Kind
+    why: str           # SAME: pyfork's name for it; else the reason, and for REFUSED what to do
+    arg: Arg = Arg.VALUE
+    default: object = None     # Gunicorn's default: a REFUSED setting left at it is harmless
+    const: object = True       # the value a SWITCH or a bare OPTIONAL flag stands for
+
+
+S, H, R = Kind.SAME, Kind.HARMLESS, Kind.REFUSED
+_SW, _AP, _NO = Arg.SWITCH, Arg.APPEND, Arg.NONE
+_TLS = "pyfork serves plain HTTP: TLS ends at the router or proxy in front (Heroku's router, nginx, a load balancer)"
+_ONLY = "only used with %s, which pyfork does not have"
+_LOGS = "pyfork writes its own key=value log lines; use --error-logfile and --log-level, and configure the app's logging in the app"
+_STRICT = "pyfork's HTTP parser (httptools) is strict and has no lenient mode; fix the client or the proxy in front"
+_DIRTY = "pyfork has no dirty-worker pool; run long tasks in a worker process of their own (a Heroku worker dyno, a queue)"
+_HOOK = "hook (as in Gunicorn)"
+
+TABLE = (
+    Row("config", ("-c", "--config"), S, "-c/--config (default ./pyfork.conf.py)"),
+    Row("wsgi_app", (), S, "the app argument, or wsgi_app in the config file", _NO),
+    Row("bind", ("-b", "--bind"), S, "bind", _AP),
+    Row("backlog", ("--backlog",), S, "backlog"),
+    Row("workers", ("-w", "--workers"), S, "workers (also $WEB_CONCURRENCY; pyfork's default is 2)"),
+    Row("worker_class", ("-k", "--worker-class"), S, "worker_class: sync and gthread; event loops are refused"),
+    Row("threads", ("--threads",), S, "threads"),
+    Row("worker_connections", ("--worker-connections",), H, _ONLY % "event-loop workers (gevent, eventlet)"),
+    Row("max_requests", ("--max-requests",), S, "max_requests"),
+    Row("max_requests_jitter", ("--max-requests-jitter",), S, "max_requests_jitter"),
+    Row("timeout", ("-t", "--timeout"), S, "timeout"),
+    Row("graceful_timeout", ("--graceful-timeout",), S, "graceful_timeout (pyfork's default is 25)"),
+    Row("keepalive", ("--keep-alive",), S, "keepalive (pyfork's default is 5)"),
+    Row("limit_request_line", ("--limit-request-line",), S, "limit_request_line"),
+    Row("limit_request_fields", ("--limit-request-fields",), S, "limit_request_fields"),
+    Row("limit_request_field_size", ("--limit-request-field_size",), S, "limit_request_field_size"),
+    Row("reload", ("--reload",), R, "pyfork does not watch the code; `kill -HUP <master pid>` starts new workers "
+        "that import the app afresh (without --preload); in development restart pyfork", _SW, False),
+    Row("reload_engine", ("--reload-engine",), H, _ONLY % "--reload"),
+    Row("reload_extra_files", ("--reload-extra-file",), H, _ONLY % "--reload", _AP),
+    Row("spew", ("--spew",), H, "a debugging tracer of every line the server runs; serving is unchanged without it", _SW),
+    Row("check_config", ("--check-config",), S, "check the configuration, import the app, exit 0 or 2", _SW),
+    Row("print_config", ("--print-config",), S, "the same as pyfork check-config", _SW),
+    Row("preload_app", ("--preload",), S, "preload", _SW),
+    Row("sendfile", ("--no-sendfile",), H, "the response bytes are the same; pyfork sends wsgi.file_wrapper "
+        "with os.sendfile", _SW, None, False),
+    Row("reuse_port", ("--reuse-port",), S, "reuse_port", _SW),
+    Row("chdir", ("--chdir",), S, "chdir"),
+    Row("daemon", ("-D", "--daemon"), R, "pyfork stays in the foreground, as a platform, systemd or a container "
+        "expects; start it with systemd (conf/) or your process manager", _SW, False),
+    Row("raw_env", ("-e", "--env"), S, "raw_env", _AP),
+    Row("pidfile", ("-p", "--pid"), S, "pidfile"),
+    Row("worker_tmp_dir", ("--worker-tmp-dir",), H, "pyfork's heartbeat is shared memory, not a file"),
+    Row("user", ("-u", "--user"), S, "user"),
+    Row("group", ("-g", "--group"), S, "group"),
+    Row("umask", ("-m", "--umask"), R, "pyfork keeps the umask it was started with; set it where pyfork is "
+        "started (`umask 007` in the shell, UMask= in a systemd unit)", Arg.VALUE, 0),
+    Row("initgroups", ("--initgroups",), H, "with --user, pyfork always sets the worker's groups with initgroups", _SW),
+    Row("tmp_upload_dir", (), H, "unused by Gunicorn too; pyfork spools bodies over 1 MiB to a temporary file", _NO),
+    Row("secure_scheme_headers", (), R, "pyfork trusts X-Forwarded-Proto alone, from --forwarded-allow-ips; "
+        "have the proxy set X-Forwarded-Proto", _NO,
+        {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}),
+    Row("forwarded_allow_ips", ("--forwarded-allow-ips",), S, "forwarded_allow_ips (also $FORWARDED_ALLOW_IPS)"),
+    Row("accesslog", ("--access-logfile",), S, "access_logfile"),
+    Row("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",), H, _ONLY % "syslog", _SW),
+    Row("access_log_format", ("--access-logformat",), S, "access_logformat"),
+    Row("errorlog", ("--error-logfile", "--log-file"), S, "error_logfile"),
+    Row("loglevel", ("--log-level",), S, "loglevel"),
+    Row("capture_output", ("--capture-output",), H, "the workers' stdout and stderr are the master's, which "
+        "the platform (or --error-logfile's shell redirect) already collects", _SW),
+    Row("logger_class", ("--logger-class",), R, _LOGS, Arg.VALUE, "gunicorn.glogging.Logger"),
+    Row("logconfig", ("--log-config",), R, _LOGS),
+    Row("logconfig_dict", (), R, _LOGS, _NO, {}),
+    Row("logconfig_json", ("--log-config-json",), R, _LOGS),
+    Row("syslog_addr", ("--log-syslog-to",), H, _ONLY % "syslog"),
+    Row("syslog", ("--log-syslog",), R, "pyfork logs to stderr or --error-logfile, not syslog; let the platform, "
+        "journald or the container runtime carry stderr", _SW, False),
+    Row("syslog_prefix", ("--log-syslog-prefix",), H, _ONLY % "syslog"),
+    Row("syslog_facility", ("--log-syslog-facility",), H, _ONLY % "syslog"),
+    Row("enable_stdio_inheritance", ("-R", "--enable-stdio-inheritance"), H,
+        "pyfork never daemonizes: workers always keep stdio", _SW),
+    Row("statsd_host", ("--statsd-host",), H, "pyfork has no statsd client yet; its metrics are log lines "
+        "(--metrics-interval) and Prometheus (--metrics-bind)"),
+    Row("dogstatsd_tags", ("--dogstatsd-tags",), H, _ONLY % "statsd"),
+    Row("statsd_prefix", ("--statsd-prefix",), H, _ONLY % "statsd"),
+    Row("enable_backlog_metric", ("--enable-backlog-metric",), H, _ONLY % "statsd", _SW),
+    Row("proc_name", ("-n", "--name"), H, "process titles are pyfork's own (pyfork master, pyfork worker N [app]); "
+        "log lines say which process wrote them"),
+    Row("default_proc_name", (), H, "process titles are pyfork's own", _NO),
+    Row("pythonpath", ("--pythonpath",), S, "pythonpath"),
+    Row("paste", ("--paste", "--paster"), R, "pyfork loads a WSGI callable, not a PasteDeploy file; write a module "
+        "with app = paste.deploy.loadapp('config:/path/app.ini') and run MODULE:app"),
+    *(Row(h, (), S, _HOOK, _NO) for h in (
+        "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init", "worker_int",
+        "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit", "worker_exit",
+        "nworkers_changed", "on_exit")),
+    Row("ssl_context", (), R, _TLS + "; remove the ssl_context hook", _NO),
+    Row("proxy_protocol", ("--proxy-protocol",), R, "pyfork reads no PROXY protocol header; have the proxy send "
+        "X-Forwarded-For and X-Forwarded-Proto instead", Arg.OPTIONAL, "off", "auto"),
+    Row("proxy_allow_ips", ("--proxy-allow-from",), H, _ONLY % "--proxy-protocol"),
+    Row("protocol", ("--protocol",), R, "pyfork speaks HTTP/1.1 only, not uwsgi; point the proxy at pyfork "
+        "over HTTP", Arg.VALUE, "http"),
+    Row("uwsgi_allow_ips", ("--uwsgi-allow-from",), H, _ONLY % "--protocol uwsgi"),
+    Row("keyfile", ("--keyfile",), R, _TLS + "; remove --keyfile"),
+    Row("certfile", ("--certfile",), R, _TLS + "; remove --certfile"),
+    Row("ssl_version", ("--ssl-version",), H, _ONLY % "TLS (--certfile)"),
+    Row("cert_reqs", ("--cert-reqs",), H, _ONLY % "TLS (--certfile)"),
+    Row("ca_certs", ("--ca-certs",), H, _ONLY % "TLS (--certfile)"),
+    Row("suppress_ragged_eofs", ("--suppress-ragged-eofs",), H, _ONLY % "TLS (--certfile)", _SW),
+    Row("do_handshake_on_connect", ("--do-handshake-on-connect",), H, _ONLY % "TLS (--certfile)", _SW),
+    Row("ciphers", ("--ciphers",), H, _ONLY % "TLS (--certfile)"),
+    Row("http_protocols", ("--http-protocols",), R, "pyfork speaks HTTP/1.1 only; HTTP/2 ends at the router or "
+        "proxy in front", Arg.VALUE, "h1"),
+    Row("http2_cleartext", ("--http2-cleartext",), R, "pyfork speaks HTTP/1.1 only; HTTP/2 ends at the router or "
+        "proxy in front", Arg.VALUE, "off"),
+    *(Row("http2_" + n, ("--http2-" + n.replace("_", "-"),), H, _ONLY % "HTTP/2") for n in (
+        "max_concurrent_streams", "initial_window_size", "max_frame_size", "max_header_list_size")),
+    Row("raw_paste_global_conf", ("--paste-global",), H, _ONLY % "--paste", _AP),
+    Row("permit_obsolete_folding", ("--permit-obsolete-folding",), R, _STRICT, _SW, False),
+    Row("strip_header_spaces", ("--strip-header-spaces",), R, _STRICT, _SW, False),
+    Row("permit_unconventional_http_method", ("--permit-unconventional-http-method",), R, _STRICT, _SW, False),
+    Row("permit_unconventional_http_version", ("--permit-unconventional-http-version",), R, _STRICT, _SW, False),
+    Row("casefold_http_method", ("--casefold-http-method",), R, _STRICT, _SW, False),
+    Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME and PATH_INFO from the request "
+        "alone; mount the app's prefix in the app", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
+    Row("header_map", ("--header-map",), R, "pyfork drops header names with '_' (Gunicorn's 'drop'), always; "
+        "have the client send '-'", Arg.VALUE, "drop"),
+    Row("asgi_loop", ("--asgi-loop",), H, _ONLY % "ASGI workers"),
+    Row("asgi_lifespan", ("--asgi-lifespan",), H, _ONLY % "ASGI workers"),
+    Row("asgi_disconnect_grace_period", ("--asgi-disconnect-grace-period",), H, _ONLY % "ASGI workers"),
+    Row("websocket_max_message_size", ("--websocket-max-message-size",), H, _ONLY % "ASGI workers"),
+    Row("http_parser", ("--http-parser",), H, "pyfork always parses with httptools (llhttp)"),
+    Row("root_path", ("--root-path",), H, _ONLY % "ASGI workers"),
+    Row("dirty_apps", ("--dirty-app",), R, _DIRTY, _AP, ()),
+    Row("dirty_workers", ("--dirty-workers",), R, _DIRTY, Arg.VALUE, 0),
+    Row("dirty_timeout", ("--dirty-timeout",), H, _ONLY % "dirty workers"),
+    Row("dirty_threads", ("--dirty-threads",), H, _ONLY % "dirty workers"),
+    Row("dirty_graceful_timeout", ("--dirty-graceful-timeout",), H, _ONLY % "dirty workers"),
+    *(Row(h, (), H, _ONLY % "dirty workers", _NO) for h in (
+        "on_dirty_starting", "dirty_post_fork", "dirty_worker_init", "dirty_worker_exit")),
+    Row("control_socket", ("--control-socket",), H, "pyfork has no control socket yet; signals do its work"),
+    Row("control_socket_mode", ("--control-socket-mode",), H, _ONLY % "a control socket"),
+    Row("control_socket_disable", ("--no-control-socket",), H, "pyfork has no control socket yet", _SW),
+)
+
+BY_NAME = {r.name: r for r in TABLE}
+HOOKS = frozenset(r.name for r in TABLE if r.why == _HOOK)
+# Gunicorn's config-file names for pyfork settings of another name (a SAME row whose why
+# starts with the pyfork setting's name)
+ALIASES = {"preload_app": "preload", "accesslog": "access_logfile", "access_log_format": "access_logformat",
+           "errorlog": "error_logfile"}
+
+
+def counts():
+    """{Kind: how many of Gunicorn's settings are of that kind}."""
+    return {k: sum(r.kind is k for r in TABLE) for k in Kind}
+
+
+def _normal(value):
+    if isinstance(value, str):
+        text = value.strip().lower()
+        return {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
+                "off": False, "": None, "none": None}.get(text, text)
+    if isinstance(value, dict):
+        return {str(k).upper(): _normal(v) for k, v in value.items()} or None
+    if isinstance(value, (list, tuple)):
+        return tuple(_normal(v) for v in value) or None
+    return value
+
+
+def is_default(row, value):
+    """A value that asks for nothing beyond what Gunicorn does by default."""
+    if callable(value) and not isinstance(value, type):
+        return False
+    return _normal(value) == _normal(row.default)
+
+
+def judge(row, value, where):
+    """-> ('note', text) for a Gunicorn-only setting pyfork ignores, ('error', text) for one it
+    refuses. `where` names it and its source: "flag --reload", "setting 'daemon' in
+    gunicorn.conf.py line 4", "environment variable PYFORK_RELOAD"."""
+    if row.kind is Kind.REFUSED and not is_default(row, value):
+        return "error", "%s: not available in pyfork: %s" % (where, row.why)
+    if row.kind is Kind.REFUSED:
+        return "note", "%s: %r is Gunicorn's default; ignored: %s" % (where, value, row.why)
+    return "note", "%s: Gunicorn-only, ignored: %s" % (where, row.why)
