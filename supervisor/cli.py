@@ -13,7 +13,7 @@ import shlex
 import sys
 
 from . import __version__, exits, gunicorn
-from .config import BY_NAME, SETTINGS, Bind, ConfigError, env_name, resolve_sources
+from .config import SETTINGS, Bind, ConfigError, env_name, resolve_sources
 from .environ import CMD_ARGS
 from .log import Log
 
