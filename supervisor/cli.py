@@ -220,8 +220,9 @@ def _prepare(cfg):
             os.chdir(cfg.chdir)
         except OSError as exc:
             return _fail("--chdir %s: %s" % (cfg.chdir, exc.strerror))
-    for d in reversed(cfg.pythonpath):
-        sys.path.insert(0, os.path.abspath(d))
+    for d in cfg.pythonpath:           # each to the front, in order: the last ends first, as in Gunicorn
+        if os.path.abspath(d) not in sys.path:
+            sys.path.insert(0, os.path.abspath(d))
     os.environ.update(dict(cfg.raw_env))
     return None
 

@@ -742,6 +742,31 @@ BAD = [
      "flag --worker-class: 'gevent' is not available: pyfork runs sync or threaded workers; use --threads N"),
     ("worker_class uvicorn", "worker_class = 'uvicorn.workers.UvicornWorker'\n", [], {},
      _file_names_setting("worker_class", "'uvicorn.workers.UvicornWorker'", "use --threads N")),
+    # issue 11: a worker count that would never answer
+    ("-w 0", "", ["-w", "0"], {}, "flag --workers: 0 workers would never answer; give 1 or more, or auto"),
+    ("-w -2", "", ["-w", "-2"], {}, "flag --workers: -2 workers would never answer; give 1 or more, or auto"),
+    ("WEB_CONCURRENCY=0", "", [], {"WEB_CONCURRENCY": "0"},
+     "environment variable WEB_CONCURRENCY: 0 workers would never answer; give 1 or more, or auto"),
+    ("workers = 0 in the file", "workers = 0\n", [], {}, _file_names_setting("workers", "0 workers")),
+    # issue 12: typos in the environment, Gunicorn-only settings refused, the same bind twice
+    ("misspelt PYFORK_ variable", "", [], {"PYFORK_TIMOUT": "5"},
+     "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"),
+    ("two spellings disagree", "", [], {"PYFORK_LOG_LEVEL": "debug", "PYFORK_LOGLEVEL": "info"},
+     "environment variables PYFORK_LOGLEVEL='info' and PYFORK_LOG_LEVEL='debug' both set loglevel; keep one"),
+    ("--reload", "", ["--reload"], {}, lambda msg, conf: msg.startswith("flag --reload: not available in pyfork: ")
+     and "kill -HUP" in msg),
+    ("reload in the file", "reload = True\n", [], {},
+     lambda msg, conf: msg.startswith("setting 'reload' in conf.py line %d: not available in pyfork" % (N + 1))),
+    ("-k gevent in GUNICORN_CMD_ARGS", "", [], {"GUNICORN_CMD_ARGS": "-k gevent"},
+     "flag --worker-class in GUNICORN_CMD_ARGS: 'gevent' is not available: pyfork runs sync or threaded "
+     "workers; use --threads N"),
+    ("GUNICORN_CMD_ARGS typo", "", [], {"GUNICORN_CMD_ARGS": "--timout 5"},
+     "GUNICORN_CMD_ARGS: unrecognized arguments: --timout"),
+    ("bind twice", "bind = ['127.0.0.1:9', '127.0.0.1:9']\n", [], {},
+     lambda msg, conf: msg == "setting 'bind' in %s line %d: 127.0.0.1:9 is given twice; give each address once"
+     % (conf, N + 1)),
+    ("bind inside 0.0.0.0", "", ["-b", "0.0.0.0:9", "-b", "127.0.0.1:9"], {},
+     "flag --bind: 0.0.0.0:9 and 127.0.0.1:9: 0.0.0.0 already listens on every IPv4 address; give one of them"),
     ("bad access log format", "access_log_format = '%(h)s %(s)s 100%'\n", [], {},
      lambda msg, conf: "access_logformat" in msg and "'%(h)s %(s)s 100%'" in msg and "%%" in msg),
 ]

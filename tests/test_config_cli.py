@@ -1,0 +1,87 @@
+"""The command line's own messages, end to end with the real `python -m supervisor`: every
+mistake of a run reported together, the app missing, --help's environment names, sizes as
+written, and Gunicorn's --check-config / --print-config. Each process runs to its end (or is
+killed by pid by run_cli); nothing is left behind."""
+import re
+
+from test_config_e2e import parse_check_config, run_cli, write
+
+MANY = '''\
+workers = 2
+worker = 4
+timeout = -1
+reload = True
+worker_tmp_dir = "/dev/shm"
+
+
+def post_forks(server, worker):
+    pass
+
+
+bind = ["127.0.0.1:9", "127.0.0.1:9"]
+'''
+
+
+def test_every_mistake_in_one_run(tmp_path):
+    conf = write(tmp_path / "gunicorn.conf.py", MANY)
+    for command in ("run", "check-config"):
+        code, out, err, _ = run_cli(command, "sup_apps:app", "-c", conf, "--certfile", "x.pem", cwd=tmp_path,
+                                    env={"PYFORK_TIMOUT": "5"})
+        assert (code, out) == (2, "")
+        lines = err.splitlines()
+        assert all(line.startswith("pyfork: error: ") for line in lines), err
+        text = [line[len("pyfork: error: "):] for line in lines]
+        assert text[0] == "unknown setting 'worker' in gunicorn.conf.py line 2; did you mean 'workers'?"
+        assert text[1].startswith("setting 'reload' in gunicorn.conf.py line 4: not available in pyfork: ")
+        assert text[2] == "unknown hook 'post_forks' in gunicorn.conf.py line 8; did you mean 'post_fork'?"
+        assert text[3].startswith("flag --certfile: not available in pyfork: pyfork serves plain HTTP")
+        assert text[4] == "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"
+        assert text[5].startswith("setting 'bind' in %s line 12: 127.0.0.1:9 is given twice" % conf)
+        assert text[6] == "setting 'timeout' in %s line 3: -1 is too small; the least allowed is 0" % conf
+        assert len(text) == 7, err       # the harmless worker_tmp_dir is no error
+
+
+def test_no_app_given(tmp_path):
+    for command in ("run", "check-config"):
+        code, out, err, _ = run_cli(command, cwd=tmp_path)
+        assert (code, out, err) == (2, "", "pyfork: error: no app given: pyfork run MODULE:NAME "
+                                           "(try pyfork run supervisor.demo)\n")
+
+
+def test_help_names_each_environment_variable_once():
+    code, out, err, _ = run_cli("run", "--help")
+    assert code == 0, err
+    text = " ".join(out.split())            # argparse wraps lines
+    names = re.findall(r"\[env ([A-Z_, ]+)\]", text)
+    assert len(names) > 30
+    for group in names:
+        parts = group.split(", ")
+        assert len(parts) == len(set(parts)), group
+    assert text.count("PYFORK_DYNO_SIZE") == 1
+    assert "[env PYFORK_WORKERS, WEB_CONCURRENCY]" in text
+    assert "GUNICORN_CMD_ARGS" in text and "--worker-tmp-dir" not in text   # accepted, not listed
+
+
+def test_sizes_are_shown_as_written(tmp_path):
+    conf = write(tmp_path / "c.py", "max_worker_memory = '0.5GB'\n")
+    code, out, err, _ = run_cli("check-config", "sup_apps:app", "-c", conf, env={"PYFORK_MEMORY_QUOTA": "1GB"},
+                                cwd=tmp_path)
+    table = parse_check_config(out)
+    assert table["max_worker_memory"] == ("'0.5GB'", "file " + conf)
+    assert table["memory_quota"] == ("'1GB'", "environment variable PYFORK_MEMORY_QUOTA")
+    code, out, err, _ = run_cli("check-config", "sup_apps:app", "--memory-quota", "512M", cwd=tmp_path)
+    assert parse_check_config(out)["memory_quota"] == ("'512M'", "flag --memory-quota")
+
+
+def test_gunicorn_check_config_imports_the_app(tmp_path):
+    write(tmp_path / "good.py", "def app(environ, start_response):\n    return []\n")
+    write(tmp_path / "bad.py", "raise RuntimeError('no database')\n")
+    code, out, err, _ = run_cli("run", "good:app", "--check-config", "-w", "3", cwd=tmp_path)
+    assert (code, out, err) == (0, "pyfork: configuration ok; app good:app loaded\n", "")
+    code, out, err, _ = run_cli("run", "good:application", "--check-config", cwd=tmp_path)
+    assert (code, err) == (2, "pyfork: error: app 'good:application': module 'good' has no 'application'; "
+                              "did you mean 'app'?\n")
+    code, out, err, _ = run_cli("run", "bad:app", "--check-config", cwd=tmp_path)
+    assert code == 4 and "RuntimeError: no database" in err
+    code, out, err, _ = run_cli("run", "good:app", "--print-config", "-w", "3", cwd=tmp_path)
+    assert code == 0 and parse_check_config(out)["workers"] == ("3", "flag --workers")
