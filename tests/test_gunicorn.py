@@ -224,3 +224,29 @@ def test_harmless_environment_variable_is_a_note():
     resolve_sources("m:app", {}, {"PYFORK_WORKER_TMP_DIR": "/dev/shm"}, notes=notes)
     assert notes == ["environment variable PYFORK_WORKER_TMP_DIR: Gunicorn-only, ignored: pyfork's heartbeat is "
                      "shared memory, not a file"]
+
+
+# -- README says what the code does -------------------------------------------------------------
+
+def readme_section(title):
+    import pathlib
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    return text.split("## " + title + "\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_table_matches_the_code():
+    text = readme_section("Coming from Gunicorn")
+    c = gunicorn.counts()
+    assert "%d the same, %d harmless, %d refused" % (c[Kind.SAME], c[Kind.HARMLESS], c[Kind.REFUSED]) in text
+    for kind in Kind:
+        part = text.split("**%s** (%d settings)" % (kind.value, c[kind]), 1)[1].split("**", 1)[0]
+        rows = [line.split("|")[1] for line in part.splitlines() if line.startswith("| `")]
+        names = [n.strip("` ") for row in rows for n in row.split(",")]
+        assert sorted(names) == sorted(r.name for r in gunicorn.TABLE if r.kind is kind), kind
+
+
+def test_readme_lists_every_environment_variable():
+    text = readme_section("Environment variables")
+    missing = [v for v in list(environ.names(SETTINGS)) + list(environ.OWN) + list(environ.PLATFORM)
+               if "`%s`" % v not in text]
+    assert not missing, "add these to README's Environment variables table: %s" % missing
