@@ -125,7 +125,7 @@ TABLE = (
         "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init", "worker_int",
         "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit", "worker_exit",
         "nworkers_changed", "on_exit")),
-    Row("ssl_context", (), R, _TLS + "; remove the ssl_context hook", _NO),
+    Row("ssl_context", (), H, _ONLY % "TLS (--certfile)", _NO),
     Row("proxy_protocol", ("--proxy-protocol",), R, "pyfork reads no PROXY protocol header; have the proxy send "
         "X-Forwarded-For and X-Forwarded-Proto instead", Arg.OPTIONAL, "off", "auto"),
     Row("proxy_allow_ips", ("--proxy-allow-from",), H, _ONLY % "--proxy-protocol"),
