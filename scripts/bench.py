@@ -23,6 +23,16 @@ Throughput (the default)
     then pyfork / best Gunicorn per mode (best = the better of sync and gthread):
     req/s (above 1: pyfork serves more) and CPU us/req (below 1: pyfork spends less).
 
+Slow app (--slow, instead of throughput): scripts/waiting.py, an app that waits as a web
+    app waits on its database, 2 workers each: pyfork --threads 1 and --threads 8 beside
+    Gunicorn sync and gthread with 8 threads, in this one run. Load from
+    scripts/slowload.py (closed loop like wrk, latency kept per request kind):
+      waits   every request waits 20 ms, 64 keep-alive connections: req/s, p99, max.
+              Ideal (one first-come queue): 2 x threads / 20 ms req/s, and a latency
+              of 64 x 20 ms / (2 x threads): 640 ms with 1 thread, 80 ms with 8.
+      mixed   9 requests in 10 answered at once, 1 waits 200 ms, 32 connections: the
+              fast requests' p99 and max (do they wait behind the slow ones?).
+
 Lifecycle (--lifecycle, instead of throughput): pyfork and Gunicorn sync side by side
     (a) start: process start to the first answered request (connect + GET polled every
         5 ms), 2 workers, median of 5 starts.
@@ -53,6 +63,7 @@ same interpreter, see --python):
     python scripts/bench.py --servers pyfork,gunicorn-gthread --with-access-log --json out.json
     python scripts/bench.py --with-access-log --with-floors   # the README's table
     python scripts/bench.py --lifecycle
+    python scripts/bench.py --slow --duration 8 --runs 1     # the README's slow-app tables
     python scripts/bench.py --baseline main~3 --servers pyfork   # a before/after in one run
 
 --baseline REV adds the server "pyfork@REV": pyfork as it was at git revision REV (a
@@ -105,13 +116,13 @@ STARTED = []             # every Server started, for the final stop-and-check
 
 # -- servers ----------------------------------------------------------------------------
 
-def server_argv(name, args, bind, workers, extra=()):
+def server_argv(name, args, bind, workers, extra=(), app=APP):
     """The command line for one server kind; `extra` holds flags both servers take."""
     python = args.python
     if name in FLOORS:
         return [python, os.path.join(HERE, "floor.py"), "--serve", bind.rpartition(":")[2]] + FLOORS[name]
     if name.startswith("pyfork"):
-        argv = [python, "-m", "supervisor", "run", APP, "-w", str(workers), "-b", bind]
+        argv = [python, "-m", "supervisor", "run", app, "-w", str(workers), "-b", bind]
         if name.startswith("pyfork@"):
             argv[1:3] = ["-c", "import sys; sys.path.insert(0, %r); import runpy; "
                                "runpy.run_module('supervisor', run_name='__main__')" % args.baseline_dir]
@@ -121,7 +132,7 @@ def server_argv(name, args, bind, workers, extra=()):
     argv = [python, "-m", "gunicorn", "-w", str(workers), "-b", bind] + args.gunicorn_flags
     if name == "gunicorn-gthread":
         argv += ["-k", "gthread", "--threads", "4"]
-    return argv + list(extra) + [APP]
+    return argv + list(extra) + [app]
 
 
 def server_env():
@@ -135,11 +146,11 @@ def server_env():
 class Server:
     """One server we started: its master by PID, and every worker we have seen."""
 
-    def __init__(self, name, args, logdir, workers=WORKERS, extra=()):
+    def __init__(self, name, args, logdir, workers=WORKERS, extra=(), app=APP):
         self.name = name
         self.workers = workers
         self.port = free_port(HOST)
-        self.argv = server_argv(name, args, "%s:%d" % (HOST, self.port), workers, extra)
+        self.argv = server_argv(name, args, "%s:%d" % (HOST, self.port), workers, extra, app)
         self.log_path = os.path.join(logdir, "%s-%d.log" % (name, self.port))
         self.proc = None
         self.stop_seconds = None
@@ -474,6 +485,63 @@ def print_throughput(report, args):
         print("\nreq/s ratio above 1: pyfork serves more; CPU ratio below 1: pyfork spends less per request.")
 
 
+# -- slow app ---------------------------------------------------------------------------
+
+# (server name, flags): pyfork with 1 and 8 threads, Gunicorn sync and gthread with 8
+SLOW_SERVERS = (("pyfork", ["--threads", "1"]), ("pyfork-threads8", ["--threads", "8"]),
+                ("gunicorn-sync", []), ("gunicorn-gthread", ["--threads", "8"]))
+# (load, app, connections, every n-th request waits 200 ms)
+SLOW_LOADS = (("waits", "waiting:app", 64, 0), ("mixed", "waiting:mixed", 32, 10))
+
+
+def slow_app(args, logdir):
+    """Each load against each server, the servers of one load started side by side."""
+    import slowload
+    out = []
+    for load, app, conns, every in SLOW_LOADS:
+        servers = [Server(name, args, logdir, extra=flags, app=app).start() for name, flags in SLOW_SERVERS]
+        for server in servers:
+            server.wait_ready()
+            slowload.drive(server.port, 8, 1.0, every)          # warm-up
+        for i in range(args.runs):
+            for server in servers:
+                before = server.cpu_seconds()
+                r = slowload.drive(server.port, conns, args.duration, every)
+                server.check_alive()
+                row = {"load": load, "server": server.name, "run": i + 1, "errors": r["errors"],
+                       "cpu_s": server.cpu_seconds() - before}
+                row.update({kind: slowload.summary(r[kind], r["seconds"]) for kind in ("fast", "slow")})
+                print("%s run %d/%d %-17s fast %6.0f req/s p99 %7.1f ms max %7.1f ms  errors %d"
+                      % (load, i + 1, args.runs, server.name, row["fast"]["rps"], row["fast"]["p99_ms"] or 0,
+                         row["fast"]["max_ms"] or 0, row["errors"]), file=sys.stderr)
+                out.append(row)
+        for server in servers:
+            server.stop()
+    return out
+
+
+def print_slow(rows, args):
+    print("\n## Slow app: 2 workers, scripts/slowload.py for %d s, %d run(s) each\n" % (args.duration, args.runs))
+    print("Every request waits 20 ms, 64 keep-alive connections. Ideal: 100 req/s and 640 ms with 1 thread "
+          "per worker, 800 req/s and 80 ms with 8.\n")
+    print("| server | run | req/s | p50 ms | p99 ms | max ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if r["load"] == "waits":
+            f = r["fast"]
+            print("| %s | %d | %.0f | %s | %s | %s | %d |" % (r["server"], r["run"], f["rps"], fmt(f["p50_ms"], ".0f"),
+                                                          fmt(f["p99_ms"], ".0f"), fmt(f["max_ms"], ".0f"), r["errors"]))
+    print("\nMixed: 9 requests in 10 answered at once, 1 waits 200 ms, 32 keep-alive connections.\n")
+    print("| server | run | fast req/s | fast p50 ms | fast p99 ms | fast max ms | slow p99 ms | errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if r["load"] == "mixed":
+            f, s = r["fast"], r["slow"]
+            print("| %s | %d | %.0f | %s | %s | %s | %s | %d |" % (
+                r["server"], r["run"], f["rps"], fmt(f["p50_ms"], ".1f"), fmt(f["p99_ms"], ".0f"),
+                fmt(f["max_ms"], ".0f"), fmt(s["p99_ms"], ".0f"), r["errors"]))
+
+
 # -- lifecycle --------------------------------------------------------------------------
 
 LIFECYCLE_SERVERS = ("pyfork", "gunicorn-sync")
@@ -677,6 +745,9 @@ def parse_args(argv):
     parser.add_argument("--lifecycle", action="store_true",
                         help="measure start time, worker respawn and idle cost "
                              "(pyfork vs gunicorn-sync) instead")
+    parser.add_argument("--slow", action="store_true",
+                        help="measure an app that waits (20 ms; and 9 fast to 1 slow) with threads 1 and 8 "
+                             "(pyfork vs Gunicorn sync and gthread) instead")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter the servers run with (default: this one, %(default)s)")
@@ -697,13 +768,15 @@ def parse_args(argv):
     if args.duration < 1 or args.runs < 1:
         parser.error("--duration and --runs must be at least 1")
     args.names = LIFECYCLE_SERVERS if args.lifecycle else names
+    if args.slow:
+        args.names = [n for n, _ in SLOW_SERVERS]
     args.gunicorn_flags = []
     return args
 
 
 def check_tools(args):
     """Exit with how to get what is missing."""
-    if not args.lifecycle and shutil.which("wrk") is None:
+    if not (args.lifecycle or args.slow) and shutil.which("wrk") is None:
         sys.exit(GET_WRK)
     if "floor-c" in args.names and shutil.which("cc") is None:
         sys.exit("floor-c needs a C compiler on PATH as cc: apt-get install -y gcc")
@@ -752,6 +825,8 @@ def main(argv=None):
     try:
         if args.lifecycle:
             report["lifecycle"] = lifecycle(args, logdir)
+        elif args.slow:
+            report["slow"] = slow_app(args, logdir)
         else:
             report["settings"] = {"duration": args.duration, "runs": args.runs, "workers": WORKERS}
             report.update(throughput(args.names, args, logdir))
@@ -787,6 +862,8 @@ def print_report(report, args):
              report["cpus"], report["loadavg_at_start"][0], report["loadavg_at_end"][0]))
     if args.lifecycle:
         print_lifecycle(report["lifecycle"])
+    elif args.slow:
+        print_slow(report["slow"], args)
     else:
         print_throughput(report, args)
     print_log_lines(report["server_log_notable"], sys.stdout)

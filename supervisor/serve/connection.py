@@ -28,6 +28,7 @@ from httptools import (HttpParserCallbackError, HttpParserError, HttpParserUpgra
 
 from .. import hooks
 from ..hooks import Request, Response
+from .meter import Meter
 from .wsgi import (ENV_KEYS, FRAMING, LAST_CHUNK, NO_BODY, TARGETS, FileWrapper, StartResponseError,
                    chunk, environ_key, error_response, head_for, target)
 
@@ -50,13 +51,16 @@ class Framing(enum.Enum):
 
 
 class Clock:
-    """The loop's time, refreshed by the worker: `now` (monotonic, at the last wake-up) and
-    `date` (the Date and Server header lines, once a second). Mutable, shared by reference."""
-    __slots__ = ("now", "date")
+    """What the loop refreshes for its connections, shared by reference: `now` (monotonic,
+    at the last wake-up), `date` (the Date and Server header lines, once a second) and
+    `shed`: the worker is saturated, so responses say "Connection: close" and their clients
+    go back to the shared listen queue, where any free worker takes them (fair order)."""
+    __slots__ = ("now", "date", "shed")
 
     def __init__(self, now=0.0, date=b""):
         self.now = now
         self.date = date
+        self.shed = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -78,6 +82,7 @@ class Context:
     keepalive: bool = True        # False: every response says "Connection: close" (--keep-alive 0, stopping)
     wrapped: bool = False         # run() surrounds the app call (hooks, access log, no keep-alive)
     head_limit: int = 0           # bytes a request head may take before 431 (line + fields + CRLFs)
+    meter: Meter = dataclasses.field(default_factory=Meter)   # the heartbeat cell's request writes
 
     def __post_init__(self):
         object.__setattr__(self, "wrapped", bool(
@@ -98,7 +103,7 @@ class Connection:
     __slots__ = ("ctx", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
                  "url", "env", "fields_left", "field_room", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
-                 "cur", "start", "write_cb", "framed", "answered")
+                 "cur", "start", "write_cb", "framed", "answered", "running")
 
     def __init__(self, ctx, sock, base, trust):
         self.ctx = ctx
@@ -113,6 +118,7 @@ class Connection:
         self.keep = True
         self.closed = False
         self.answered = 0          # requests answered since on_readable last returned
+        self.running = False       # a request of this connection is in an app thread
         self.head_bytes = None     # counts while a request head is being read, else None
         self.plain = False
         self.env = None
@@ -145,18 +151,11 @@ class Connection:
                 return self.fail(431, "request head larger than %d bytes" % ctx.head_limit)
         try:
             self.parser.feed_data(ctx.view[:n])
-        except HttpParserCallbackError as exc:
-            err = exc.__context__
-            if isinstance(err, HTTPError):
-                return self.fail(err.status, str(err))
-            if isinstance(err, _Gone):
-                return self.counted()
-            raise
         except HttpParserUpgrade:
             self.keep = False      # no protocol switch in WSGI: answer, then close
-        except HttpParserError as exc:
-            why = str(exc)
-            return self.fail(505 if why == "Invalid HTTP version" else 400, why)
+        except (HttpParserCallbackError, HttpParserError) as exc:
+            status, why = refusal(exc)
+            return self.fail(status, why) if status else self.counted()
         out = self.out
         if out:
             # flush(), inlined: this is the common way out of every request
@@ -314,23 +313,30 @@ class Connection:
             self.drop_body()
             return            # closing: requests pipelined behind the last one are dropped
         if not self.plain:
-            self.keep = self.parser.should_keep_alive()
-            body = self.body
-            if body is not None:
-                self.body = None
-                if type(body) is bytearray:
-                    env["wsgi.input"] = io.BytesIO(body)
-                else:
-                    body.seek(0)
-                    env["wsgi.input"] = body
-                if "CONTENT_LENGTH" not in env:
-                    env["CONTENT_LENGTH"] = str(self.body_len)   # was chunked, now fully read
+            self.finish_request(env)
         ctx = self.ctx
+        meter = ctx.meter
+        t0 = meter.start(env)
         if ctx.wrapped:
             self.run(env)
         else:
             self.serve(env, ctx.app)
+        meter.end(t0)
         self.answered += 1
+
+    def finish_request(self, env):
+        """A request that is not plain, read whole: its keep-alive and its body."""
+        self.keep = self.parser.should_keep_alive()
+        body = self.body
+        if body is not None:
+            self.body = None
+            if type(body) is bytearray:
+                env["wsgi.input"] = io.BytesIO(body)
+            else:
+                body.seek(0)
+                env["wsgi.input"] = body
+            if "CONTENT_LENGTH" not in env:
+                env["CONTENT_LENGTH"] = str(self.body_len)   # was chunked, now fully read
 
     def drop_body(self):
         body = self.body
@@ -371,8 +377,9 @@ class Connection:
                 if len(body) == self.fast_length and env["REQUEST_METHOD"] != "HEAD":
                     # the length as declared, a status with a body, no close from the app
                     self.sent = True
-                    self.out.append(b"".join((self.head, self.ctx.clock.date,
-                                              END if self.plain else self.end(env), body)))
+                    clock = self.ctx.clock
+                    self.out.append(b"".join((self.head, clock.date,
+                                              END if self.plain and not clock.shed else self.end(env), body)))
                     return len(body)
                 return self.respond_bytes(env, body)
             return self.respond_iter(env, result)
@@ -386,7 +393,7 @@ class Connection:
                     self.out.append(error_response(500))
                     self.code = 500
                 else:
-                    self.close()   # the head went out: cutting the connection is the only signal left
+                    self.cut()     # the head went out: cutting the connection is the only signal left
         finally:
             if result is not None:
                 close = getattr(result, "close", None)
@@ -449,7 +456,8 @@ class Connection:
     def end(self, env, framing=Framing.LENGTH):
         """The end of a response head. The one place keep-alive is decided for a response:
         it stays open unless the request, the app, the framing or the worker says close."""
-        if self.app_close or not self.keep or not self.ctx.keepalive or framing is Framing.CLOSE:
+        ctx = self.ctx
+        if self.app_close or not self.keep or not ctx.keepalive or framing is Framing.CLOSE or ctx.clock.shed:
             self.keep = False
             return END_CLOSE
         if env["SERVER_PROTOCOL"] == "HTTP/1.0":
@@ -526,6 +534,10 @@ class Connection:
         self.flush()
         if env["REQUEST_METHOD"] == "HEAD" or self.code in NO_BODY:
             return 0
+        return self.send_file_body(fileno, offset, length)
+
+    def send_file_body(self, fileno, offset, length):
+        """os.sendfile, waiting for a slow reader at most send_timeout at a time."""
         sent = 0
         os.set_blocking(self.fd, False)
         waiter = None
@@ -591,6 +603,14 @@ class Connection:
                 if not self.closed:
                     sock.settimeout(None)
 
+    def between_requests(self):
+        """Idle: no request being read or answered (the keep-alive timeout applies)."""
+        return self.env is None
+
+    def cut(self):
+        """End the connection after what is already queued (the app failed mid-body)."""
+        self.close()
+
     def close(self):
         if not self.closed:
             self.closed = True
@@ -609,6 +629,20 @@ class Connection:
 
 class _Gone(Exception):
     """The client went away mid-response."""
+
+
+def refusal(exc):
+    """A parser exception -> (status, why) to answer with, or (None, None) when the client
+    is gone; anything else (a bug in a callback) raises again."""
+    if isinstance(exc, HttpParserCallbackError):
+        err = exc.__context__
+        if isinstance(err, HTTPError):
+            return err.status, str(err)
+        if isinstance(err, _Gone):
+            return None, None
+        raise exc
+    why = str(exc)
+    return (505 if why == "Invalid HTTP version" else 400), why
 
 
 def _method(raw):

@@ -21,6 +21,8 @@ from . import accesslog
 from .. import exits, hooks
 from ..supervise import heartbeat
 from .connection import Clock, Connection, Context
+from .meter import Meter
+from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..supervise.signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ, http_date
@@ -32,6 +34,9 @@ ACCEPT_WINDOW = 0.0005    # seconds: past this, leave the queue to other workers
 # "Connection: close" on its next response instead. Closing a connection the client is
 # about to reuse loses its request (RFC 9112 9.6's race), so busy ones are not cut.
 STOP_IDLE = 0.5
+# Without threads: app time in one loop turn after which the listen queue is looked at
+# before the next ready connection (fair order; a hello-world turn never gets near it).
+SLICE = 0.01
 SERVER = "pyfork"
 
 
@@ -59,6 +64,9 @@ class Worker:
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
         self.second = 0
+        self.threads = cfg.threads
+        self.pool = None
+        self.meter = Meter(beats.mem, cell) if beats is not None else Meter()
         self.ctx = self.context()
 
     @property
@@ -77,7 +85,7 @@ class Worker:
             limit_field_size=cfg.limit_request_field_size, limit_body=cfg.limit_request_body,
             send_timeout=max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0,
             hooks=cfg.hooks, hook_worker=self, access=self.access if self.access_log else None,
-            keepalive=cfg.keepalive != 0)
+            keepalive=cfg.keepalive != 0, meter=self.meter)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -98,6 +106,7 @@ class Worker:
             self.ctx = dataclasses.replace(self.ctx, app=self.app)
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
+        base["wsgi.multithread"] = self.threads > 1
         self.listeners = [(sock, listener_environ(base, sock)) for sock in self.listeners]
         gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
@@ -106,6 +115,8 @@ class Worker:
         except OSError:
             pass
         os.close(self.ready_fd)
+        if self.threads > 1:
+            self.pool = Pool(self.threads, self.meter, self.log)
         self.serve()
         return exits.OK
 
@@ -113,24 +124,38 @@ class Worker:
         setproctitle.setproctitle("pyfork worker %d [%s] requests=%d" % (self.slot, self.cfg.app, self.requests))
 
     def serve(self):
-        ep = select.epoll()
-        lmap = {}
+        ep = self.ep = select.epoll()
+        self.lmap = {}
         for sock, tmpl in self.listeners:
             ep.register(sock.fileno(), select.EPOLLIN | select.EPOLLEXCLUSIVE)
-            lmap[sock.fileno()] = (sock, tmpl, (int(sock.family), int(sock.type), sock.proto))
+            self.lmap[sock.fileno()] = (sock, tmpl, (int(sock.family), int(sock.type), sock.proto))
         ep.register(self.signals.r, select.EPOLLIN)
-        self.ep = ep
-        conns = self.conns
-        clock = self.clock
-        monotonic = time.monotonic
-        now = clock.now = monotonic()
+        self.clock.now = now = time.monotonic()
         self.tick(now)
-        next_tick = now + TICK
-        poll = ep.poll
-        access_log = self.access_log
+        self.next_tick = now + TICK
+        if self.pool is None:
+            self.serve_one_at_a_time()
+        else:
+            ep.register(self.pool.r, select.EPOLLIN)
+            try:
+                self.serve_threads()
+            finally:
+                self.pool.stop(0.1)
+
+    def serve_one_at_a_time(self):
+        """The loop without threads: each ready connection's requests are answered in turn.
+        Fair order, once a turn with other connections waiting has spent SLICE seconds in
+        the app (a hello-world turn never does): connections in the listen queue are taken
+        before the next ready one, and responses say "Connection: close" until a turn is
+        short again, so clients return to the shared queue, which serves first come first."""
+        conns, lmap, clock, meter = self.conns, self.lmap, self.clock, self.meter
+        monotonic = time.monotonic
+        poll = self.ep.poll
         while True:
             events = poll(TICK)
             clock.now = now = monotonic()
+            busy_mark = meter.busy_seconds + SLICE
+            saturated = False
             for fd, _ in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -142,17 +167,89 @@ class Worker:
                         self.accept(*lmap[fd])
                 else:
                     self.on_signals()
-            if access_log:
-                self.log.flush_access()     # one write for this turn's lines
-            if self.requests >= self.max_requests and not self.stopping:
-                self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
-                              self.slot, os.getpid(), self.max_requests)
-                self.stop()
-            if now >= next_tick:
-                next_tick = now + TICK
-                self.tick(now)
-            if self.stopping and (not conns or now >= self.deadline):
+                if meter.busy_seconds > busy_mark and not self.stopping:
+                    # SLICE spent in the app this turn: is anyone else waiting?
+                    if self.take_waiting() or fd != events[-1][0]:
+                        saturated = clock.shed = True
+                    busy_mark = meter.busy_seconds + SLICE
+            clock.shed = saturated
+            if self.end_turn(now):
                 return
+
+    def take_waiting(self):
+        """Accept what waits in the listen queues now (non-blocking: an idle worker
+        would have taken it already, so only connections nobody could serve are taken).
+        Returns how many were taken."""
+        self.clock.now = time.monotonic()
+        return sum(self.accept(*args) for args in self.lmap.values())
+
+    def serve_threads(self):
+        """The loop with app threads: it reads requests, hands them to the pool, writes the
+        responses the threads hand back. While every thread is busy it stops listening, so
+        new connections go to a worker with a free thread (or wait in the shared queue)."""
+        conns, lmap, clock, pool, ep = self.conns, self.lmap, self.clock, self.pool, self.ep
+        monotonic = time.monotonic
+        poll = ep.poll
+        listening = True
+        while True:
+            events = poll(TICK)
+            clock.now = now = monotonic()
+            for fd, mask in events:
+                conn = conns.get(fd)
+                if conn is not None:
+                    if mask & select.EPOLLOUT:
+                        conn.on_writable()
+                    else:
+                        conn.on_readable()
+                    self.rearm(conn)
+                elif fd == pool.r:
+                    for conn in pool.collect():
+                        self.requests += conn.drain()
+                        self.rearm(conn)
+                elif fd in lmap:
+                    if not self.stopping:
+                        self.accept(*lmap[fd])
+                else:
+                    self.on_signals()
+            clock.shed = pool.inflight > self.threads        # requests wait for a thread
+            full = pool.inflight >= self.threads
+            if full == listening and not self.stopping:
+                listening = not full
+                self.listen(listening)
+            if self.end_turn(now):
+                return
+
+    def rearm(self, conn):
+        """Wait for what the connection waits for now; forget it once closed."""
+        if conn.closed:
+            if self.conns.get(conn.fd) is conn:
+                del self.conns[conn.fd]
+            return
+        wants = conn.wants()
+        if wants != conn.mask:
+            self.ep.modify(conn.fd, wants)
+            conn.mask = wants
+
+    def listen(self, on):
+        for fd in self.lmap:
+            if on:
+                self.ep.register(fd, select.EPOLLIN | select.EPOLLEXCLUSIVE)
+            else:
+                self.ep.unregister(fd)
+
+    def end_turn(self, now):
+        """After each wake-up: flush the access log, count toward max_requests, tick.
+        True when a stopping worker is done."""
+        if self.access_log:
+            self.log.flush_access()     # one write for this turn's lines
+        if self.requests >= self.max_requests and not self.stopping:
+            self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
+                          self.slot, os.getpid(), self.max_requests)
+            self.stop()
+        if now >= self.next_tick:
+            self.next_tick = now + TICK
+            self.tick(now)
+        return self.stopping and (not self.conns or now >= self.deadline)
 
     def accept(self, lsock, tmpl, kind):
         """Take several connections per wake-up while they are answered quickly (fewer
@@ -160,9 +257,12 @@ class Worker:
         ends the batch at once, so the connections still queued go to idle workers
         instead of waiting behind it."""
         until = self.clock.now + ACCEPT_WINDOW
-        for _ in range(ACCEPT_BATCH):
-            if not self.accept_one(lsock, tmpl, kind) or time.monotonic() > until:
-                return
+        for n in range(ACCEPT_BATCH):
+            if not self.accept_one(lsock, tmpl, kind):
+                return n
+            if time.monotonic() > until:
+                return n + 1
+        return ACCEPT_BATCH
 
     def accept_one(self, lsock, tmpl, kind):
         # _accept() and the C-level socket type skip socket.socket's Python wrapper,
@@ -185,11 +285,19 @@ class Worker:
                 trusted = self.trust(peer)
         else:
             trusted = True        # a unix socket: the proxy is on this host
-        conn = Connection(self.ctx, sock, base, trusted)
-        self.requests += conn.on_readable()
-        if not conn.closed:
-            self.conns[conn.fd] = conn
-            self.ep.register(conn.fd, select.EPOLLIN)
+        if self.pool is None:
+            conn = Connection(self.ctx, sock, base, trusted)
+            self.requests += conn.on_readable()
+            if not conn.closed:
+                self.conns[conn.fd] = conn
+                self.ep.register(conn.fd, select.EPOLLIN)
+        else:
+            conn = ThreadedConnection(self.ctx, sock, base, trusted, self.pool)
+            conn.on_readable()
+            if not conn.closed:
+                self.conns[conn.fd] = conn
+                conn.mask = conn.wants()
+                self.ep.register(conn.fd, conn.mask)
         return True
 
     def trust(self, peer):
@@ -238,7 +346,7 @@ class Worker:
             conn.ctx = self.ctx
         now = self.clock.now
         self.deadline = now + self.cfg.graceful_timeout
-        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, now, self.requests)
+        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, now, self.requests, self.meter.busy_seconds)
         for sock, _ in self.listeners:
             try:
                 self.ep.unregister(sock.fileno())
@@ -251,15 +359,18 @@ class Worker:
         """Close connections idle between requests for `idle` seconds, and those stuck
         mid-request (a client that stopped sending) for the read timeout."""
         for fd, conn in list(self.conns.items()):
+            if conn.running:
+                continue          # its request is in an app thread: the master's timeout applies
             quiet = now - conn.last
-            if quiet >= self.read_timeout or (quiet >= idle and conn.env is None):
+            if quiet >= self.read_timeout or (quiet >= idle and conn.between_requests()):
                 conn.close()
                 del self.conns[fd]
 
     def tick(self, now):
         """Once a second: beat, refresh the Date header, drop idle connections, check the master."""
+        self.meter.requests = self.requests
         self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING if self.stopping else heartbeat.READY,
-                       now, self.requests)
+                       now, self.requests, self.meter.busy_seconds)
         second = int(time.time())
         if second != self.second:
             self.second = second

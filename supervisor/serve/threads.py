@@ -1,0 +1,314 @@
+"""App threads (--threads N > 1): the loop reads and writes sockets, N threads call the app.
+
+The split (Gunicorn's gthread, Puma's reactor): the worker's epoll loop stays the only
+reader and writer of sockets. It reads whole requests as before (a slow client costs an
+fd, not a thread), queues each complete one as a job, and N threads take jobs first come,
+first served. A thread's response goes back to the loop in the connection's outbox; the
+loop writes it when the socket has room, so no thread blocks on a slow reader (a streamed
+body waits only once more than HIGH_WATER bytes are still unsent).
+
+One request per connection is in a thread at a time, so pipelined requests are answered in
+order; the connection is not read while it has requests queued or running (no unbounded
+buffering behind a busy app). Per-request state (`plain`, `keep`) is saved when a request
+is parsed and restored when its thread starts on it.
+"""
+import collections
+import os
+import queue
+import select
+import threading
+
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade
+
+from .connection import MSG_DONTWAIT, Connection, _Gone, refusal
+from .wsgi import error_response
+
+HIGH_WATER = 1 << 20     # bytes a streamed response may have unsent before its thread waits
+BLOCK = 1 << 16          # bytes read from a file per hand-over
+
+
+class Pool:
+    """The job queue, the threads, and the hand-back to the loop (a pipe that wakes it)."""
+
+    def __init__(self, n, meter, log):
+        self.jobs = queue.SimpleQueue()
+        self.meter = meter
+        self.log = log
+        self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)     # streamed responses waiting for the loop
+        self.ready = []            # connections with output or a finished request, for the loop
+        self.woken = False
+        self.inflight = 0          # loop only: requests handed to threads and not yet done
+        self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.threads = [threading.Thread(target=self.serve, name="app-%d" % i, daemon=True) for i in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def serve(self):
+        key = threading.get_ident()
+        get = self.jobs.get
+        while True:
+            job = get()
+            if job is None:
+                return
+            conn, env, plain, keep = job
+            conn.work(key, env, plain, keep)
+
+    def hand(self, conn, finished=False):
+        """From a thread: give the connection's queued output (and, at the end of a request,
+        the news that it is done) to the loop."""
+        out = conn.out
+        with self.lock:
+            if out:
+                size = sum(map(len, out))
+                conn.outbox.extend(out)
+                conn.backlog += size
+                out.clear()
+            if finished:
+                conn.finished = True
+            if not conn.posted:
+                conn.posted = True
+                self.ready.append(conn)
+            if not self.woken:
+                self.woken = True
+                os.write(self.w, b"x")
+
+    def collect(self):
+        """From the loop: the connections that have something for it."""
+        try:
+            os.read(self.r, 4096)
+        except BlockingIOError:
+            pass
+        with self.lock:
+            ready, self.ready = self.ready, []
+            self.woken = False
+            for conn in ready:
+                conn.posted = False
+        return ready
+
+    def wait_for_room(self, conn, timeout):
+        """From a thread streaming a large body: wait until the loop has written most of it."""
+        with self.room:
+            if not self.room.wait_for(lambda: conn.backlog <= HIGH_WATER or conn.closed, timeout):
+                raise _Gone()
+            if conn.closed:
+                raise _Gone()
+
+    def wrote(self, conn, n):
+        """From the loop: n bytes of the connection's output went out."""
+        with self.room:
+            conn.backlog -= n
+            if conn.backlog <= HIGH_WATER:
+                self.room.notify_all()
+
+    def stop(self, timeout):
+        for _ in self.threads:
+            self.jobs.put(None)
+        for t in self.threads:
+            t.join(timeout)
+        os.close(self.r)
+        os.close(self.w)
+
+
+class ThreadedConnection(Connection):
+    """A Connection whose requests run in the pool. Loop side: on_readable, drain, on_writable.
+    Thread side: work (and flush, which hands output to the loop instead of sending it)."""
+    __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask")
+
+    def __init__(self, ctx, sock, base, trust, pool):
+        super().__init__(ctx, sock, base, trust)
+        self.pool = pool
+        self.queued = collections.deque()     # parsed requests waiting for their turn
+        self.outbox = []          # bytes a thread produced, not yet taken by the loop (pool lock)
+        self.backlog = 0          # bytes handed to the loop, not yet sent (pool lock)
+        self.finished = False     # the request in a thread is done (pool lock)
+        self.posted = False       # in the pool's ready list (pool lock)
+        self.unsent = None        # loop only: what the socket had no room for
+        self.refusal = None       # an error response to send once the queued requests are answered
+        self.mask = 0             # the epoll events registered for it (the worker's)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def on_readable(self):
+        """Read and parse; queue complete requests and start the first. Returns 0: requests
+        are counted when their thread finishes (drain)."""
+        ctx = self.ctx
+        try:
+            n = self.sock.recv_into(ctx.view, 0, MSG_DONTWAIT)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            self.close()
+            return 0
+        if n == 0:
+            self.close()
+            return 0
+        self.last = ctx.clock.now
+        status = why = None
+        if self.head_bytes is not None:
+            self.head_bytes += n
+            if self.head_bytes > ctx.head_limit:
+                status, why = 431, "request head larger than %d bytes" % ctx.head_limit
+        if status is None:
+            try:
+                self.parser.feed_data(ctx.view[:n])
+            except HttpParserUpgrade:
+                self.upgrade()
+            except (HttpParserCallbackError, HttpParserError) as exc:
+                status, why = refusal(exc)
+                if status is None:
+                    self.close()
+                    return 0
+        if status is not None:
+            ctx.log.debug("bad request on fd %d: %d %s", self.fd, status, why)
+            self.refusal = error_response(status)
+        self.next()
+        return 0
+
+    def on_message_complete(self):
+        env = self.env
+        self.env = None
+        if not self.keep:
+            self.drop_body()
+            return            # closing: requests pipelined behind the last one are dropped
+        if not self.plain:
+            self.finish_request(env)
+        self.queued.append((env, self.plain, self.keep))
+
+    def upgrade(self):
+        """No protocol switch in WSGI: answer the request, then close."""
+        self.keep = False
+        if self.queued:
+            env, plain, _ = self.queued[-1]
+            self.queued[-1] = (env, plain, False)
+
+    def wants(self):
+        """The epoll events this connection waits for now: room to write, the next
+        request, or nothing (its request is in a thread)."""
+        if self.unsent is not None:
+            return select.EPOLLOUT
+        if self.running or self.queued or self.refusal is not None or not self.keep or self.closed:
+            return 0
+        return select.EPOLLIN
+
+    def next(self):
+        """Start the next queued request, or send a refusal and close when none is left."""
+        if self.running or self.closed:
+            return
+        if self.queued:
+            env, plain, keep = self.queued.popleft()
+            self.running = True
+            self.finished = False
+            self.pool.inflight += 1
+            self.pool.jobs.put((self, env, plain, keep))
+        elif self.refusal is not None:
+            self.out.append(self.refusal)
+            self.refusal = None
+            self.keep = False
+            self.pool.hand(self)
+        elif not self.keep and not self.unsent and not self.outbox:
+            self.close()
+
+    def drain(self):
+        """The loop's turn with this connection after a thread handed it something: send
+        what is ready, and if its request is done, start the next. Returns requests done."""
+        pool = self.pool
+        with pool.lock:
+            out, self.outbox = self.outbox, []
+            done, self.finished = self.finished, False
+        if out and not self.closed:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self.unsent = memoryview(data) if self.unsent is None else memoryview(bytes(self.unsent) + data)
+            self.on_writable()
+        elif out:
+            pool.wrote(self, sum(map(len, out)))
+        if done:
+            self.running = False
+            pool.inflight -= 1
+            self.last = self.ctx.clock.now
+            if not self.keep:
+                self.queued.clear()     # closing: what was pipelined behind is dropped
+                self.refusal = None
+            self.next()
+        return 1 if done else 0
+
+    def on_writable(self):
+        """Send what the socket has room for; close when the last response is out."""
+        data = self.unsent
+        if data is None or self.closed:
+            return
+        try:
+            n = self.sock.send(data, MSG_DONTWAIT)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            self.close()
+            self.pool.wrote(self, len(data))
+            return
+        self.unsent = data[n:] if n < len(data) else None
+        if n:
+            self.last = self.ctx.clock.now
+        self.pool.wrote(self, n)
+        if self.unsent is None and not self.keep and not self.running and not self.queued:
+            self.close()
+
+    def between_requests(self):
+        return self.env is None and not self.running and not self.queued and self.unsent is None
+
+    def cut(self):
+        """From a thread: the app failed mid-body; the loop closes after what is queued."""
+        self.keep = False
+
+    def close(self):
+        super().close()
+        with self.pool.room:
+            self.pool.room.notify_all()      # a thread waiting for room learns the client is gone
+
+    # -- an app thread ------------------------------------------------------------------------
+
+    def work(self, key, env, plain, keep):
+        """Serve one request in this thread, then hand the response to the loop."""
+        ctx = self.ctx
+        self.plain, self.keep = plain, keep
+        meter = ctx.meter
+        t0 = meter.thread_start(key, env)
+        try:
+            if ctx.wrapped:
+                self.run(env)
+            else:
+                self.serve(env, ctx.app)
+        except BaseException:     # SystemExit from the app: never lose the thread, nor hang the client
+            self.keep = False
+            ctx.log.exception("app thread: error serving %s %s", env.get("REQUEST_METHOD"), env.get("RAW_URI"))
+        finally:
+            meter.thread_end(key, t0)
+            self.pool.hand(self, True)
+
+    def flush(self):
+        """A streamed response: hand what is ready to the loop; wait if the client lags far."""
+        if self.closed:
+            raise _Gone()
+        pool = self.pool
+        pool.hand(self)
+        if self.backlog > HIGH_WATER:
+            pool.wait_for_room(self, self.ctx.send_timeout)
+
+    def _send(self, data):
+        """Only the loop calls this, for "100 Continue": sent only when nothing is queued
+        ahead of it (RFC 9110 10.1.1 lets a server omit it)."""
+        if not (self.running or self.queued or self.unsent):
+            super()._send(data)
+
+    def send_file_body(self, fileno, offset, length):
+        """No sendfile from a thread (only the loop writes sockets): the file is read in
+        blocks and handed to the loop like any streamed body."""
+        sent = 0
+        while sent < length:
+            data = os.pread(fileno, min(BLOCK, length - sent), offset + sent)
+            if not data:
+                self.keep = False   # the file shrank under us
+                break
+            self.out.append(data)
+            sent += len(data)
+            self.flush()
+        return sent
