@@ -20,7 +20,8 @@ import threading
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade
 
-from .connection import MSG_DONTWAIT, Connection, _Gone, refusal
+from .connection import Connection, refusal
+from .respond import MSG_DONTWAIT, _Gone
 from .wsgi import error_response
 
 HIGH_WATER = 1 << 20     # bytes a streamed response may have unsent before its thread waits

@@ -20,7 +20,8 @@ import setproctitle
 from . import accesslog
 from .. import exits, hooks
 from ..supervise import heartbeat
-from .connection import Clock, Connection, Context
+from .connection import Connection
+from .context import Clock, Context
 from .meter import Meter
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged

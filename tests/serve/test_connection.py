@@ -16,7 +16,8 @@ import pytest
 
 from supervisor.log import Log
 from supervisor.serve import connection, wsgi
-from supervisor.serve.connection import Clock, Connection, Context
+from supervisor.serve.connection import Connection
+from supervisor.serve.context import Clock, Context
 
 DATE = b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: pyfork\r\n"
 

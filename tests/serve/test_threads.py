@@ -10,7 +10,6 @@ import concurrent.futures
 import json
 import re
 import signal
-import socket
 import time
 
 from conftest import get, raw, wait_for
@@ -80,14 +79,16 @@ def test_max_requests_counts_every_thread(server):
 
 
 HOOKS = '''\
+import os
 import threading
 
 def pre_request(worker, req):
     req.seen = threading.get_ident()
-    print("pre %s %d" % (req.uri, threading.get_ident()), flush=True)
+    os.write(1, b"pre %s %d\\n" % (req.uri.encode(), threading.get_ident()))     # one write: whole lines
 
 def post_request(worker, req, environ, resp):
-    print("post %s %d %s" % (req.uri, threading.get_ident(), req.seen == threading.get_ident()), flush=True)
+    same = req.seen == threading.get_ident()
+    os.write(1, b"post %s %d %s\\n" % (req.uri.encode(), threading.get_ident(), str(same).encode()))
 '''
 
 

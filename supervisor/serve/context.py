@@ -1,0 +1,49 @@
+"""What a connection reads that is not its own: the frozen Context and the loop's Clock.
+
+Pure data: the worker builds one Context (limits, app, log, hooks, access log, keep-alive,
+the heartbeat meter) and hands it to every connection; only the Clock's values change.
+"""
+import dataclasses
+
+from .meter import Meter
+
+
+class Clock:
+    """What the loop refreshes for its connections, shared by reference: `now` (monotonic,
+    at the last wake-up), `date` (the Date and Server header lines, once a second) and
+    `shed`: the worker is saturated, so responses say "Connection: close" and their clients
+    go back to the shared listen queue, where any free worker takes them (fair order)."""
+    __slots__ = ("now", "date", "shed")
+
+    def __init__(self, now=0.0, date=b""):
+        self.now = now
+        self.date = date
+        self.shed = False
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Context:
+    """All a connection reads that is not its own. Fixed for the worker's life, but for the
+    clock's values; a graceful stop hands every connection a replaced one (keepalive off)."""
+    app: object
+    log: object
+    clock: Clock
+    view: memoryview          # the loop's read buffer: only the loop reads sockets
+    limit_line: int
+    limit_fields: int
+    limit_field_size: int
+    limit_body: int
+    send_timeout: float
+    hooks: dict = dataclasses.field(default_factory=dict)   # name -> function (pre/post_request used here)
+    hook_worker: object = None    # what Gunicorn's hooks get as `worker`
+    access: object = None         # access(env, code, headers, sent, seconds), or None: no access log
+    keepalive: bool = True        # False: every response says "Connection: close" (--keep-alive 0, stopping)
+    wrapped: bool = False         # run() surrounds the app call (hooks, access log, no keep-alive)
+    head_limit: int = 0           # bytes a request head may take before 431 (line + fields + CRLFs)
+    meter: Meter = dataclasses.field(default_factory=Meter)   # the heartbeat cell's request writes
+
+    def __post_init__(self):
+        object.__setattr__(self, "wrapped", bool(
+            "pre_request" in self.hooks or "post_request" in self.hooks or self.access or not self.keepalive))
+        object.__setattr__(self, "head_limit",
+                           self.limit_line + self.limit_fields * (self.limit_field_size + 2) + 4)
