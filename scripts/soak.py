@@ -10,6 +10,7 @@ connection, on schedule whether or not earlier ones answered) to the leaking pat
     memory   /hog?mb=1&add=1   each request keeps 1 MiB more in its worker
     zombie   /                 each request forks a child that is never waited for
     thread   /thread           each request starts a thread that never ends
+    none     /ok               no leak (for the spread alone)
 
 It prints one row per leak: requests sent, failed (5xx, reset, closed without a response,
 refused, timed out), recycles (pyfork's `recycled:` lines), the dyno's peak memory
@@ -44,8 +45,10 @@ LEAKS = {
     "memory": "/hog?mb=1&add=1",
     "zombie": "/",
     "thread": "/thread",
+    "none": "/ok",          # no leak: how the requests spread over the workers
 }
-SPREAD_SECONDS = 30
+DEFAULT_LEAKS = ("memory", "zombie", "thread")
+SPREAD_SECONDS = 30        # the spread is counted over the first seconds of load
 
 
 class PidLoad(Load):
@@ -138,12 +141,24 @@ def table(results):
                      for r in rows)
 
 
+def details(r, lines):
+    """What happened beyond the row: failures by kind, the spread, recycle and warning lines."""
+    out = ["\n%s: failed by kind %s; master alive at the end: %s; tasks refused by pids.max: %d"
+           % (r["leak"], {k: v for k, v in r["kinds"].items() if v} or "none", r["master_alive"], r["limit_hits"]),
+           "  requests per worker in the first %ds (by X-Worker-Pid, most first): %s" % (SPREAD_SECONDS, r["spread"])]
+    rec = r["recycled"]
+    shown = rec[:lines] + (["  ..."] + rec[-1:] if len(rec) > lines + 1 else rec[lines:])
+    said = [line for line in r["log"] if "WARNING" in line and " recycled: " not in line]
+    kills = [line for line in r["log"] if "out of memory" in line]
+    return "\n".join(out + ["  " + line for line in shown + said[:3] + kills[:3]])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--duration", type=float, default=600, help="seconds of load per leak (default 600)")
     ap.add_argument("--rate", type=float, default=20, help="requests per second (default 20)")
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--leaks", default=",".join(LEAKS), help="comma-separated, of: " + ", ".join(LEAKS))
+    ap.add_argument("--leaks", default=",".join(DEFAULT_LEAKS), help="comma-separated, of: " + ", ".join(LEAKS))
     ap.add_argument("--lines", type=int, default=4, help="recycle lines to show per leak")
     ap.add_argument("--json", help="write the raw results (without the logs) here")
     args = ap.parse_args()
@@ -171,20 +186,8 @@ def main():
         return 130
     print("\n" + table(results))
     for r in results:
-        if r.get("error"):
-            continue
-        print("\n%s: failed by kind %s; master alive at the end: %s; tasks refused by pids.max: %d"
-              % (r["leak"], r["kinds"] or "{}", r["master_alive"], r["limit_hits"]))
-        print("  requests per worker in the first %ds (by X-Worker-Pid, most first): %s"
-              % (SPREAD_SECONDS, r["spread"]))
-        shown = r["recycled"][:args.lines] + (["  ..."] + r["recycled"][-1:] if len(r["recycled"]) > args.lines + 1
-                                              else r["recycled"][args.lines:])
-        for line in shown:
-            print("  " + line)
-        said = [line for line in r["log"] if "WARNING" in line and " recycled: " not in line]
-        kills = [line for line in r["log"] if "out of memory" in line]
-        for line in said[:3] + kills[:3]:
-            print("  " + line)
+        if not r.get("error"):
+            print(details(r, args.lines))
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{k: v for k, v in r.items() if k != "log"} for r in results], f, indent=1)

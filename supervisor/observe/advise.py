@@ -158,21 +158,25 @@ def table(samples, cpus=None, workers=None, share=sizing.SHARE, last=1, source=N
                           r.inputs.tasks_max, r.workers, r.threads, r.limited_by.value,
                           "%s %d%%" % (_mb(r.projected), round(100 * r.projected_share))))
     out.append("")
+    return "\n".join(out + _footer(s.quota, current, a, share)) + "\n"
+
+
+def _footer(quota, current, a, share):
+    """The lines under the table: the current size's live line, the model, threads."""
     if current is not None:
-        out.append("* current: memory_quota %s in the log; as the live line says it with --dyno-size %s:"
-                   % (_mb(s.quota), current[0][-1]))
-        out.append("  " + sizing.sentence(current[1]))
-    elif s.quota:
-        out.append("memory_quota %s in the log matches no Heroku size" % _mb(s.quota))
+        out = ["* current: memory_quota %s in the log; as the live line says it with --dyno-size %s:"
+               % (_mb(quota), current[0][-1]), "  " + sizing.sentence(current[1])]
+    elif quota:
+        out = ["memory_quota %s in the log matches no Heroku size" % _mb(quota)]
     else:
-        out.append("no memory_quota in the log: the current size is not marked")
+        out = ["no memory_quota in the log: the current size is not marked"]
     out.append("projected = master and shared + workers x private, kept under %d%% of each quota; "
                "workers bounded by cpus / (cpu_busy_share x threads) + 1 and by %d%% of the task limit"
                % (round(share * 100), sizing.TASK_LEVEL))
     if a.suggest_threads:
         out.append("requests spend %d%% of their time waiting: --threads %d would serve %dx the requests "
                    "in the same memory" % (round(100 * (1 - a.busy_share)), a.suggest_threads, a.suggest_threads))
-    return "\n".join(out) + "\n"
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
