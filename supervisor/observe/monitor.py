@@ -163,7 +163,7 @@ class Monitor:
             why = recycle.reason(limits, s.threads, s.zombies, recycle.memory_of(s, limits.metric))
             if why and s.slot in slots:
                 out.append((slots[s.slot], why))
-        if auto:
+        if auto and self.advice is not None:
             target = sizing.auto_workers(self.advice, target, self.cfg.min_workers, self.cfg.max_workers)
         return out, target
 
