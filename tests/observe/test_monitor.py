@@ -163,3 +163,16 @@ def test_cpu_busy_share_from_the_heartbeats_busy_seconds(tmp_path):
     line = metrics.process_line("web.1", second[0])
     assert "sample#cpu_busy_share=%.2f" % second[0].busy_share in line
     assert metrics.proc_sample(metrics.parse_line(line)).busy_share == second[0].busy_share
+
+
+def test_waiting_app_gets_a_low_busy_share_and_a_thread_suggestion(server):
+    """Requests that sleep (an app waiting on I/O) use almost no CPU while busy: the worker
+    lines say so, and the advice suggests threads."""
+    s = server("sup_apps:app", "--metrics-interval", "1", workers=1)
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and "would serve" not in s.log():
+        assert get(s.port, "/slow?0.2")[0] == 200
+    shares = [p["samples"]["cpu_busy_share"] for p in lines(s, "worker") if "cpu_busy_share" in p["samples"]]
+    assert shares and shares[-1] < 0.3, shares
+    assert re.search(r"requests spend (\d+)% of their time waiting: --threads \d would serve \dx the requests "
+                     r"in the same memory", s.log()), s.log()[-2000:]
