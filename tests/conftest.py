@@ -135,7 +135,7 @@ class Server:
             for pid in self.seen:
                 try:
                     p = psutil.Process(pid)
-                    if p.ppid() in (self.proc.pid, 1) or pid in self.seen:
+                    if p.ppid() in (self.proc.pid, 1):
                         left.append((pid, _status(p)))
                 except psutil.NoSuchProcess:
                     pass

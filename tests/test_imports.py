@@ -19,7 +19,8 @@ MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts)
                  for p in PACKAGE.rglob("*.py") if p.stem != "__init__")
 
 PURE = ["serve.accesslog", "supervise.backoff", "observe.cgroup", "config", "convert", "environ", "gunicorn",
-        "observe.dynos", "exits", "hooks", "observe.metrics", "supervise.plan", "observe.procfs", "observe.prometheus", "supervise.recycle",
+        "observe.dynos", "exits", "hooks", "observe.metrics", "supervise.plan", "supervise.deaths",
+        "observe.procfs", "observe.prometheus", "supervise.recycle",
         "observe.sizing", "serve.wsgi"]     # loader is not pure: it imports
 IMPURE = {"os", "socket", "_socket", "select", "selectors", "signal", "time", "mmap", "psutil",
           "subprocess", "threading", "multiprocessing", "fcntl"}
@@ -73,8 +74,8 @@ def test_the_reader_sees_imports():
     assert ("signal", "exit_description", "import") in imports("exits")
     assert ("supervisor.supervise.master", "run", "from") in imports("cli")
     assert ("supervisor.cli", None, "from") in imports("__main__")
-    assert ("supervisor.supervise.backoff", None, "from") in imports("supervise.plan")
-    assert ("supervisor.exits", None, "from") in imports("supervise.plan")
+    assert ("supervisor.supervise.backoff", None, "from") in imports("supervise.deaths")
+    assert ("supervisor.exits", None, "from") in imports("supervise.deaths")
     assert ("supervisor.observe.dynos", "_derived", "from") in imports("config")
     assert ("time", None, "import") in imports("serve.accesslog")
     assert set(PURE) <= set(MODULES)

@@ -316,7 +316,7 @@ class Worker:
 
     def on_signals(self):
         for cmd in self.signals.commands():
-            if cmd is Command.QUIT:
+            if cmd is Command.QUICK_STOP:
                 hooks.call(self.cfg.hooks, self.log, "worker_int", self)
                 self.exit(exits.OK)
             elif cmd is Command.STOP:

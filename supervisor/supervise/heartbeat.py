@@ -36,6 +36,10 @@ class Beat(typing.NamedTuple):
     since: float           # start (or last progress) of the oldest request in progress
     what: str              # that request, "METHOD /path" (no query string), or ""
 
+    @property
+    def ready(self):
+        return self.state == READY
+
 
 class Heartbeat:
     """Cells are handed out per forked worker (not per slot), so a slot's old and new

@@ -1,6 +1,7 @@
 """The listening sockets: bind each address, or adopt the fds handed over by systemd or
 by our own USR2 re-exec (LISTEN_FDS), and say clearly why an address cannot be used."""
 import errno
+import fcntl
 import os
 import socket
 import stat
@@ -112,3 +113,36 @@ def _unix(b, backlog):
         sock.close()
         raise
     return sock
+
+
+def hand_over(listeners):
+    """Put the listeners at fds 3, 4, ... (inheritable) for a re-exec -> (fds, undo).
+    Each listener is copied first, so no move clobbers one still to be moved; what
+    those fds held before (the log file, a pipe) is kept aside, and `undo()` puts it
+    back and closes the copies if the exec fails: no fd is leaked or lost."""
+    above = LISTEN_FDS_START + len(listeners)     # copies go above the range being filled
+
+    def copy(fd):
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, above)
+    sources = [copy(sock.fileno()) for sock in listeners]
+    saved = {}
+    for i, src in enumerate(sources):
+        fd = LISTEN_FDS_START + i
+        try:
+            saved[fd] = copy(fd)
+        except OSError as exc:
+            if exc.errno != errno.EBADF:
+                raise
+            saved[fd] = None           # nothing was there
+        os.dup2(src, fd, inheritable=True)
+
+    def undo():
+        for fd, old in saved.items():
+            if old is None:
+                os.close(fd)
+            else:
+                os.dup2(old, fd, inheritable=False)
+                os.close(old)
+        for src in sources:
+            os.close(src)
+    return list(saved), undo

@@ -1,131 +1,364 @@
-"""The master's decisions, as pure functions of the worker table and `now`.
+"""The master's decisions: the worker table and what to do next, as pure functions of
+the table, the workers' beats and `now`. The master only carries the actions out.
 
 Rules:
-1. Slots are stable: slot 3 keeps its number, backoff history and heartbeat cell
-   across restarts (Unicorn's worker `nr`).
-2. A worker that dies is respawned after `backoff.delay(...)`: at once the first time,
-   then exponentially later, reset once a worker has stayed up for STABLE seconds. A
-   clean exit of a worker that served (max-requests, recycling) is no crash: respawn now.
-3. Until a worker has ever become ready, only slot 0 is started: a broken app then
+1. Slots are stable: slot 3 keeps its number and restart history across restarts
+   (Unicorn's worker `nr`). A slot's worker, once told to go (reload, recycle, fewer
+   workers), moves to `leaving` with the moment it gets SIGKILL if it is still there.
+2. Until a worker has ever become ready, only slot 0 is started: a broken app then
    shows its error once, and the verdict comes from one worker, not N at once.
-4. A worker that dies before it was ever ready counts toward the crash-loop verdict;
-   when nothing has ever booted and the boot keeps failing, the master gives up with
-   the worker's own exit code (the error is deterministic: retrying only floods logs).
-5. A worker silent past the timeout gets SIGABRT (its stack is dumped), then SIGKILL
-   KILL_AFTER seconds later if it is still there.
-6. While stopping, nothing is spawned.
+3. Reload hand-over: each slot's worker moves to `leaving` untold; the slot's new worker
+   starts at once and, once ready, its predecessor gets SIGTERM (new ready before old
+   stops). Workers inherited from a re-exec'd master go once any of ours is ready.
+4. A worker told to stop (SIGTERM) gets SIGKILL at its deadline, --graceful-timeout
+   later, and again every KILL_AGAIN seconds until it is reaped.
+5. A ready worker without progress for --timeout gets SIGABRT (its stack is dumped),
+   then SIGKILL KILL_AFTER seconds later if it is still there (and every KILL_AGAIN
+   seconds after that until it is reaped). Progress is the start
+   of the oldest request in progress while there is one (so it is never aborted before
+   --timeout, with threads too), else the loop's last tick. A booting one gets the
+   same after --boot-timeout.
+6. While stopping, nothing is spawned; at the stop deadline every worker left gets
+   SIGKILL. When a worker dies is deaths.py's business.
 """
 import dataclasses
 import enum
-
-from . import backoff
-from .. import exits
+import typing
 
 
 KILL_AFTER = 2.0       # seconds between SIGABRT and SIGKILL for a hung worker
-BOOT_FAILURES = 3      # boot failures with nothing ever booted before the master gives up
+KILL_AGAIN = 5.0       # seconds between SIGKILLs of a process that has not been reaped yet
+CHECK_EVERY = 1.0      # seconds between looks at the table when nothing falls due sooner
+QUICK_STOP = 1.0       # seconds a quick stop (INT) leaves before SIGKILL
 
 
 class Phase(enum.Enum):
     RUNNING = "running"
-    STOPPING = "stopping"       # graceful: waiting for workers to finish
+    STOPPING = "stopping"       # graceful or quick: waiting for workers to finish
     IDLE = "idle"               # WINCH: no workers, listeners kept
+
+
+class Overdue(enum.Enum):
+    ABORT = "abort"             # SIGABRT: dump the stack, then die
+    KILL = "kill"               # still there KILL_AFTER after SIGABRT
+
+
+class Sig(enum.Enum):
+    """Signals the plan sends, by name (the master maps them to numbers)."""
+    TERM = "SIGTERM"
+    INT = "SIGINT"
+    KILL = "SIGKILL"
+    ABORT = "SIGABRT"
+    USR1 = "SIGUSR1"
+
+
+class Reason(enum.Enum):
+    """Why a signal is sent; the ones with a log line carry it in Signal.note."""
+    STOP = "stop"                   # TERM (graceful) or INT (quick) to everyone
+    STOP_OVERDUE = "stop overdue"   # KILL: the stop deadline passed
+    REOPEN = "reopen logs"
+    REPLACED = "replaced"           # TERM: its replacement is ready (HUP, re-exec)
+    RETIRED = "retired"             # TERM: its slot is above the target (TTOU, WINCH)
+    RECYCLED = "recycled"           # TERM: it leaks (the master says what)
+    GRACE_OVER = "grace over"       # KILL: it outlived --graceful-timeout
+    TIMEOUT = "timeout"             # ABORT: no progress for --timeout
+    BOOT_TIMEOUT = "boot timeout"   # ABORT: not ready within --boot-timeout
+    HUNG = "hung"                   # KILL: still there after SIGABRT
 
 
 @dataclasses.dataclass
 class Slot:
     nr: int
     pid: int = 0
+    cell: int = 0              # its heartbeat cell while pid is set
     started: float = 0.0
     ready: bool = False
-    failures: int = 0          # consecutive deaths before STABLE uptime
+    failures: int = 0          # consecutive deaths before it was ready (boot failures)
     due: float = 0.0           # earliest respawn time
-    aborted: float = 0.0       # when SIGABRT was sent (0: not sent)
-    retiring: bool = False     # told to stop; do not respawn this worker
-    replaces: int = 0          # pid of the worker this one replaces (HUP): stopped once we are ready
+    kill_at: float = 0.0       # SIGABRT sent: SIGKILL at this time (0: not sent)
+    replaces: int = 0          # pid of the leaving worker this one replaces (HUP): stopped once we are ready
+    tokens: float = 0.0        # restart tokens left (deaths.py's bucket), as of `refilled`
+    refilled: float = None     # when tokens were last counted; None: never (a full bucket)
+    deaths: list = dataclasses.field(default_factory=list)   # times of its recent deaths
+
+
+@dataclasses.dataclass
+class Leaving:
+    """A worker on its way out."""
+    pid: int
+    nr: typing.Optional[int]   # its slot; None for a worker inherited from the previous master
+    cell: typing.Optional[int] = None        # its heartbeat cell (None: inherited, not ours)
+    deadline: typing.Optional[float] = None  # SIGKILL at; None: not told to stop yet (waits for its replacement)
 
 
 @dataclasses.dataclass(frozen=True)
-class Death:
-    """What the master learned from waitpid, as plain data."""
+class Timeouts:
+    timeout: float = 30.0      # --timeout (0: off)
+    boot: float = 60.0         # --boot-timeout (0: off)
+    graceful: float = 30.0     # --graceful-timeout
+
+
+@dataclasses.dataclass
+class Table:
+    slots: list
+    target: int
+    timeouts: Timeouts = Timeouts()
+    phase: Phase = Phase.RUNNING
+    leaving: dict = dataclasses.field(default_factory=dict)    # pid -> Leaving
+    ever_booted: bool = False
+    boot_failures: int = 0
+    stop_at: typing.Optional[float] = None      # the stop's SIGKILL deadline
+    inherited: list = dataclasses.field(default_factory=list)  # pids from the previous master, not yet told
+
+
+@dataclasses.dataclass(frozen=True)
+class Spawn:
     nr: int
-    code: int           # exit code, or -signal
-    uptime: float
-    ready: bool
-    requests: int
 
 
-def restart_reason(death, aborted):
-    """The label /metrics counts a worker's death under."""
-    if death.code == 0 and death.ready:
-        return "max_requests"
-    return "timeout" if aborted else "crash"
+@dataclasses.dataclass(frozen=True)
+class Signal:
+    pid: int
+    sig: Sig
+    reason: Reason
+    note: str = ""             # the log line, when this signal deserves one
 
 
-def on_death(slot, death, now, rnd):
-    """Update a slot after its worker died; return the delay before respawning it."""
-    slot.pid = 0
-    slot.aborted = 0.0
-    if death.uptime >= backoff.STABLE or (death.code == 0 and death.ready):
-        slot.failures = 0     # a stable run, or a clean exit (max-requests): not a crash
-    if not (death.code == 0 and death.ready):
-        slot.failures += 1
-    delay = backoff.delay(slot.failures, rnd)
-    slot.due = now + delay
-    slot.ready = False
-    return delay
+@dataclasses.dataclass(frozen=True)
+class Booted:
+    nr: int
+    pid: int
+    seconds: float             # from fork to ready
 
 
-def verdict(ever_booted, boot_failures, last_code):
-    """None to keep going, else the exit code the master should give up with."""
-    if ever_booted:
-        return None
-    if last_code in (exits.APP_LOAD, exits.USAGE):
-        return last_code
-    if boot_failures >= BOOT_FAILURES:
-        return exits.WORKER_BOOT
-    return None
+def new_table(target, timeouts=Timeouts(), inherited=()):
+    return Table([Slot(i) for i in range(target)], target, timeouts, inherited=list(inherited))
 
 
-def to_spawn(slots, target, phase, ever_booted, now):
-    """Slot numbers whose worker should be forked now."""
-    if phase is not Phase.RUNNING:
+def live(table):
+    """{pid: Slot} of the slots' current workers."""
+    return {s.pid: s for s in table.slots if s.pid}
+
+
+def pids(table):
+    """Every worker pid: current ones, then leaving ones."""
+    return [s.pid for s in table.slots if s.pid] + list(table.leaving)
+
+
+def label(nr):
+    """A worker's slot for log lines: 'worker=3', or 'worker=inherited' (the previous master's)."""
+    return "worker=%s" % ("inherited" if nr is None else nr)
+
+
+# -- every turn of the loop -------------------------------------------------------------
+
+def actions(table, beats, now):
+    """What to do now: [Booted | Signal | Spawn]. beats: {pid: Beat} of the live workers
+    (a missing one counts as not yet beating)."""
+    out = _note_ready(table, beats, now)
+    for entry in table.leaving.values():
+        if entry.deadline is not None and now >= entry.deadline:
+            out.append(Signal(entry.pid, Sig.KILL, Reason.GRACE_OVER,
+                              "%s pid=%d did not stop within --graceful-timeout %g; sending SIGKILL"
+                              % (label(entry.nr), entry.pid, table.timeouts.graceful)))
+            entry.deadline = now + KILL_AGAIN
+    if table.phase is Phase.STOPPING:
+        if now >= table.stop_at:
+            out += [Signal(pid, Sig.KILL, Reason.STOP_OVERDUE) for pid in pids(table)]
+            table.stop_at = now + KILL_AGAIN
+        return out
+    while len(table.slots) < table.target:
+        table.slots.append(Slot(len(table.slots)))
+    for slot in table.slots[table.target:]:
+        if slot.replaces:          # its replacement will never come: let the old one go
+            out += _tell_to_go(table, slot.replaces, Reason.RETIRED, now)
+            slot.replaces = 0
+        if slot.pid:
+            out += leave(table, slot, now, Reason.RETIRED)
+    for pid, slot in live(table).items():
+        out += _timeout(slot, beats.get(pid), now, table.timeouts)
+    return out + [Spawn(nr) for nr in to_spawn(table, now)]
+
+
+def _note_ready(table, beats, now):
+    out = []
+    for pid, slot in live(table).items():
+        beat = beats.get(pid)
+        if slot.ready or beat is None or not beat.ready:
+            continue
+        slot.ready = True
+        out.append(Booted(slot.nr, pid, now - slot.started))
+        if not table.ever_booted:
+            table.ever_booted = True
+            for old in table.inherited:       # ours serve now: the previous master's go
+                table.leaving[old] = Leaving(old, None)
+                out += _tell_to_go(table, old, Reason.REPLACED, now)
+            table.inherited = []
+        if slot.replaces:
+            out += _tell_to_go(table, slot.replaces, Reason.REPLACED, now)
+            slot.replaces = 0
+    return out
+
+
+def _tell_to_go(table, pid, reason, now):
+    """SIGTERM a leaving worker; SIGKILL it at the deadline (rule 4)."""
+    entry = table.leaving.get(pid)
+    if entry is None:
         return []
-    live = [s for s in slots if s.nr < target]
-    if not ever_booted:
-        live = live[:1]
-        if any(s.pid for s in slots):
-            return []
-    return [s.nr for s in live if not s.pid and s.due <= now]
+    entry.deadline = now + table.timeouts.graceful
+    return [Signal(pid, Sig.TERM, reason)]
 
 
-def to_retire(slots, target):
-    """Workers in slots at or above the target (TTOU, -w change): stop them gracefully."""
-    return [s for s in slots if s.nr >= target and s.pid and not s.retiring]
+def _timeout(slot, beat, now, timeouts):
+    what = overdue(slot, beat, now, timeouts)
+    if what is Overdue.KILL:
+        slot.kill_at = now + KILL_AGAIN
+        return [Signal(slot.pid, Sig.KILL, Reason.HUNG,
+                       "worker=%d pid=%d still alive after SIGABRT; sending SIGKILL" % (slot.nr, slot.pid))]
+    if what is None:
+        return []
+    slot.kill_at = now + KILL_AFTER
+    if not slot.ready:
+        return [Signal(slot.pid, Sig.ABORT, Reason.BOOT_TIMEOUT,
+                       "worker=%d pid=%d did not boot within --boot-timeout %g; sending SIGABRT"
+                       % (slot.nr, slot.pid, timeouts.boot))]
+    if beat.busy:
+        doing = "serving %s for %.1fs" % (beat.what or "a request", now - beat.since)
+    else:
+        doing = "no heartbeat for %.1fs" % (now - beat.beat)
+    return [Signal(slot.pid, Sig.ABORT, Reason.TIMEOUT,
+                   "worker=%d pid=%d timed out: %s (--timeout %g); sending SIGABRT, its stack follows"
+                   % (slot.nr, slot.pid, doing, timeouts.timeout))]
 
 
-def overdue(slot, beat, now, timeout, boot_timeout):
-    """'abort', 'kill' or None for one live worker, given its last heartbeat."""
+def progress(beat):
+    """The last sign of progress: the start of the oldest request in progress while
+    there is one (the tick is then up to a second older than the request: counting from
+    it would abort early), else the loop's last tick."""
+    return beat.since if beat.busy > 0 else beat.beat
+
+
+def overdue(slot, beat, now, timeouts):
+    """Overdue.ABORT, Overdue.KILL or None for one slot, given its worker's Beat."""
     if not slot.pid:
         return None
-    if slot.aborted:
-        return "kill" if now - slot.aborted >= KILL_AFTER else None
+    if slot.kill_at:
+        return Overdue.KILL if now >= slot.kill_at else None
     if slot.ready:
-        if timeout and now - beat > timeout:
-            return "abort"
-    elif boot_timeout and now - slot.started > boot_timeout:
-        return "abort"
+        if timeouts.timeout and beat is not None and now - progress(beat) > timeouts.timeout:
+            return Overdue.ABORT
+    elif timeouts.boot and now - slot.started > timeouts.boot:
+        return Overdue.ABORT
     return None
 
 
-def next_wakeup(slots, target, phase, now, ever_booted, check_every):
-    """Seconds until the loop has something to do unprompted (signals wake it anyway)."""
-    when = now + check_every
-    if phase is Phase.RUNNING:
-        for s in slots:
-            if s.nr < target and not s.pid and (ever_booted or s.nr == 0):
-                when = min(when, s.due)
-    for s in slots:
-        if s.aborted:
-            when = min(when, s.aborted + KILL_AFTER)
-    return max(0.0, when - now)
+def to_spawn(table, now):
+    """Slot numbers whose worker should be forked now."""
+    if table.phase is not Phase.RUNNING:
+        return []
+    slots = table.slots[:table.target]
+    if not table.ever_booted:
+        if any(s.pid for s in table.slots):
+            return []
+        slots = slots[:1]
+    return [s.nr for s in slots if not s.pid and s.due <= now]
+
+
+def deadline(table, beats, now):
+    """The next moment the table needs a look, CHECK_EVERY away at most: a respawn, a
+    timeout, a SIGKILL (signals and readiness wake the loop by themselves)."""
+    when = [now + CHECK_EVERY]
+    if table.stop_at is not None:
+        when.append(table.stop_at)
+    when += [e.deadline for e in table.leaving.values() if e.deadline is not None]
+    running = table.phase is Phase.RUNNING
+    for s in table.slots:
+        if not s.pid:
+            if running and s.nr < table.target and (table.ever_booted or s.nr == 0):
+                when.append(s.due)
+        elif s.kill_at:
+            when.append(s.kill_at)
+        elif s.ready:
+            beat = beats.get(s.pid)
+            if table.timeouts.timeout and beat is not None:
+                when.append(progress(beat) + table.timeouts.timeout)
+        elif table.timeouts.boot:
+            when.append(s.started + table.timeouts.boot)
+    return min(when)
+
+
+# -- what the master tells the table --------------------------------------------------------
+
+def spawned(table, nr, pid, cell, now):
+    slot = table.slots[nr]
+    slot.pid, slot.cell, slot.started, slot.ready, slot.kill_at = pid, cell, now, False, 0.0
+
+
+def leave(table, slot, now, reason):
+    """Stop a slot's worker gracefully: [Signal]. Its slot may get a new one (recycle)."""
+    pid = slot.pid
+    table.leaving[pid] = Leaving(pid, slot.nr, slot.cell)
+    slot.pid = 0
+    slot.ready = False
+    slot.kill_at = 0.0
+    return _tell_to_go(table, pid, reason, now)
+
+
+def recycle(table, nr, now):
+    """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
+    slot = table.slots[nr]
+    if not slot.pid:
+        return []
+    slot.due = now
+    return leave(table, slot, now, Reason.RECYCLED)
+
+
+def reload(table, now):
+    """HUP: every slot's worker leaves once its replacement, started now, is ready."""
+    table.phase = Phase.RUNNING
+    for slot in table.slots:
+        if slot.pid:
+            table.leaving[slot.pid] = Leaving(slot.pid, slot.nr, slot.cell)
+            slot.replaces = slot.pid
+            slot.pid = 0
+            slot.ready = False
+            slot.kill_at = 0.0
+            slot.failures = 0
+            slot.due = now
+
+
+def stop(table, now, quick):
+    """TERM (graceful) or INT (quick): [Signal] to every worker, or None when a graceful
+    stop is already under way (a second TERM changes nothing; INT hurries it)."""
+    if table.phase is Phase.STOPPING and not quick:
+        return None
+    table.phase = Phase.STOPPING
+    table.stop_at = now + (QUICK_STOP if quick else table.timeouts.graceful)
+    sig = Sig.INT if quick else Sig.TERM
+    return [Signal(pid, sig, Reason.STOP) for pid in pids(table)]
+
+
+def stop_workers(table, now):
+    """WINCH: every worker leaves; the master and its listeners stay (HUP brings them back)."""
+    table.phase = Phase.IDLE
+    out = []
+    for slot in table.slots:
+        if slot.pid:
+            out += leave(table, slot, now, Reason.RETIRED)
+    return out
+
+
+def reopen(table):
+    return [Signal(pid, Sig.USR1, Reason.REOPEN) for pid in pids(table)]
+
+
+def gone(table, pid):
+    """A reaped pid -> its Slot (still holding the worker's details until deaths.on_death
+    clears them), its Leaving record (removed), or None (an orphan, not ours)."""
+    entry = table.leaving.pop(pid, None)
+    if entry is not None:
+        return entry
+    for slot in table.slots:
+        if slot.pid == pid:
+            return slot
+    return None

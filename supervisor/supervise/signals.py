@@ -12,7 +12,7 @@ import signal
 
 class Command(enum.Enum):
     STOP = "graceful stop"
-    QUIT = "quick stop"
+    QUICK_STOP = "quick stop"
     RELOAD = "reload"
     REEXEC = "re-exec"
     REOPEN = "reopen logs"
@@ -26,7 +26,7 @@ class Command(enum.Enum):
 MASTER = {
     signal.SIGTERM: Command.STOP,
     signal.SIGQUIT: Command.STOP,
-    signal.SIGINT: Command.QUIT,
+    signal.SIGINT: Command.QUICK_STOP,
     signal.SIGHUP: Command.RELOAD,
     signal.SIGUSR2: Command.REEXEC,
     signal.SIGUSR1: Command.REOPEN,
@@ -40,7 +40,7 @@ MASTER = {
 WORKER = {
     signal.SIGTERM: Command.STOP,
     signal.SIGQUIT: Command.STOP,
-    signal.SIGINT: Command.QUIT,
+    signal.SIGINT: Command.QUICK_STOP,
     signal.SIGUSR1: Command.REOPEN,
 }
 

@@ -1,11 +1,15 @@
-"""supervisor/supervise/plan.py and supervisor/supervise/backoff.py: the master's decisions as tables."""
+"""supervisor/supervise/plan.py: the worker table and its actions, as tables and as
+scenarios played step by step (h11's style: no processes, no clock)."""
 import pytest
 
-from supervisor import exits
-from supervisor.supervise import backoff, plan
-from supervisor.supervise.plan import Death, Phase, Slot
+from supervisor.supervise import plan
+from supervisor.supervise.heartbeat import BOOTING, READY, STOPPING, Beat
+from supervisor.supervise.plan import (Booted, Leaving, Overdue, Phase, Reason, Sig, Signal, Slot, Spawn,
+                                       Table, Timeouts)
 
-RUNNING, STOPPING, IDLE = Phase.RUNNING, Phase.STOPPING, Phase.IDLE
+RUNNING, STOPPING_, IDLE = Phase.RUNNING, Phase.STOPPING, Phase.IDLE
+OFF = Timeouts(timeout=0.0, boot=0.0, graceful=30.0)
+T = Timeouts(timeout=30.0, boot=60.0, graceful=30.0)
 
 
 def slots(*specs):
@@ -13,116 +17,29 @@ def slots(*specs):
     return [Slot(nr, **spec) for nr, spec in enumerate(specs)]
 
 
-# -- backoff.delay ---------------------------------------------------------------------------
-
-def test_backoff_constants():
-    assert (backoff.FIRST, backoff.CAP, backoff.STABLE) == (0.1, 30.0, 10.0)
+def beat(at, busy=0, since=0.0, what="", state=READY, pid=0, requests=0):
+    return Beat(pid, state, at, requests, 0.0, busy, since, what)
 
 
-# (consecutive quick deaths, rnd, delay)
-DELAYS = [
-    (0, 0.5, 0.0),
-    (1, 0.0, 0.0),          # the first restart is immediate, whatever the jitter
-    (1, 0.999, 0.0),
-    (2, 0.5, 0.1),          # then FIRST, doubling
-    (3, 0.5, 0.2),
-    (4, 0.5, 0.4),
-    (5, 0.5, 0.8),
-    (10, 0.5, 25.6),
-    (11, 0.5, 30.0),        # capped at CAP
-    (12, 0.5, 30.0),
-    (60, 0.5, 30.0),
-    (2, 0.0, 0.075),        # jitter: -25% at rnd 0 ...
-    (2, 0.999, 0.12495),    # ... up to +25% as rnd nears 1
-    (7, 0.0, 2.4),
-    (7, 0.999, 3.9984),
-    (60, 0.0, 22.5),
-    (60, 0.999, 37.485),
-]
+def table(*specs, target=None, timeouts=OFF, **kw):
+    kw.setdefault("ever_booted", True)
+    return Table(slots(*specs), len(specs) if target is None else target, timeouts, **kw)
 
 
-@pytest.mark.parametrize("failures, rnd, expected", DELAYS)
-def test_backoff_delay(failures, rnd, expected):
-    assert backoff.delay(failures, rnd) == pytest.approx(expected, rel=1e-12, abs=0)
+def brief(actions):
+    """Actions as short tuples, easy to read in a table: ('spawn', 1), ('TERM', 10, 'replaced')."""
+    out = []
+    for a in actions:
+        if isinstance(a, Spawn):
+            out.append(("spawn", a.nr))
+        elif isinstance(a, Booted):
+            out.append(("booted", a.nr, a.pid))
+        else:
+            out.append((a.sig.name, a.pid, a.reason.value))
+    return out
 
 
-@pytest.mark.parametrize("rnd", [0.0, 0.25, 0.5, 0.999])
-def test_backoff_grows_and_stays_within_jitter(rnd):
-    previous = 0.0
-    for failures in range(2, 40):
-        d = backoff.delay(failures, rnd)
-        base = min(backoff.CAP, backoff.FIRST * 2 ** (failures - 2))
-        assert 0.75 * base <= d <= 1.25 * base
-        assert d >= previous
-        previous = d
-    assert previous == pytest.approx(backoff.CAP * (0.75 + 0.5 * rnd), rel=1e-12, abs=0)
-
-
-@pytest.mark.parametrize("failures", [1026, 5000])
-def test_backoff_delay_after_many_failures(failures):
-    assert backoff.delay(failures, 0.5) == backoff.CAP
-
-
-def test_backoff_jitter_at_the_cap_stays_within_a_quarter():
-    assert backoff.CAP * 0.75 <= backoff.delay(60, 0.0) < backoff.delay(60, 0.999) <= backoff.CAP * 1.25
-
-
-# -- on_death ----------------------------------------------------------------------------------
-
-# (failures before, uptime of the dead worker, now, rnd, delay, failures after)
-DEATHS = [
-    (0, 1.0, 100.0, 0.5, 0.0, 1),             # first quick death: respawn at once
-    (1, 1.0, 100.0, 0.5, 0.1, 2),
-    (2, 9.99, 100.0, 0.5, 0.2, 3),
-    (10, 0.0, 100.0, 0.0, 22.5, 11),
-    (5, backoff.STABLE, 100.0, 0.5, 0.0, 1),  # up STABLE seconds: history cleared
-    (5, 3600.0, 100.0, 0.999, 0.0, 1),
-]
-
-
-@pytest.mark.parametrize("before, uptime, now, rnd, delay, after", DEATHS)
-def test_on_death(before, uptime, now, rnd, delay, after):
-    slot = Slot(3, pid=1234, started=now - uptime, ready=True, failures=before, aborted=now - 1)
-    death = Death(nr=3, code=1, uptime=uptime, ready=True, requests=7)
-    got = plan.on_death(slot, death, now, rnd)
-    assert got == pytest.approx(delay, rel=1e-12, abs=0)
-    assert slot.failures == after
-    assert slot.due == pytest.approx(now + delay, rel=1e-12, abs=0)
-    assert (slot.nr, slot.pid, slot.aborted, slot.ready) == (3, 0, 0.0, False)
-
-
-# -- verdict -----------------------------------------------------------------------------------
-
-# (ever booted, boot failures, last exit code, verdict)
-VERDICTS = [
-    (True, 0, exits.APP_LOAD, None),          # once anything booted, never give up
-    (True, 0, exits.USAGE, None),
-    (True, 99, 1, None),
-    (True, 99, -9, None),
-    (False, 1, exits.APP_LOAD, exits.APP_LOAD),    # deterministic failures: at once
-    (False, 1, exits.USAGE, exits.USAGE),
-    (False, 0, exits.APP_LOAD, exits.APP_LOAD),
-    (False, 1, 1, None),                      # anything else: after BOOT_FAILURES
-    (False, 2, 1, None),
-    (False, plan.BOOT_FAILURES, 1, exits.WORKER_BOOT),
-    (False, plan.BOOT_FAILURES, -9, exits.WORKER_BOOT),
-    (False, plan.BOOT_FAILURES, 0, exits.WORKER_BOOT),
-    (False, plan.BOOT_FAILURES + 5, -11, exits.WORKER_BOOT),
-    (False, 2, -11, None),
-    (False, 2, exits.WORKER_BOOT, None),
-]
-
-
-@pytest.mark.parametrize("ever_booted, failures, code, expected", VERDICTS)
-def test_verdict(ever_booted, failures, code, expected):
-    assert plan.verdict(ever_booted, failures, code) == expected
-
-
-def test_boot_failures_constant():
-    assert plan.BOOT_FAILURES == 3
-
-
-# -- to_spawn / to_retire ------------------------------------------------------------------------
+# -- to_spawn ----------------------------------------------------------------------------------
 
 # (slots, target, phase, ever booted, now, slot numbers to fork)
 SPAWNS = [
@@ -131,9 +48,9 @@ SPAWNS = [
     (slots({"pid": 10}, {}, {}), 3, RUNNING, False, 0.0, []),    # slot 0 is booting: wait for it
     (slots({"pid": 10}, {}, {}), 3, RUNNING, True, 0.0, [1, 2]),
     (slots({}, {}, {"pid": 7}), 2, RUNNING, False, 0.0, []),     # any live worker blocks, even above target
-    (slots({}, {}, {}), 3, STOPPING, True, 0.0, []),
+    (slots({}, {}, {}), 3, STOPPING_, True, 0.0, []),
     (slots({}, {}, {}), 3, IDLE, True, 0.0, []),
-    (slots({}, {}, {}), 3, STOPPING, False, 0.0, []),
+    (slots({}, {}, {}), 3, STOPPING_, False, 0.0, []),
     (slots({"due": 5.0}, {}, {}), 3, RUNNING, True, 4.9, [1, 2]),   # respects due
     (slots({"due": 5.0}, {}, {}), 3, RUNNING, True, 5.0, [0, 1, 2]),
     (slots({"due": 5.0}, {}, {}), 3, RUNNING, False, 4.9, []),
@@ -144,137 +61,234 @@ SPAWNS = [
 ]
 
 
-@pytest.mark.parametrize("table, target, phase, ever_booted, now, expected", SPAWNS)
-def test_to_spawn(table, target, phase, ever_booted, now, expected):
-    assert plan.to_spawn(table, target, phase, ever_booted, now) == expected
+@pytest.mark.parametrize("table_, target, phase, ever_booted, now, expected", SPAWNS)
+def test_to_spawn(table_, target, phase, ever_booted, now, expected):
+    assert plan.to_spawn(Table(table_, target, OFF, phase, ever_booted=ever_booted), now) == expected
 
 
-# (slots, target, slot numbers to stop)
+# -- retiring slots above the target (TTOU, -w change) ----------------------------------------------
+
+# (slots, target, actions, pids leaving afterwards)
 RETIRES = [
-    (slots({"pid": 1}, {"pid": 2}, {"pid": 3, "retiring": True}, {}), 1, [1]),
-    (slots({"pid": 1}, {"pid": 2}, {"pid": 3, "retiring": True}, {}), 0, [0, 1]),
-    (slots({"pid": 1}, {"pid": 2}, {"pid": 3, "retiring": True}, {}), 4, []),
-    (slots({"pid": 1}, {"pid": 2}), 2, []),
-    ([], 0, []),
+    (slots({"pid": 1}, {"pid": 2}, {}), 1, [("TERM", 2, "retired")], [2]),
+    (slots({"pid": 1}, {"pid": 2}, {}), 0, [("TERM", 1, "retired"), ("TERM", 2, "retired")], [1, 2]),
+    (slots({"pid": 1}, {"pid": 2}, {}), 4, [("spawn", 2), ("spawn", 3)], []),
+    (slots({"pid": 1}, {"pid": 2}), 2, [], []),
+    ([], 0, [], []),
 ]
 
 
-@pytest.mark.parametrize("table, target, expected", RETIRES)
-def test_to_retire(table, target, expected):
-    got = plan.to_retire(table, target)
-    assert [s.nr for s in got] == expected
-    assert all(s is table[s.nr] for s in got)
+@pytest.mark.parametrize("table_, target, expected, leaving", RETIRES)
+def test_retire_above_target(table_, target, expected, leaving):
+    t = Table(table_, target, OFF, ever_booted=True)
+    assert brief(plan.actions(t, {}, 100.0)) == expected
+    assert sorted(t.leaving) == leaving
+    assert all(e.deadline == 130.0 for e in t.leaving.values())     # SIGKILL after --graceful-timeout
+    assert not any(s.pid for s in t.slots[target:])
+    assert [a for a in plan.actions(t, {}, 100.5) if not isinstance(a, Spawn)] == []    # told once
+
+
+def test_a_retired_slot_lets_the_worker_it_was_replacing_go():
+    t = table({"pid": 1}, {"replaces": 2}, target=1, leaving={2: Leaving(2, 1, 5)})
+    assert brief(plan.actions(t, {}, 10.0)) == [("TERM", 2, "retired")]
+    assert t.slots[1].replaces == 0 and t.leaving[2].deadline == 40.0
 
 
 # -- overdue ----------------------------------------------------------------------------------------
 
-# (slot, last heartbeat, now, timeout, boot timeout, verdict)
+# (slot, its worker's beat, now, timeouts, verdict)
 OVERDUE = [
-    (Slot(0), 0.0, 1e6, 30.0, 60.0, None),                                   # no worker
-    (Slot(0, pid=1, ready=True, started=0.0), 100.0, 130.0, 30.0, 60.0, None),     # exactly at the limit
-    (Slot(0, pid=1, ready=True, started=0.0), 100.0, 130.5, 30.0, 60.0, "abort"),
-    (Slot(0, pid=1, ready=True, started=0.0), 0.0, 1e6, 0.0, 60.0, None),          # timeout 0: never
-    (Slot(0, pid=1, ready=True, started=0.0), 999.0, 1000.0, 30.0, 60.0, None),    # ready: boot time irrelevant
-    (Slot(0, pid=1, ready=False, started=100.0), 0.0, 159.0, 30.0, 60.0, None),    # booting: no heartbeat yet
-    (Slot(0, pid=1, ready=False, started=100.0), 0.0, 160.0, 30.0, 60.0, None),
-    (Slot(0, pid=1, ready=False, started=100.0), 0.0, 160.5, 30.0, 60.0, "abort"),
-    (Slot(0, pid=1, ready=False, started=100.0), 0.0, 1e6, 30.0, 0.0, None),       # boot timeout 0: never
-    (Slot(0, pid=1, ready=False, started=100.0), 0.0, 160.5, 0.0, 60.0, "abort"),  # boot limit despite timeout 0
-    (Slot(0, pid=1, ready=True, aborted=200.0), 0.0, 201.9, 30.0, 60.0, None),     # SIGABRT sent: wait ...
-    (Slot(0, pid=1, ready=True, aborted=200.0), 0.0, 200.0 + plan.KILL_AFTER, 30.0, 60.0, "kill"),  # ... then kill
-    (Slot(0, pid=1, ready=False, aborted=200.0), 0.0, 500.0, 30.0, 60.0, "kill"),
-    (Slot(0, pid=0, aborted=200.0), 0.0, 500.0, 30.0, 60.0, None),
+    (Slot(0), None, 1e6, T, None),                                                 # no worker
+    (Slot(0, pid=1, ready=True), beat(100.0), 130.0, T, None),                      # exactly at the limit
+    (Slot(0, pid=1, ready=True), beat(100.0), 130.5, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(0.0), 1e6, Timeouts(0.0, 60.0), None),        # timeout 0: never
+    (Slot(0, pid=1, ready=True), beat(999.0), 1000.0, T, None),                     # ready: boot time irrelevant
+    (Slot(0, pid=1, ready=True), None, 1000.0, T, None),                            # no beat read: wait
+    (Slot(0, pid=1, started=100.0), beat(0.0, state=BOOTING), 159.0, T, None),      # booting: no heartbeat yet
+    (Slot(0, pid=1, started=100.0), beat(0.0, state=BOOTING), 160.0, T, None),
+    (Slot(0, pid=1, started=100.0), beat(0.0, state=BOOTING), 160.5, T, Overdue.ABORT),
+    (Slot(0, pid=1, started=100.0), None, 1e6, Timeouts(30.0, 0.0), None),         # boot timeout 0: never
+    (Slot(0, pid=1, started=100.0), None, 160.5, Timeouts(0.0, 60.0), Overdue.ABORT),  # boot limit despite timeout 0
+    (Slot(0, pid=1, ready=True, kill_at=202.0), beat(0.0), 201.9, T, None),        # SIGABRT sent: wait ...
+    (Slot(0, pid=1, ready=True, kill_at=202.0), beat(0.0), 202.0, T, Overdue.KILL),  # ... then kill
+    (Slot(0, pid=1, kill_at=202.0), None, 500.0, T, Overdue.KILL),
+    (Slot(0, pid=0, kill_at=202.0), None, 500.0, T, None),
+    # issue 11: a request in progress counts from its start, not from the tick before it
+    (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 129.9, T, None),  # tick says 30.8 s
+    (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.0, T, None),
+    (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.01, T, Overdue.ABORT),
+    # threads: the loop ticks on, the oldest request in progress is stuck
+    (Slot(0, pid=1, ready=True), beat(129.5, busy=3, since=100.0), 130.5, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(129.5, busy=0, since=100.0), 130.5, T, None),   # since is stale when idle
 ]
 
 
-@pytest.mark.parametrize("slot, beat, now, timeout, boot_timeout, expected", OVERDUE)
-def test_overdue(slot, beat, now, timeout, boot_timeout, expected):
-    assert plan.overdue(slot, beat, now, timeout, boot_timeout) == expected
+@pytest.mark.parametrize("slot, beat_, now, timeouts, expected", OVERDUE)
+def test_overdue(slot, beat_, now, timeouts, expected):
+    assert plan.overdue(slot, beat_, now, timeouts) is expected
 
 
-def test_kill_after():
-    assert plan.KILL_AFTER == 2.0
+# -- deadline ---------------------------------------------------------------------------------------
 
-
-# -- next_wakeup ------------------------------------------------------------------------------------
-
-# (slots, target, phase, now, ever booted, check_every, seconds to sleep)
-WAKEUPS = [
-    ([], 0, RUNNING, 100.0, True, 1.0, 1.0),
-    (slots({"pid": 1}), 1, RUNNING, 100.0, True, 1.0, 1.0),
-    (slots({"due": 100.25}), 1, RUNNING, 100.0, True, 1.0, 0.25),
-    (slots({"due": 50.0}), 1, RUNNING, 100.0, True, 1.0, 0.0),          # overdue spawn: no sleep
-    (slots({"due": 105.0}), 1, RUNNING, 100.0, True, 1.0, 1.0),
-    (slots({"pid": 1}, {"due": 100.5}), 2, RUNNING, 100.0, False, 1.0, 1.0),   # slot 1 waits for a boot
-    (slots({"due": 100.5}, {"due": 100.25}), 2, RUNNING, 100.0, False, 1.0, 0.5),
-    (slots({"due": 100.5}, {"due": 100.25}), 2, RUNNING, 100.0, True, 1.0, 0.25),
-    (slots({"pid": 1}, {"due": 100.25}), 1, RUNNING, 100.0, True, 1.0, 1.0),   # above target
-    (slots({"due": 100.25}), 1, STOPPING, 100.0, True, 1.0, 1.0),
-    (slots({"due": 100.25}), 1, IDLE, 100.0, True, 1.0, 1.0),
-    (slots({"pid": 1, "aborted": 99.5}), 1, STOPPING, 100.0, True, 5.0, 1.5),   # the SIGKILL deadline
-    (slots({"pid": 1, "aborted": 99.0}), 1, RUNNING, 100.0, True, 5.0, 1.0),
-    (slots({"pid": 1, "aborted": 90.0}), 1, RUNNING, 100.0, True, 5.0, 0.0),
-    (slots({"pid": 1, "aborted": 99.5}, {"due": 100.25}), 2, RUNNING, 100.0, True, 5.0, 0.25),
+# (table, beats, now, the next moment it needs a look)
+DEADLINES = [
+    (table(), {}, 100.0, 101.0),
+    (table({"pid": 1, "ready": True}), {}, 100.0, 101.0),
+    (table({"due": 100.25}), {}, 100.0, 100.25),
+    (table({"due": 50.0}), {}, 100.0, 50.0),                      # overdue spawn: at once
+    (table({"due": 105.0}), {}, 100.0, 101.0),
+    (table({"pid": 1}, {"due": 100.5}, ever_booted=False), {}, 100.0, 101.0),   # slot 1 waits for a boot
+    (table({"due": 100.5}, {"due": 100.25}, ever_booted=False), {}, 100.0, 100.5),
+    (table({"due": 100.5}, {"due": 100.25}), {}, 100.0, 100.25),
+    (table({"pid": 1}, {"due": 100.25}, target=1), {}, 100.0, 101.0),           # above target
+    (table({"due": 100.25}, phase=STOPPING_, stop_at=130.0), {}, 100.0, 101.0),
+    (table({"due": 100.25}, phase=IDLE), {}, 100.0, 101.0),
+    (table({"pid": 1, "kill_at": 100.5}, phase=STOPPING_, stop_at=130.0), {}, 100.0, 100.5),   # the SIGKILL
+    (table({"pid": 1, "kill_at": 101.0}), {}, 100.0, 101.0),
+    (table({"pid": 1, "kill_at": 92.0}), {}, 100.0, 92.0),
+    (table({"pid": 1, "kill_at": 101.5}, {"due": 100.25}), {}, 100.0, 100.25),
+    (table(phase=STOPPING_, stop_at=100.4), {}, 100.0, 100.4),
+    (table(leaving={7: Leaving(7, 0, 3, 100.3)}), {}, 100.0, 100.3),
+    (table(leaving={7: Leaving(7, 0, 3, None)}), {}, 100.0, 101.0),            # waits for its replacement
+    # the timeout falls due before the next look: wake for it
+    (table({"pid": 1, "ready": True}, timeouts=T), {1: beat(70.5)}, 100.0, 100.5),
+    (table({"pid": 1, "ready": True}, timeouts=T), {1: beat(99.0, busy=1, since=70.2)}, 100.0, 100.2),
+    (table({"pid": 1, "ready": True}, timeouts=T), {1: beat(99.5)}, 100.0, 101.0),
+    (table({"pid": 1, "started": 40.3}, timeouts=T), {}, 100.0, 100.3),        # --boot-timeout
 ]
 
 
-@pytest.mark.parametrize("table, target, phase, now, ever_booted, check_every, expected", WAKEUPS)
-def test_next_wakeup(table, target, phase, now, ever_booted, check_every, expected):
-    assert plan.next_wakeup(table, target, phase, now, ever_booted, check_every) == expected
+@pytest.mark.parametrize("table_, beats, now, expected", DEADLINES)
+def test_deadline(table_, beats, now, expected):
+    assert plan.deadline(table_, beats, now) == pytest.approx(expected, abs=1e-9)
 
 
-# -- exit_description ---------------------------------------------------------------------------------
+# -- scenarios, step by step ---------------------------------------------------------------------
 
-DESCRIPTIONS = [
-    (-9, "killed by SIGKILL: out of memory?"),
-    (-15, "killed by SIGTERM"),
-    (-6, "killed by SIGABRT"),
-    (-11, "killed by SIGSEGV"),
-    (-200, "killed by signal 200"),
-    (0, "exit code 0"),
-    (1, "exit code 1 (internal error)"),
-    (2, "exit code 2 (bad configuration)"),
-    (3, "exit code 3 (workers failed to boot)"),
-    (4, "exit code 4 (the app failed to load)"),
-    (77, "exit code 77"),
-]
+def test_boot_then_ready():
+    t = plan.new_table(2, T)
+    assert brief(plan.actions(t, {}, 0.0)) == [("spawn", 0)]              # one until something booted
+    plan.spawned(t, 0, 10, 0, 0.0)
+    assert brief(plan.actions(t, {10: beat(0.0, state=BOOTING)}, 0.1)) == []
+    got = plan.actions(t, {10: beat(0.2)}, 0.2)
+    assert got == [Booted(0, 10, 0.2), Spawn(1)]
+    assert t.ever_booted and t.slots[0].ready
+    plan.spawned(t, 1, 11, 1, 0.2)
+    assert brief(plan.actions(t, {10: beat(0.2), 11: beat(0.3)}, 0.3)) == [("booted", 1, 11)]
+    assert brief(plan.actions(t, {10: beat(0.2), 11: beat(0.3)}, 0.4)) == []     # booted once
 
 
-@pytest.mark.parametrize("code, text", DESCRIPTIONS)
-def test_exit_description(code, text):
-    assert exits.exit_description(code) == text
+def test_reload_hands_over_each_slot_when_its_new_worker_is_ready():
+    t = table({"pid": 10, "ready": True, "cell": 0}, {"pid": 11, "ready": True, "cell": 1}, timeouts=T)
+    plan.reload(t, 50.0)
+    assert t.leaving == {10: Leaving(10, 0, 0, None), 11: Leaving(11, 1, 1, None)}   # untold yet
+    assert [s.replaces for s in t.slots] == [10, 11]
+    assert brief(plan.actions(t, {}, 50.0)) == [("spawn", 0), ("spawn", 1)]
+    plan.spawned(t, 0, 20, 2, 50.0)
+    plan.spawned(t, 1, 21, 3, 50.0)
+    assert plan.pids(t) == [20, 21, 10, 11]
+    # slot 1's new worker is ready first: only its predecessor goes
+    assert brief(plan.actions(t, {20: beat(0.0, state=BOOTING), 21: beat(50.4)}, 50.4)) == \
+        [("booted", 1, 21), ("TERM", 11, "replaced")]
+    assert t.leaving[11].deadline == 80.4 and t.leaving[10].deadline is None
+    assert brief(plan.actions(t, {20: beat(50.5), 21: beat(50.4)}, 50.5)) == \
+        [("booted", 0, 20), ("TERM", 10, "replaced")]
+    # the old ones stop in time; one does not and is killed at its deadline, then every KILL_AGAIN
+    assert isinstance(plan.gone(t, 11), Leaving)
+    assert brief(plan.actions(t, {}, 80.49)) == []
+    assert brief(plan.actions(t, {}, 80.5)) == [("KILL", 10, "grace over")]
+    assert brief(plan.actions(t, {}, 81.0)) == []
+    assert brief(plan.actions(t, {}, 80.5 + plan.KILL_AGAIN)) == [("KILL", 10, "grace over")]
+    assert plan.gone(t, 10) == Leaving(10, 0, 0, 80.5 + 2 * plan.KILL_AGAIN) and t.leaving == {}
 
 
-# (exit code, was ready, SIGABRT sent, label)
-RESTART_REASONS = [
-    (0, True, False, "max_requests"),
-    (0, False, False, "crash"),          # exited before it ever served: a boot failure
-    (1, True, False, "crash"),
-    (-9, True, False, "crash"),
-    (-6, True, True, "timeout"),
-    (exits.KILLED_BY_US, True, True, "timeout"),
-]
+def test_reload_after_winch_brings_workers_back():
+    t = table({"pid": 10, "ready": True}, {"pid": 11, "ready": True})
+    assert brief(plan.stop_workers(t, 5.0)) == [("TERM", 10, "retired"), ("TERM", 11, "retired")]
+    assert t.phase is IDLE and plan.actions(t, {}, 6.0) == []
+    plan.gone(t, 10)
+    plan.gone(t, 11)
+    plan.reload(t, 7.0)
+    assert brief(plan.actions(t, {}, 7.0)) == [("spawn", 0), ("spawn", 1)]
 
 
-@pytest.mark.parametrize("code, ready, aborted, label", RESTART_REASONS)
-def test_restart_reason(code, ready, aborted, label):
-    assert plan.restart_reason(plan.Death(0, code, 5.0, ready, 10), aborted) == label
+def test_a_reload_whose_new_worker_never_boots_keeps_the_old_one_serving():
+    t = table({"pid": 10, "ready": True}, timeouts=T)
+    plan.reload(t, 0.0)
+    plan.spawned(t, 0, 20, 1, 0.0)
+    assert brief(plan.actions(t, {20: beat(0.0, state=BOOTING)}, 59.0)) == []
+    assert t.leaving[10].deadline is None
 
 
-@pytest.mark.parametrize("pressure, seconds", [(0.0, 1.0), (0.5, 1.0), (0.51, 0.2), (0.9, 0.2)])
-def test_guard_interval(pressure, seconds):
-    from supervisor.supervise import recycle
-    assert recycle.guard_interval(pressure) == seconds
+def test_inherited_workers_go_once_one_of_ours_is_ready():
+    t = plan.new_table(1, T, inherited=[500, 501])
+    plan.actions(t, {}, 0.0)
+    plan.spawned(t, 0, 10, 0, 0.0)
+    assert brief(plan.actions(t, {10: beat(0.3)}, 0.3)) == \
+        [("booted", 0, 10), ("TERM", 500, "replaced"), ("TERM", 501, "replaced")]
+    assert t.leaving[500] == Leaving(500, None, None, 30.3) and t.inherited == []
+    assert plan.label(t.leaving[500].nr) == "worker=inherited" and plan.label(3) == "worker=3"
 
 
-@pytest.mark.parametrize("zombies_limit, threads_limit, threads, zombies, near", [
-    (32, 0, 1, 0, 0.0),
-    (32, 0, 50, 16, 0.5),
-    (32, 100, 80, 8, 0.8),
-    (0, 0, 500, 500, 0.0),        # both off
-    (32, 0, 1, 40, 1.25),
-])
-def test_nearness(zombies_limit, threads_limit, threads, zombies, near):
-    from supervisor.supervise import recycle
-    limits = recycle.Limits(zombies=zombies_limit, threads=threads_limit)
-    assert recycle.nearness(limits, threads, zombies) == near
+@pytest.mark.parametrize("quick, sig, deadline", [(False, "TERM", 130.0), (True, "INT", 100.0 + plan.QUICK_STOP)])
+def test_stop_escalates_to_kill_at_the_deadline(quick, sig, deadline):
+    t = table({"pid": 10, "ready": True}, {"due": 100.0}, leaving={7: Leaving(7, 0, 3, 200.0)})
+    assert brief(plan.stop(t, 100.0, quick)) == [(sig, 10, "stop"), (sig, 7, "stop")]
+    assert t.phase is STOPPING_
+    assert brief(plan.actions(t, {}, deadline - 0.01)) == []              # nothing spawned while stopping
+    assert brief(plan.actions(t, {}, deadline)) == [("KILL", 10, "stop overdue"), ("KILL", 7, "stop overdue")]
+    assert brief(plan.actions(t, {}, deadline + 1.0)) == []
+    assert brief(plan.actions(t, {}, deadline + plan.KILL_AGAIN)) == \
+        [("KILL", 10, "stop overdue"), ("KILL", 7, "stop overdue")]
+
+
+def test_a_second_term_changes_nothing_and_int_hurries_it():
+    t = table({"pid": 10, "ready": True})
+    plan.stop(t, 100.0, False)
+    assert plan.stop(t, 101.0, False) is None and t.stop_at == 130.0
+    assert brief(plan.stop(t, 102.0, True)) == [("INT", 10, "stop")]
+    assert t.stop_at == 102.0 + plan.QUICK_STOP
+
+
+def test_timeout_aborts_then_kills():
+    t = table({"pid": 10, "ready": True}, timeouts=Timeouts(2.0, 60.0, 30.0))
+    beats = {10: beat(99.0, busy=1, since=100.0, what="GET /hang")}
+    assert plan.actions(t, beats, 102.0) == []
+    got = plan.actions(t, beats, 102.1)
+    assert got == [Signal(10, Sig.ABORT, Reason.TIMEOUT, "worker=0 pid=10 timed out: serving GET /hang for "
+                          "2.1s (--timeout 2); sending SIGABRT, its stack follows")]
+    assert plan.actions(t, beats, 102.1 + plan.KILL_AFTER - 0.01) == []
+    assert brief(plan.actions(t, beats, 102.1 + plan.KILL_AFTER)) == [("KILL", 10, "hung")]
+    assert plan.actions(t, beats, 104.2) == []                            # not again at once
+    assert brief(plan.actions(t, beats, 104.1 + plan.KILL_AGAIN)) == [("KILL", 10, "hung")]
+
+
+def test_timeout_without_a_request_counts_from_the_tick():
+    t = table({"pid": 10, "ready": True}, timeouts=Timeouts(2.0, 60.0, 30.0))
+    assert [a.note for a in plan.actions(t, {10: beat(100.0)}, 102.5)] == \
+        ["worker=0 pid=10 timed out: no heartbeat for 2.5s (--timeout 2); sending SIGABRT, its stack follows"]
+
+
+def test_boot_timeout():
+    t = table({"pid": 10, "started": 0.0}, timeouts=T)
+    assert [(a.sig, a.reason, a.note) for a in plan.actions(t, {10: beat(0.0, state=BOOTING)}, 60.5)] == \
+        [(Sig.ABORT, Reason.BOOT_TIMEOUT, "worker=0 pid=10 did not boot within --boot-timeout 60; sending SIGABRT")]
+
+
+def test_recycle_replaces_the_worker_at_once():
+    t = table({"pid": 10, "ready": True, "cell": 4, "due": 3.0}, {"pid": 11, "ready": True})
+    assert brief(plan.recycle(t, 0, 50.0)) == [("TERM", 10, "recycled")]
+    assert t.leaving == {10: Leaving(10, 0, 4, 80.0)}
+    assert brief(plan.actions(t, {11: beat(50.0)}, 50.0)) == [("spawn", 0)]
+    assert plan.recycle(t, 0, 50.0) == []                                 # nothing left to recycle
+
+
+def test_a_stopping_worker_is_still_ours():
+    t = table({"pid": 10, "ready": True})
+    assert brief(plan.actions(t, {10: beat(5.0, state=STOPPING)}, 5.0)) == []
+    assert plan.gone(t, 10) is t.slots[0] and plan.gone(t, 99) is None
+
+
+def test_reopen_reaches_every_worker():
+    t = table({"pid": 10}, leaving={7: Leaving(7, 0, 3, None)})
+    assert brief(plan.reopen(t)) == [("USR1", 10, "reopen logs"), ("USR1", 7, "reopen logs")]

@@ -1,0 +1,77 @@
+"""The master's start, once before its loop: bind or adopt the listeners, preload the
+app, check the user and the pidfile, open the observers (monitor, systemd, /metrics),
+then the signal and ready pipes and the heartbeat cells. Any of it failing is a
+StartError-style message and exit 2, before a worker exists."""
+import gc
+import os
+import select
+import time
+
+from . import notify
+from .. import exits, hooks
+from ..config import AUTO
+from ..exits import StartError
+from ..loader import load_logged
+from ..observe.metricsserver import MetricsServer
+from .heartbeat import Heartbeat
+from .listeners import bind, inherited_fds
+from .pidfile import write_pidfile
+from .privileges import make_subreaper, user_ids
+from .signals import MASTER, Signals
+
+
+def start(master):
+    """Bind, preload, set up signals. Returns None, or an exit code to stop with."""
+    hooks.call(master.cfg.hooks, master.log, "on_starting", master)
+    master.reaper = make_subreaper()
+    inherited = os.environ.pop("PYFORK_OLD_WORKERS", "")
+    master.table.inherited = [int(p) for p in inherited.split(",") if p.isdigit()]
+    try:
+        master.listeners = bind(master.cfg, inherited_fds(master.environ))
+        if master.cfg.preload:
+            master.app, code = load_logged(master.cfg.app, master.log, "the master (--preload)")
+            if code is not None:
+                return code
+            gc.collect()
+            gc.freeze()   # keep the collector from touching (and so copying) shared pages
+        master.ids = user_ids(master.cfg.user, master.cfg.group)
+        if master.cfg.pidfile:
+            write_pidfile(master.cfg.pidfile, master.pid)
+        open_observers(master)
+    except (StartError, ValueError, OSError) as exc:
+        master.log.error("%s", exc)
+        return exits.USAGE
+    master.signals = Signals(MASTER)
+    master.ready_r, master.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    master.heartbeat = Heartbeat()
+    master.poller.register(master.signals.r, select.POLLIN)
+    master.poller.register(master.ready_r, select.POLLIN)
+    say_listening(master)
+    # the first sample after one interval: by then the workers have booted
+    master.next_sample = time.monotonic() + master.cfg.metrics_interval
+    master.title()
+    hooks.call(master.cfg.hooks, master.log, "nworkers_changed", master, master.target, None)   # as Gunicorn does
+    hooks.call(master.cfg.hooks, master.log, "when_ready", master)
+    return None
+
+
+def open_observers(master):
+    """The monitor (and -w auto's first count), systemd's notifier, the metrics server."""
+    from ..observe.monitor import Monitor
+    master.monitor = Monitor(master.cfg, master.log, master.pid)
+    if master.cfg.workers == AUTO:
+        master.table.target = master.monitor.initial_workers()
+    master.notifier = notify.Notifier.from_environ(os.environ)      # None outside systemd
+    if master.cfg.metrics_bind:
+        master.mserver = MetricsServer(master.cfg.metrics_bind, master.render_metrics, master.log)
+
+
+def say_listening(master):
+    master.binds = " ".join(str(b) for b in master.cfg.bind)
+    for b, sock in zip(master.cfg.bind, master.listeners):
+        where = sock.getsockname()
+        if isinstance(where, tuple):     # the real port, also for -b 127.0.0.1:0
+            where = "http://%s:%d" % (("[%s]" % where[0]) if ":" in where[0] else where[0], where[1])
+        master.log.info("listening at %s (pid %d)", where or b, master.pid)
+    master.log.info("master pid=%d app=%s workers=%d reaper=%s", master.pid, master.cfg.app, master.target,
+                    master.reaper or "none (orphans go to pid 1)")
