@@ -39,11 +39,12 @@ def wait_for(predicate, timeout=10.0, every=0.02):
 class Server:
     """One real `pyfork run` process. Use as a context manager or via the `server` fixture."""
 
-    def __init__(self, app, *args, workers=1, env=None, cwd=APPS, wait=True, port=None, dyno=None):
+    def __init__(self, app, *args, workers=1, env=None, cwd=APPS, wait=True, port=None, dyno=None,
+                 python=sys.executable):
         self.port = port or free_port()
         self.workers = workers
         self.log_path = os.path.join(os.environ.get("TMPDIR", "/tmp"), "pyfork-test-%d-%d.log" % (os.getpid(), self.port))
-        cmd = [sys.executable, "-m", "supervisor", "run", app, "-b", "127.0.0.1:%d" % self.port,
+        cmd = [python, "-m", "supervisor", "run", app, "-b", "127.0.0.1:%d" % self.port,
                "-w", str(workers)] + [str(a) for a in args]
         full_env = dict(os.environ)
         full_env.pop("PORT", None)

@@ -21,6 +21,7 @@ WORK = struct.Struct("=qd64s")      # requests in progress, start of the oldest,
 WHAT = WORK.size - 16               # bytes of `what`
 CELL_SIZE = TICK.size + WORK.size
 BOOTING, READY, STOPPING = 0, 1, 2
+EXITING = 4      # a flag added to the state just before pyfork's own os._exit: the code is pyfork's
 
 CELLS = 1024   # enough for any worker count plus replacements during a reload
 
@@ -39,6 +40,16 @@ class Beat(typing.NamedTuple):
     @property
     def ready(self):
         return self.state == READY
+
+    @property
+    def served(self):
+        """The worker got as far as serving (the master may not have seen it ready yet)."""
+        return self.state & ~EXITING in (READY, STOPPING) or self.busy > 0
+
+    @property
+    def exiting(self):
+        """The worker left through pyfork's own exit (its code is pyfork's, not the app's)."""
+        return bool(self.state & EXITING)
 
 
 class Heartbeat:

@@ -306,25 +306,26 @@ class Master:
                 self.heartbeat.give_back(who.cell)
             hooks.call(self.cfg.hooks, self.log, "child_exit", self, WorkerInfo(who.nr, pid, self.log, code))
             if isinstance(who, plan.Leaving):
-                self.log.info("%s pid=%d stopped: %s", plan.label(who.nr), pid, exits.exit_description(code))
+                self.log.info("%s pid=%d stopped: %s", plan.label(who.nr), pid,
+                              exits.exit_description(code, beat is not None and beat.exiting))
             else:
-                self.worker_died(who, pid, code, beat, now)
+                self.worker_died(deaths.of(who, pid, code, beat, now), who, now)
             self.title()
 
     def count_restart(self, reason):
         self.restarts[reason] = self.restarts.get(reason, 0) + 1
 
-    def worker_died(self, slot, pid, code, beat, now):
-        death = deaths.Death(slot.nr, pid, code, now - slot.started, slot.ready, beat.requests, bool(slot.kill_at))
+    def worker_died(self, death, slot, now):
+        """Every death of a slot's worker passes here once, as a Death record."""
+        death = deaths.on_death(self.table, slot, death, now, self.rng.random())
         self.count_restart(death.cause.value)
-        delay = deaths.on_death(self.table, slot, death, now, self.rng.random())
-        self.verdict = deaths.verdict(self.table, code)
+        self.verdict = deaths.verdict(self.table, death)
         if self.table.phase is Phase.STOPPING or self.verdict is not None:
-            self.log.info("worker=%d pid=%d exited: %s", slot.nr, pid, exits.exit_description(code))
+            self.log.info("worker=%d pid=%d exited: %s", death.nr, death.pid,
+                          exits.exit_description(death.code, death.ours))
         else:
-            self.log.warning("worker=%d pid=%d exited: %s uptime=%.1fs requests=%d;%s restarting in %.2fs",
-                             slot.nr, pid, exits.exit_description(code), death.uptime, death.requests,
-                             self.monitor.last_memory(slot.nr, pid) if self.monitor else "", delay)
+            memory = self.monitor.last_memory(death.nr, death.pid) if self.monitor else ""
+            (self.log.info if death.clean else self.log.warning)("%s%s", deaths.line(death), memory)
 
     def give_up(self):
         code = self.verdict

@@ -25,6 +25,8 @@ import dataclasses
 import enum
 import typing
 
+from . import backoff
+
 
 KILL_AFTER = 2.0       # seconds between SIGABRT and SIGKILL for a hung worker
 KILL_AGAIN = 5.0       # seconds between SIGKILLs of a process that has not been reaped yet
@@ -77,8 +79,8 @@ class Slot:
     due: float = 0.0           # earliest respawn time
     kill_at: float = 0.0       # SIGABRT sent: SIGKILL at this time (0: not sent)
     replaces: int = 0          # pid of the leaving worker this one replaces (HUP): stopped once we are ready
-    tokens: float = 0.0        # restart tokens left (deaths.py's bucket), as of `refilled`
-    refilled: float = None     # when tokens were last counted; None: never (a full bucket)
+    tokens: float = backoff.BURST   # restart tokens left (backoff.paced), as of `refilled`
+    refilled: float = 0.0
     deaths: list = dataclasses.field(default_factory=list)   # times of its recent deaths
 
 

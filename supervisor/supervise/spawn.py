@@ -44,7 +44,7 @@ def spawn(master, nr, now):
 
 def child(master, nr, cell):
     """After fork, in the worker. Never returns: the master's stack must not unwind here."""
-    code = exits.ERROR
+    code, ours = exits.ERROR, True     # ours: pyfork's code chose the exit code, not the app's
     try:
         master.signals.close()
         os.close(master.ready_r)
@@ -64,9 +64,14 @@ def child(master, nr, cell):
         hooks.call(master.cfg.hooks, master.log, "worker_exit", master, worker)
     except HookFailed:
         code = exits.WORKER_BOOT
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else exits.ERROR
+    except SystemExit as exc:          # the app's sys.exit(): its code
+        code, ours = (exc.code, False) if isinstance(exc.code, int) else (exits.ERROR, True)
     except BaseException:
         master.log.exception("worker=%d crashed", nr)
     finally:
-        os._exit(code)
+        try:
+            if ours:       # say so in the cell: the master labels the code as pyfork's only then
+                b = master.heartbeat.get(cell)
+                master.heartbeat.set(cell, b.pid, b.state | heartbeat.EXITING, b.beat, b.requests, b.busy_seconds)
+        finally:
+            os._exit(code)

@@ -46,3 +46,14 @@ def doublefork(environ, start_response):
         os._exit(0)
     os.waitpid(pid, 0)
     return _reply(start_response, os.getpid())
+
+
+def query_of_death(environ, start_response):
+    """/crash kills its worker (os._exit, as a segfaulting C extension would); anything
+    else -> the worker pid; /slow?2.5 sleeps first."""
+    path = environ["PATH_INFO"]
+    if path == "/crash":
+        os._exit(13)
+    if path == "/slow":
+        time.sleep(float(environ["QUERY_STRING"] or 1))
+    return _reply(start_response, os.getpid())

@@ -81,10 +81,9 @@ def test_killed_workers_are_replaced_under_load(server):
             time.sleep(0.4)
             seen_zombies += [z for z in no_zombies(s) if z not in seen_zombies]
     assert killed >= 15
-    # a slot killed again and again backs off (by design, up to 30 s and jitter): every
-    # one comes back, the last ones after their delay
+    # a slot killed again and again restarts paced (a token bucket): every one comes back
     assert wait_for(lambda: len(s.worker_pids()) == 3, 45)
-    assert s.log().count("killed by SIGKILL: out of memory?") >= killed - 1
+    assert s.log().count("died (signal 9, SIGKILL: out of memory?)") >= killed - 1
     assert s.ps.num_threads() == 1
     assert load.ok > 50
     # a zombie may be glimpsed between the kill and the reap (microseconds); none may stay
@@ -127,23 +126,6 @@ def test_app_raising_on_import_exits_with_its_error(preload):
     assert time.monotonic() - t0 < 10
     assert out.count("RuntimeError: boom at import time") == 1, out
     assert "Traceback" in out
-
-
-def test_crash_on_every_request_backs_off(server):
-    s = server("sup_apps:crash", workers=1)
-    t0 = time.monotonic()
-    failed = 0
-    while time.monotonic() - t0 < 6:
-        try:
-            get(s.port, "/", timeout=2)
-        except (OSError, http.client.HTTPException):
-            failed += 1
-    deaths = s.log().count("exit code 13")
-    # immediate, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2 s...: a handful in 6 s, not hundreds
-    assert 3 <= deaths <= 12, deaths
-    assert failed >= deaths - 1
-    assert "restarting in" in s.log()
-    assert s.proc.poll() is None     # a worker that once booted never makes the master give up
 
 
 def test_hung_request_is_killed_and_its_stack_logged(server):
