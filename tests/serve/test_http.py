@@ -918,8 +918,8 @@ def test_killed_worker_is_replaced(server):
     assert s.wait_log("booted in", count=2)
     assert pid_of(s.port) == new[0]
     assert get(s.port, "/hello")[2] == b"Hello, World!"
-    assert s.wait_log("killed by SIGKILL"), s.log()
-    assert any("pid=%d" % pid in line and "killed by SIGKILL" in line for line in s.log().splitlines())
+    assert s.wait_log("died (signal 9, SIGKILL"), s.log()
+    assert any("pid=%d" % pid in line and "died (signal 9, SIGKILL" in line for line in s.log().splitlines())
 
 
 # -- command line -------------------------------------------------------------------------
