@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from supervisor.config import BY_NAME, SETTINGS, Bind, ConfigError, env_name, parse_bind, resolve
+from supervisor.config import AUTO, BY_NAME, SETTINGS, Bind, ConfigError, env_name, parse_bind, resolve
 
 LOCAL_8000 = Bind("tcp", host="127.0.0.1", port=8000)
 
@@ -176,6 +176,9 @@ WORKERS = [
     ({"WEB_CONCURRENCY": "4", "PYFORK_WORKERS": "3"}, {}, 3),    # ours beats the platform's
     ({"WEB_CONCURRENCY": "6", "PYFORK_WORKERS": ""}, {}, 6),
     ({"WEB_CONCURRENCY": "4", "PYFORK_WORKERS": "3"}, {"workers": "9"}, 9),
+    ({}, {"workers": "auto"}, AUTO),          # -w auto stays allowed (0 and negatives are refused)
+    ({"WEB_CONCURRENCY": "Auto"}, {}, AUTO),
+    ({"WEB_CONCURRENCY": "0"}, {"workers": "1"}, 1),    # a flag wins over a bad platform value
 ]
 
 
