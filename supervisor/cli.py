@@ -102,13 +102,14 @@ def detect_platform(environ):
     return {}
 
 
-def _gunicorn_only(args, where, notes, errors):  # where: "" or " in GUNICORN_CMD_ARGS"
-    """Judge the Gunicorn-only flags found in `args` (parsed from `where`)."""
+def _gunicorn_only(args, suffix, notes, errors):
+    """Judge the Gunicorn-only flags found in `args`; `suffix` says where they were given
+    beyond the command line (" in GUNICORN_CMD_ARGS")."""
     for row in gunicorn.TABLE:
         value = getattr(args, "g_" + row.name, None)
         if value is not None and row.kind is not gunicorn.Kind.SAME:
             flag = next(f for f in row.flags if f.startswith("--"))
-            kind, text = gunicorn.judge(row, value, "flag %s%s" % (flag, where))
+            kind, text = gunicorn.judge(row, value, "flag %s%s" % (flag, suffix))
             (errors if kind == "error" else notes).append(text)
 
 
@@ -227,7 +228,7 @@ def _prepare(cfg):
     return None
 
 
-def _gunicorn_check(args, cfg):
+def _gunicorn_check(cfg):
     """Gunicorn's --check-config: the configuration and the app's import; nothing starts."""
     from . import loader
     try:
@@ -253,7 +254,7 @@ def run(args):
     if failed is not None:
         return failed
     if args.g_check_config:
-        return _gunicorn_check(args, cfg)
+        return _gunicorn_check(cfg)
     try:
         log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
     except OSError as exc:

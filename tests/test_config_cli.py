@@ -19,6 +19,7 @@ def post_forks(server, worker):
 
 
 bind = ["127.0.0.1:9", "127.0.0.1:9"]
+graceful_timout = 5
 '''
 
 
@@ -34,11 +35,13 @@ def test_every_mistake_in_one_run(tmp_path):
         assert text[0] == "unknown setting 'worker' in gunicorn.conf.py line 2; did you mean 'workers'?"
         assert text[1].startswith("setting 'reload' in gunicorn.conf.py line 4: not available in pyfork: ")
         assert text[2] == "unknown hook 'post_forks' in gunicorn.conf.py line 8; did you mean 'post_fork'?"
-        assert text[3].startswith("flag --certfile: not available in pyfork: pyfork serves plain HTTP")
-        assert text[4] == "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"
-        assert text[5].startswith("setting 'bind' in %s line 12: 127.0.0.1:9 is given twice" % conf)
-        assert text[6] == "setting 'timeout' in %s line 3: -1 is too small; the least allowed is 0" % conf
-        assert len(text) == 7, err       # the harmless worker_tmp_dir is no error
+        assert text[3] == ("unknown setting 'graceful_timout' in gunicorn.conf.py line 13; "
+                           "did you mean 'graceful_timeout'?")
+        assert text[4].startswith("flag --certfile: not available in pyfork: pyfork serves plain HTTP")
+        assert text[5] == "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"
+        assert text[6].startswith("setting 'bind' in %s line 12: 127.0.0.1:9 is given twice" % conf)
+        assert text[7] == "setting 'timeout' in %s line 3: -1 is too small; the least allowed is 0" % conf
+        assert len(text) == 8, err       # the harmless worker_tmp_dir is no error
 
 
 def test_no_app_given(tmp_path):
