@@ -186,6 +186,8 @@ def print_config(cfg, sources, notes, written):
             value = " ".join(str(b) for b in value)
         elif s.name in SIZES and value is not None:
             value = str(written[s.name]) if s.name in written else show_size(value)
+        elif s.name == "raw_env":
+            value = tuple("%s=..." % key for key, _ in value)     # values may be secrets: not printed
         print("%-*s = %-30r  (%s)" % (width, s.name, value, sources[s.name]))
     for name in sorted(cfg.hooks):
         print("hook %s defined" % name)

@@ -72,7 +72,7 @@ LINES = [
     ("pythonpath", {}, "gunicorn --pythonpath lib,src service:app -b 0.0.0.0:$PORT",
      {"pythonpath": "('lib', 'src')"}, ("https", "-", "service")),
     ("env flag", {}, "gunicorn -e REPLAY_MARK=seen --env OTHER=1 app:app -b 0.0.0.0:$PORT",
-     {"raw_env": "(('REPLAY_MARK', 'seen'), ('OTHER', '1'))"}, ("https", "seen", "app")),
+     {"raw_env": "('REPLAY_MARK=...', 'OTHER=...')"}, ("https", "seen", "app")),
     ("systemd unit", {}, "gunicorn --workers 3 --bind unix:$TMP/app.sock --bind 127.0.0.1:$PORT "
      "--pid $TMP/gunicorn.pid --capture-output --name web --graceful-timeout 10 app:app",
      {"pidfile": "'$TMP/gunicorn.pid'", "graceful_timeout": "10.0"}, ("https", "-", "app")),
