@@ -200,10 +200,14 @@ def _normal(value):
 
 
 def is_default(row, value):
-    """A value that asks for nothing beyond what Gunicorn does by default."""
+    """A value that asks for nothing beyond what Gunicorn does by default (for a dict such
+    as secure_scheme_headers: some of the default's entries)."""
     if callable(value) and not isinstance(value, type):
         return False
-    return _normal(value) == _normal(row.default)
+    mine, default = _normal(value), _normal(row.default)
+    if isinstance(mine, dict) and isinstance(default, dict):
+        return mine.items() <= default.items()
+    return mine == default
 
 
 def judge(row, value, where):

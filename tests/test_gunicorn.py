@@ -250,3 +250,28 @@ def test_readme_lists_every_environment_variable():
     missing = [v for v in list(environ.names(SETTINGS)) + list(environ.OWN) + list(environ.PLATFORM)
                if "`%s`" % v not in text]
     assert not missing, "add these to README's Environment variables table: %s" % missing
+
+
+# (setting, value a config file gives, is it harmless?)
+DEFAULTS = [
+    ("daemon", False, True), ("daemon", True, False), ("daemon", "false", True),
+    ("umask", 0, True), ("umask", "0", True), ("umask", 0o22, False),
+    ("proxy_protocol", "off", True), ("proxy_protocol", "v1", False),
+    ("logconfig_dict", {}, True), ("logconfig_dict", {"version": 1}, False),
+    ("certfile", None, True), ("certfile", "", True), ("certfile", "/etc/ssl/c.pem", False),
+    ("dirty_apps", [], True), ("dirty_apps", ["tasks:app"], False),
+    # Heroku's usual narrowing of the default is fine; a header of its own is not
+    ("secure_scheme_headers", {"X-Forwarded-Proto": "https"}, True),
+    ("secure_scheme_headers", {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
+     True),
+    ("secure_scheme_headers", {"X-Scheme": "https"}, False),
+    ("header_map", "drop", True), ("header_map", "dangerous", False),
+]
+
+
+@pytest.mark.parametrize("name, value, harmless", DEFAULTS)
+def test_refused_setting_at_gunicorns_default_is_only_noted(name, value, harmless):
+    kind, text = gunicorn.judge(gunicorn.BY_NAME[name], value, "setting %r in g.conf.py line 1" % name)
+    assert kind == ("note" if harmless else "error"), text
+    assert text.startswith("setting %r in g.conf.py line 1: " % name)
+
