@@ -54,7 +54,8 @@ def _settings_arguments(p):
                    help="the WSGI callable: module:name, module:factory() or module (then application, app); "
                         "may also come from the config file's wsgi_app")
     p.add_argument("-c", "--config", metavar="FILE", default=None,
-                   help="a Python config file like gunicorn.conf.py (default: ./pyfork.conf.py when present)")
+                   help="a Python config file like gunicorn.conf.py, or python:MODULE (default: ./pyfork.conf.py, "
+                        "else ./gunicorn.conf.py, when present)")
     for s in SETTINGS:
         names = [env_name(s)] + ([s.env] if s.env and s.env != env_name(s) else [])
         kw = {"dest": s.name, "default": None, "help": "%s [env %s]" % (s.help, ", ".join(names))}
@@ -138,16 +139,16 @@ def build(args, environ, written=None):
     env_args = _env_layers(environ, notes, errors)
     given = [args] + [a for _, a in reversed(env_args)]           # the command line first
     app = next((a.app for a in given if a.app), None)
-    path = next((a.config for a in given if a.config), None)
-    path = path or (conffile.DEFAULT if os.path.exists(conffile.DEFAULT) else None)
-    file_values, hooks, lines = {}, {}, {}
-    if path:
-        try:
+    file_values, hooks, lines, path = {}, {}, {}, None
+    try:
+        path, note = conffile.find(next((a.config for a in given if a.config), None), os.path.exists)
+        notes += [note] if note else []
+        if path:
             file_values, hooks, file_notes, lines, file_errors = conffile.load(path)
             notes += file_notes
             errors += file_errors
-        except ConfigError as exc:
-            errors.append(str(exc))
+    except ConfigError as exc:
+        errors.append(str(exc))
     _gunicorn_only(args, "", notes, errors)
     layers = [(var, {s.name: getattr(a, s.name) for s in SETTINGS}) for var, a in env_args]
     flags = {s.name: getattr(args, s.name) for s in SETTINGS}

@@ -12,7 +12,29 @@ from . import gunicorn
 from .config import BY_NAME, ConfigError
 from .hooks import HOOKS, check
 
-DEFAULT = "pyfork.conf.py"
+# read from the working directory when no -c is given: ours first, then Gunicorn's (which
+# Gunicorn itself reads by default), so a project's gunicorn.conf.py still applies
+DEFAULTS = ("pyfork.conf.py", "gunicorn.conf.py")
+
+
+def find(path, exists):
+    """-c's value (or None) -> (the file to read or None, a note). 'python:pkg.mod' names a
+    module, as in Gunicorn; `exists` is os.path.exists (passed in: this module reads no disk here)."""
+    if path and path.startswith("python:"):
+        import importlib.util
+        try:
+            spec = importlib.util.find_spec(path[len("python:"):])
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin:
+            raise ConfigError("config file %s: no such module (check the name and PYTHONPATH)" % path)
+        return spec.origin, None
+    if path:
+        return path, None
+    found = [p for p in DEFAULTS if exists(p)]
+    note = ("./%s not read: ./%s is (give -c %s to read it instead)" % (found[1], found[0], found[1])
+            if len(found) > 1 else None)
+    return (found[0] if found else None), note
 
 # Gunicorn's names for settings pyfork has under another name.
 ALIASES = dict(gunicorn.ALIASES, wsgi_app="wsgi_app")

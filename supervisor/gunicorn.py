@@ -49,7 +49,8 @@ _DIRTY = "pyfork has no dirty-worker pool; run long tasks in a worker process of
 _HOOK = "hook (as in Gunicorn)"
 
 TABLE = (
-    Row("config", ("-c", "--config"), S, "-c/--config (default ./pyfork.conf.py)"),
+    Row("config", ("-c", "--config"), S, "-c/--config FILE or python:MODULE (default ./pyfork.conf.py, else "
+        "./gunicorn.conf.py)"),
     Row("wsgi_app", (), S, "the app argument, or wsgi_app in the config file", _NO),
     Row("bind", ("-b", "--bind"), S, "bind", _AP),
     Row("backlog", ("--backlog",), S, "backlog"),

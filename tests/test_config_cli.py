@@ -2,7 +2,10 @@
 mistake of a run reported together, the app missing, --help's environment names, sizes as
 written, and Gunicorn's --check-config / --print-config. Each process runs to its end (or is
 killed by pid by run_cli); nothing is left behind."""
+import os
 import re
+
+from conftest import APPS
 
 from test_config_e2e import parse_check_config, run_cli, write
 
@@ -88,3 +91,27 @@ def test_gunicorn_check_config_imports_the_app(tmp_path):
     assert code == 4 and "RuntimeError: no database" in err
     code, out, err, _ = run_cli("run", "good:app", "--print-config", "-w", "3", cwd=tmp_path)
     assert code == 0 and parse_check_config(out)["workers"] == ("3", "flag --workers")
+
+
+def test_config_file_found_as_gunicorn_finds_it(tmp_path):
+    write(tmp_path / "gunicorn.conf.py", "workers = 3\n")
+    table = parse_check_config(run_cli("check-config", "sup_apps:app", cwd=tmp_path)[1])
+    assert table["workers"] == ("3", "file gunicorn.conf.py")
+    # ours wins, and says the other was not read
+    write(tmp_path / "pyfork.conf.py", "timeout = 7\n")
+    code, out, err, _ = run_cli("check-config", "sup_apps:app", cwd=tmp_path)
+    table = parse_check_config(out)
+    assert table["workers"] == ("2", "default") and table["timeout"] == ("7.0", "file pyfork.conf.py")
+    assert "note: ./gunicorn.conf.py not read: ./pyfork.conf.py is (give -c gunicorn.conf.py to read it instead)" in out
+    # -c python:MODULE, as in Gunicorn
+    (tmp_path / "settings").mkdir()
+    write(tmp_path / "settings" / "__init__.py", "")
+    write(tmp_path / "settings" / "web.py", "keepalive = 9\n")
+    code, out, err, _ = run_cli("check-config", "sup_apps:app", "-c", "python:settings.web", cwd=tmp_path,
+                                env={"PYTHONPATH": str(tmp_path) + os.pathsep + APPS})
+    assert parse_check_config(out)["keepalive"] == ("9.0", "file " + str(tmp_path / "settings" / "web.py")), err
+    code, out, err, _ = run_cli("check-config", "sup_apps:app", "-c", "python:settings.nope", cwd=tmp_path,
+                                env={"PYTHONPATH": str(tmp_path) + os.pathsep + APPS})
+    assert (code, err) == (2, "pyfork: error: config file python:settings.nope: no such module "
+                              "(check the name and PYTHONPATH)\n")
+

@@ -91,6 +91,8 @@ LINES = [
      {"workers": "3"}, ("https", "-", "app")),
     ("gunicorn config file", {}, "gunicorn -c gunicorn.conf.py app:app",
      {"workers": "2", "timeout": "45.0"}, ("https", "-", "app")),
+    # Gunicorn reads ./gunicorn.conf.py by default, and so does pyfork
+    ("default config file", {}, "gunicorn app:app", {"workers": "2", "timeout": "45.0"}, ("https", "-", "app")),
     # lines that would change behaviour pyfork lacks: exit 2, naming the flag, nothing started
     ("reload", {}, "gunicorn app:app --reload -b 0.0.0.0:$PORT", ("refused", "--reload"), None),
     ("gevent", {}, "gunicorn -k gevent --worker-connections 1000 app:app -b 0.0.0.0:$PORT",
@@ -107,12 +109,13 @@ LINES = [
 CONF = "workers = 2\ntimeout = 45\nbind = '127.0.0.1:%(port)d'\nworker_tmp_dir = '/dev/shm'\n"
 
 
-def tree(tmp_path, port):
+def tree(tmp_path, port, conf):
     for rel in ("app.py", "myproject/__init__.py", "myproject/wsgi.py", "src/wsgi.py", "lib/service.py"):
         path = tmp_path / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(APP if rel.endswith(("app.py", "wsgi.py", "service.py")) else "")
-    (tmp_path / "gunicorn.conf.py").write_text(CONF % {"port": port})
+    if conf:
+        (tmp_path / "gunicorn.conf.py").write_text(CONF % {"port": port})
 
 
 def expand(text, port, tmp):
@@ -123,12 +126,12 @@ def expand(text, port, tmp):
 @pytest.mark.parametrize("case, env, line, gives, answers", LINES, ids=[case[0] for case in LINES])
 def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     port = free_port()
-    tree(tmp_path, port)
+    tree(tmp_path, port, "config file" in case)
     words = shlex.split(expand(line, port, str(tmp_path)))
     assert words[0] == "gunicorn"
     args = words[1:]
     env = {k: expand(v, port, str(tmp_path)) for k, v in env.items()}
-    if "-b" not in line and "--bind" not in line and "GUNICORN_CMD_ARGS" not in env and "-c" not in words:
+    if "-b" not in line and "--bind" not in line and "GUNICORN_CMD_ARGS" not in env and "config file" not in case:
         env["PYFORK_BIND"] = "127.0.0.1:%d" % port
 
     code, out, err, _ = run_cli("check-config", *args, env=env, cwd=tmp_path)
