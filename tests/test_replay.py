@@ -36,7 +36,8 @@ def create_app():
     return app
 '''
 
-# (id, extra environment, the line as written, what it gives: {setting: check-config value text}
+# (id, extra environment, the line as written, what it gives: {setting: check-config value text,
+#  or (value text, source)}
 #  or ("refused", the flag named in the error), and what the app answers: (scheme, REPLAY_MARK,
 #  module)). The request says X-Forwarded-Proto: https from 127.0.0.1, which --forwarded-allow-ips
 #  trusts by default, as in Gunicorn.
@@ -84,9 +85,12 @@ LINES = [
      "-R --no-sendfile", {"workers": "2"}, ("https", "-", "app")),
     ("GUNICORN_CMD_ARGS", {"GUNICORN_CMD_ARGS": "--bind=127.0.0.1:$PORT --workers=3 --timeout 60 "
                                                 "--access-logfile -"},
-     "gunicorn app:app", {"workers": "3", "timeout": "60.0", "access_logfile": "'-'"}, ("https", "-", "app")),
+     "gunicorn app:app", {"workers": ("3", "environment variable GUNICORN_CMD_ARGS"), "timeout": "60.0",
+                          "access_logfile": "'-'"}, ("https", "-", "app")),
     ("GUNICORN_CMD_ARGS under flags", {"GUNICORN_CMD_ARGS": "--workers=4 --keep-alive 9", "WEB_CONCURRENCY": "3"},
-     "gunicorn app:app -w 1 -b 0.0.0.0:$PORT", {"workers": "1", "keepalive": "9.0"}, ("https", "-", "app")),
+     "gunicorn app:app -w 1 -b 0.0.0.0:$PORT", {"workers": ("1", "flag --workers"),
+                                                "keepalive": ("9.0", "environment variable GUNICORN_CMD_ARGS")},
+     ("https", "-", "app")),
     ("WEB_CONCURRENCY", {"WEB_CONCURRENCY": "3"}, "gunicorn app:app --bind 0.0.0.0:$PORT",
      {"workers": "3"}, ("https", "-", "app")),
     ("gunicorn config file", {}, "gunicorn -c gunicorn.conf.py app:app",
@@ -149,7 +153,9 @@ def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     assert not g or g.returncode == 0, (g.stdout, g.stderr)
     table = parse_check_config(out)
     for name, text in gives.items():
+        text, source = text if isinstance(text, tuple) else (text, None)
         assert table[name][0] == expand(text, port, str(tmp_path)), (name, table[name])
+        assert source in (None, table[name][1]), (name, table[name])
     # every Gunicorn-only flag of the line is named in a note
     for word in args:
         flag = word.split("=")[0]
