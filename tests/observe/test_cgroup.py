@@ -156,3 +156,18 @@ def test_files_names_what_the_sampler_reads():
     }
     for version, d in (("v1_memory", ("v1", "dyno")), ("v1_pids", ("v1", "dyno")), ("v2", ("v2", "dyno"))):
         assert set(cgroup.FILES[version]) <= set(files(*d))
+
+
+@pytest.mark.parametrize("version, files, cpus", [
+    ("v1", {"cpu.cfs_quota_us": "150000\n", "cpu.cfs_period_us": "100000\n"}, 1.5),
+    ("v1", {"cpu.cfs_quota_us": "-1\n", "cpu.cfs_period_us": "100000\n"}, None),     # no quota
+    ("v1", {"cpu.cfs_quota_us": "200000\n"}, None),                                 # period unread
+    ("v1", {}, None),
+    ("v2", {"cpu.max": "200000 100000\n"}, 2.0),
+    ("v2", {"cpu.max": "max 100000\n"}, None),
+    ("v2", {"cpu.max": "50000 100000"}, 0.5),
+    ("v2", {"cpu.max": "100000 0"}, None),                                          # nonsense period
+    ("v2", {}, None),
+])
+def test_cpu_quota(version, files, cpus):
+    assert cgroup.cpu_quota(version, files) == cpus

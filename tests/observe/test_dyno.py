@@ -197,3 +197,19 @@ def test_master_lives_through_a_full_task_limit():
             assert s.proc.poll() is None
     finally:
         d.__exit__(None, None, None)
+
+
+def test_memory_past_the_mark_with_no_grown_worker_is_said_once_not_recycled_in_a_loop():
+    """Too many workers for the quota is not a leak: recycling one would only start it
+    again at the same size. The guard says so once and recycles nothing."""
+    d = dyno(memory="300MB", tasks=256)
+    try:
+        with Server("metrics_apps:app", "--memory-pressure", "50", workers=3, env={"HOG_MB": "50"}, dyno=d) as s:
+            assert s.wait_log("no worker has grown since it booted", 10), s.log()[-2000:]
+            time.sleep(2)                                  # ten more guard looks, five a second
+            assert s.log().count("no worker has grown since it booted") == 1
+            assert " recycled: " not in s.log()
+            assert re.search(r"memory at \d+MB of 300MB \(\d+%\), past the 50% mark: no worker has grown", s.log())
+        assert d.oom_kills() == 0
+    finally:
+        d.__exit__(None, None, None)

@@ -60,3 +60,16 @@ def test_groups():
         ("performance-xl", "private-xl", "shield-xl"),
         ("performance-2xl", "private-2xl", "shield-2xl"),
     ]
+
+
+@pytest.mark.parametrize("args, cpus", [
+    (["--dyno-size", "standard-1x"], "1 CPU (dyno size standard-1x)"),
+    (["--dyno-size", "performance-l"], "8 CPUs (dyno size performance-l)"),
+])
+def test_advice_counts_the_dyno_sizes_cpus_not_the_hosts(args, cpus):
+    """nproc shows the host's cores on a shared dyno: with a size given, its compute counts."""
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "supervisor", "check-config", "supervisor.demo"] + args,
+                         capture_output=True, text=True).stdout
+    assert "limited by cpu: %s keep" % cpus in out, out
