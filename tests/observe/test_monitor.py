@@ -176,3 +176,19 @@ def test_waiting_app_gets_a_low_busy_share_and_a_thread_suggestion(server):
     assert shares and shares[-1] < 0.3, shares
     assert re.search(r"requests spend (\d+)% of their time waiting: --threads \d would serve \dx the requests "
                      r"in the same memory", s.log()), s.log()[-2000:]
+
+
+def test_memory_pressure_without_a_cgroup_limit_uses_the_processes_pss(server):
+    """--memory-quota and no cgroup limit: the guard sums the processes' memory (RSS for
+    the cheap look, PSS to confirm) and recycles the grown worker past 90%."""
+    s = server("metrics_apps:app", "--memory-quota", "120MB", "--metrics-interval", "0", workers=1)
+    first = s.worker_pids()[0]
+    statuses = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and " recycled: " not in s.log():
+        statuses.append(get(s.port, "/hog?5")[0])
+        time.sleep(0.05)
+    assert re.search(r"worker=0 pid=%d recycled: memory at 1\d\dMB of 120MB \(\d+%%\), past the 90%% mark "
+                     r".* memory_uss=\d+\.\d\dMB" % first, s.log()), s.log()[-2000:]
+    assert set(statuses) == {200}
+    assert wait_for(lambda: s.worker_pids() and s.worker_pids()[0] != first, 5)
