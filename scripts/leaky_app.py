@@ -12,6 +12,7 @@
     /thread      starts a thread that sleeps for an hour and is never joined: a thread
                  leak, one task per request
     /status      this worker's pid, MB held and zombies made so far, as text
+    /sleep?s=N   sleeps N seconds (a request stuck past --timeout)
 
 Every response names the worker (`X-Worker-Pid`), like scripts/hello.py.
 
@@ -96,6 +97,9 @@ def app(environ, start_response):
     if path == "/thread":
         threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
         return _respond(start_response, "200 OK", "threads: %d\n" % threading.active_count())
+    if path == "/sleep":
+        time.sleep(float(parse_qs(environ.get("QUERY_STRING", "")).get("s", ["1"])[0]))
+        return _respond(start_response, "200 OK", "slept\n")
     if path == "/status":
         return _respond(start_response, "200 OK", "pid=%d held_mb=%.1f leaked=%d\n"
                         % (os.getpid(), _held() / MB, LEAKED[0]))

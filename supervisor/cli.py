@@ -268,7 +268,7 @@ def run(args):
         log.info("dyno size %s (%s)", cfg.dyno_size, sources["dyno_size"])
     from .supervise.master import Master     # imported late: `pyfork --help` stays fast
     try:
-        return Master(cfg, log, reload=lambda: build(args, os.environ)).run()
+        return Master(cfg, log, reload=lambda: build(args, os.environ), sources=sources).run()
     except Exception:
         log.exception("master crashed (a bug in pyfork; please report it)")
         return exits.ERROR
@@ -279,12 +279,24 @@ def advise(argv):
     return _advise.main(argv)
 
 
+def status(argv):
+    from .observe import control
+    return control.main(argv)
+
+
+def report(argv):
+    from .observe import report as _report
+    return _report.main(argv)
+
+
 # name -> (help, takes pyfork's settings, function(args), or function(argv) for the others)
 COMMANDS = {
     "run": ("serve a WSGI app from pre-forked workers", True, run),
     "check-config": ("print the effective configuration and where each value came from", True, check_config),
     "advise": ("read pyfork's or Heroku's metrics lines; print how many workers fit each dyno size",
                False, advise),
+    "status": ("what the master and each worker are doing now, from the control socket", False, status),
+    "report": ("pyfork's or Heroku's metrics lines as an HTML page of charts", False, report),
 }
 
 

@@ -65,6 +65,8 @@ SETTINGS = (
     Setting("memory_pressure", ("--memory-pressure",), _percent, 90, "past this percent of the memory quota, recycle the worker holding the most private memory, one at a time (0: off)", metavar="PERCENT"),
     Setting("max_worker_zombies", ("--max-worker-zombies",), _int(0), 32, "recycle a worker with this many unreaped children (0: off)", metavar="N"),
     Setting("max_worker_threads", ("--max-worker-threads",), _int(0), 0, "recycle a worker with this many threads (0: off)", metavar="N"),
+    Setting("control_socket", ("--control-socket",), _optional_path, None, "serve `pyfork status` on this unix socket (default: beside the pidfile, else $XDG_RUNTIME_DIR/pyfork.sock)", metavar="PATH"),
+    Setting("no_control_socket", ("--no-control-socket",), _bool, False, "serve no control socket", action="store_true"),
     Setting("reuse_port", ("--reuse-port",), _bool, False, "set SO_REUSEPORT on the listening sockets", action="store_true"),
 )
 
@@ -115,6 +117,8 @@ class Config:
     user: object
     group: object
     reuse_port: bool
+    control_socket: object = None
+    no_control_socket: bool = False
     hooks: dict = dataclasses.field(default_factory=dict, compare=False)   # name -> function, from the config file
 
 

@@ -1,4 +1,5 @@
-"""`GET /metrics` served from the master's own loop: no thread, no blocking call.
+"""`GET /metrics` (and the live page at `/`) served from the master's own loop: no thread,
+no blocking call.
 
 The master polls the fds this hands it and calls `handle` with what poll said; every
 connection is a small state machine (read the head, then write the answer, then close)
@@ -63,12 +64,13 @@ class MetricsServer:
     (host, port) pair, an empty host meaning 127.0.0.1; `render()` returns the body;
     `address` is the (host, port) actually bound, so port 0 works."""
 
-    def __init__(self, bind, render, log, timeout=TIMEOUT):
+    def __init__(self, bind, render, log, timeout=TIMEOUT, page=None):
         if getattr(bind, "kind", "tcp") != "tcp":
             raise ValueError("--metrics-bind %s: give HOST:PORT; /metrics is served over TCP" % bind)
         host, port = (bind.host, bind.port) if hasattr(bind, "host") else bind
         host = host or "127.0.0.1"
         self.render = render
+        self.page = page            # () -> the live HTML page at `/`, or None
         self.log = log
         self.timeout = timeout
         self.conns = {}             # fd -> Conn
@@ -166,7 +168,7 @@ class MetricsServer:
             self.drop(fd)
             return
         c.head += data
-        if end_of_head(c.head):
+        if self.complete(c.head):
             c.out = memoryview(self.answer(bytes(c.head)))
         elif len(c.head) > MAX_HEAD:
             c.out = memoryview(response("431 Request Header Fields Too Large",
@@ -176,6 +178,10 @@ class MetricsServer:
         c.phase = Phase.WRITING
         self.write(fd, c)               # most answers fit the socket buffer: no poll round trip
 
+    def complete(self, head):
+        """True once the request is all in (a subclass may speak another protocol)."""
+        return end_of_head(head)
+
     def answer(self, head):
         """The response to one request head."""
         line = head.split(b"\n", 1)[0].rstrip(b"\r").split(b" ")
@@ -184,15 +190,19 @@ class MetricsServer:
         method, target = line[0], line[1].split(b"?", 1)[0]
         if method not in (b"GET", b"HEAD"):
             return response("405 Method Not Allowed", b"use GET\n", extra="Allow: GET, HEAD\r\n")
-        if target != b"/metrics":
-            return response("404 Not Found", b"pyfork serves /metrics only\n")
+        if target == b"/" and self.page is not None:
+            render, content_type = self.page, "text/html; charset=utf-8"
+        elif target == b"/metrics":
+            render, content_type = self.render, CONTENT_TYPE
+        else:
+            return response("404 Not Found", b"pyfork serves /metrics%s only\n" % (b" and /" if self.page else b""))
         try:
-            body = self.render().encode("utf-8")
+            body = render().encode("utf-8")
         except Exception:
             # a bug in rendering must cost one scrape, not the master loop
-            self.log.exception("metrics: rendering /metrics failed")
+            self.log.exception("metrics: rendering %s failed", target.decode("latin-1"))
             return response("500 Internal Server Error", b"rendering failed; see the error log\n")
-        return response("200 OK", body, CONTENT_TYPE, head_only=method == b"HEAD")
+        return response("200 OK", body, content_type, head_only=method == b"HEAD")
 
     def write(self, fd, c):
         try:

@@ -43,7 +43,8 @@ DYNO = (
 
 # Every reason is written, 0 until it happens: a counter that first appears at 1 hides
 # that first restart from increase() and rate().
-RESTART_REASONS = ("crash", "timeout", "memory", "zombies", "threads", "tasks", "max_requests", "reload")
+RESTART_REASONS = ("crash", "timeout", "memory", "zombies", "threads", "tasks", "max_requests", "reload",
+                   "oom_kill")
 LOAD_PERIODS = ("1m", "5m", "15m")
 
 
@@ -85,11 +86,24 @@ def process_labels(p):
     return (("worker", "master" if p.slot < 0 else p.slot), ("pid", p.pid))
 
 
+def restart_samples(restarts, workers_target):
+    """restarts: {(slot, reason): n} from the ledger (labelled slot and reason, every slot
+    below the target and every known reason written, 0 until it happens), or {reason: n}
+    (labelled reason only)."""
+    if any(isinstance(k, tuple) for k in restarts):
+        slots = sorted(set(range(workers_target)) | {s for s, _ in restarts})
+        keys = [(s, r) for s in slots for r in RESTART_REASONS]
+        keys += sorted(set(restarts) - set(keys))
+        return [((("slot", s), ("reason", r)), restarts.get((s, r), 0)) for s, r in keys]
+    reasons = list(RESTART_REASONS) + sorted(set(restarts) - set(RESTART_REASONS))
+    return [((("reason", r),), restarts.get(r, 0)) for r in reasons]
+
+
 def render(master, workers, dyno, advised, restarts, workers_target):
     """The whole exposition, one string ending in a newline.
 
     master, workers: metrics.ProcSample (master may be None); dyno: metrics.DynoSample or
-    None; advised: int or None; restarts: {reason: count}; workers_target: int."""
+    None; advised: int or None; restarts: see restart_samples; workers_target: int."""
     procs = ([master] if master is not None else []) + sorted(workers, key=lambda p: p.slot)
     lines = []
     for name, kind, text, field in PROCESS:
@@ -99,9 +113,8 @@ def render(master, workers, dyno, advised, restarts, workers_target):
     lines += family("pyfork_workers_advised", "gauge",
                     "Workers that fit the memory quota, from USS plus shared memory counted once.",
                     [((), advised)])
-    reasons = list(RESTART_REASONS) + sorted(set(restarts) - set(RESTART_REASONS))
-    lines += family("pyfork_worker_restarts_total", "counter", "Workers replaced, by reason.",
-                    [((("reason", r),), restarts.get(r, 0)) for r in reasons])
+    lines += family("pyfork_worker_restarts_total", "counter", "Workers replaced, by slot and reason.",
+                    restart_samples(restarts, workers_target))
     if dyno is not None:
         for name, kind, text, field in DYNO:
             lines += family(name, kind, text, [((), getattr(dyno, field))])

@@ -83,7 +83,9 @@ class Sampler:
         mem = None
         if self.smaps_ok:
             text = _read("/proc/%d/smaps_rollup" % pid)
-            if text is None and os.path.exists("/proc/%d" % pid):
+            # a worker that is dying (a zombie still has /proc/PID) cannot be read either:
+            # only when our own file is unreadable too is it the kernel or a permission
+            if text is None and os.path.exists("/proc/%d" % pid) and _read("/proc/self/smaps_rollup") is None:
                 self.smaps_ok = False
                 self.log.warning("cannot read /proc/%d/smaps_rollup (kernel < 4.14 or no permission): "
                                  "logging plain RSS; PSS and USS stay unknown", pid)

@@ -27,7 +27,9 @@ def reload(master, now):
     if master.notifier:
         master.notifier.reloading(master.status)
     master.waiting_ready = True
-    master.count_restart("reload")
+    for slot in master.table.slots:
+        if slot.pid:
+            master.see.reloaded(slot.nr, slot.pid)
     plan.reload(master.table, now)
 
 

@@ -125,9 +125,11 @@ def verdict(table, death):
     return None
 
 
-def line(death):
+def line(death, named=None):
     """The death line: 'worker=0 pid=123 died (signal 11, SIGSEGV) while serving POST
-    /upload for 0.02s; restarting in 0.50s (5 deaths in 10 s); uptime=3.1s requests=12'."""
+    /upload for 0.02s; restarting in 0.50s (5 deaths in 10 s); uptime=3.1s requests=12'.
+    named: what killed it, when the kernel's counters say (observe/oom.py), in place of
+    'died (...)': 'killed by the kernel's OOM killer (cgroup oom_kill 3->4) at USS ..'."""
     if death.clean:
         head = "worker=%d pid=%d exited (%s); restarting in %.2fs" % (
             death.nr, death.pid, exits.death_cause(death.code, death.ours), death.delay)
@@ -138,7 +140,7 @@ def line(death):
             doing = " while serving %s for %.2fs" % (death.what or "a request", death.running)
         else:
             doing = ""
-        head = "worker=%d pid=%d died (%s)%s; restarting in %.2fs (%d death%s in %g s)" % (
-            death.nr, death.pid, exits.death_cause(death.code, death.ours), doing, death.delay,
+        head = "worker=%d pid=%d %s%s; restarting in %.2fs (%d death%s in %g s)" % (
+            death.nr, death.pid, named or "died (%s)" % exits.death_cause(death.code, death.ours), doing, death.delay,
             death.recent, "" if death.recent == 1 else "s", WINDOW)
     return "%s; uptime=%.1fs requests=%d" % (head, death.uptime, death.requests)

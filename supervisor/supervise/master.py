@@ -28,8 +28,10 @@ SIGNALS = {s: getattr(signal, s.value) for s in plan.Sig}
 
 
 class Master:
-    def __init__(self, cfg, log, environ=os.environ, reload=None):
+    def __init__(self, cfg, log, environ=os.environ, reload=None, sources=None):
         self.cfg = cfg
+        self.sources = sources or {}   # setting -> where its value came from (the boot line says)
+        self.see = None                # the ledger, OOM naming, the control socket (observe/see.py)
         self.reload_config = reload
         self.log = log
         self.environ = environ
@@ -42,7 +44,6 @@ class Master:
         self.next_guard = 0.0
         self.next_sample = 0.0
         self.sigkilled = set()     # pids we sent SIGKILL: their death is no out-of-memory kill
-        self.restarts = {}         # /metrics: {reason: count}
         self.status = None
         self.waiting_ready = True
         self.reaper = None
@@ -81,8 +82,9 @@ class Master:
     def render_metrics(self):
         """/metrics: the last sample (cheap: no /proc reads during a scrape)."""
         m = self.monitor
+        restarts = {(s, r): n for s, r, n in self.see.ledger.metrics()}
         return prometheus.render(m.last_master, list(m.last.values()), m.last_dyno,
-                                 m.advice.workers if m.advice else None, self.restarts, self.target)
+                                 m.advice.workers if m.advice else None, restarts, self.target)
 
     def notify_ready(self):
         """READY=1 once every slot has a ready worker (at start, and after a reload)."""
@@ -131,8 +133,8 @@ class Master:
                     time.sleep(0.1)
         finally:
             self.close_listeners()
-            if self.mserver:
-                self.mserver.close()
+            for server in self.servers():
+                server.close()
             if self.cfg.pidfile and self.table.phase is Phase.STOPPING:
                 remove_pidfile(self.cfg.pidfile, self.pid)
 
@@ -147,8 +149,8 @@ class Master:
             when.append(self.next_guard)
             if self.cfg.metrics_interval:
                 when.append(self.next_sample)
-        for seconds in (self.notifier and self.notifier.next_watchdog(now),
-                        self.mserver and self.mserver.next_deadline(now)):
+        for seconds in [self.notifier and self.notifier.next_watchdog(now)] + \
+                [server.next_deadline(now) for server in self.servers()]:
             if seconds is not None:
                 when.append(now + seconds)
         return when
@@ -157,7 +159,10 @@ class Master:
         """Poll the signal and ready pipes, and the fds others ask for, until `due` or the
         master's next periodic deadline, whichever is first."""
         wait = max(0.0, min([due] + self.deadlines(now)) - now)
-        want = self.mserver.fds() if self.mserver else {}
+        want, owner = {}, {}
+        for server in self.servers():         # /metrics and the control socket: no thread of their own
+            for fd, mask in server.fds().items():
+                want[fd], owner[fd] = mask, server
         for fd in self.polled.keys() - want.keys():
             self.poller.unregister(fd)
         for fd, mask in want.items():
@@ -167,8 +172,8 @@ class Master:
         events = self.poller.poll(wait * 1000.0)
         t = time.monotonic()
         for fd, ev in events:
-            if fd in self.polled:
-                self.mserver.handle(fd, ev, t)    # a scrape: bounded, never blocks
+            if fd in owner:
+                owner[fd].handle(fd, ev, t)    # a scrape or a status: bounded, never blocks
             elif fd == self.ready_r:
                 self.drain_ready()
 
@@ -183,8 +188,8 @@ class Master:
         # a stuck loop stops pinging: that is what systemd's watchdog is for
         if self.notifier and self.notifier.watchdog_due(now):
             self.notifier.watchdog(now)
-        if self.mserver:
-            self.mserver.expire(now)
+        for server in self.servers():
+            server.expire(now)
         if self.table.phase is not Phase.STOPPING:
             if now >= self.next_guard:
                 self.next_guard = now + self.guard(now)
@@ -254,6 +259,7 @@ class Master:
         """About once a second: recycle a worker leaking zombies or threads, or the
         biggest task holder when the dyno nears its task limit. Returns the seconds
         until the next guard: sooner while the task count is past half its limit."""
+        self.see.guard(now)
         recycle_these, pressure = self.monitor.guard(self.workers(), self.limits)
         for slot, why in recycle_these:
             self.recycle(slot, why, now)
@@ -266,6 +272,7 @@ class Master:
                                                     self.cfg.workers == AUTO)
         for slot, why in recycle_these:
             self.recycle(slot, why, now)
+        self.see.sampled()
         if target != self.target:
             self.log.info("master pid=%d: -w auto: workers %d -> %d", self.pid, self.target, target)
             self.set_target(target)
@@ -280,7 +287,7 @@ class Master:
         """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
         if slot.pid:
             self.log.warning("worker=%d pid=%d recycled: %s", slot.nr, slot.pid, why)
-            self.count_restart(recycle.category(why))
+            self.see.recycled(slot.nr, slot.pid, recycle.category(why), why, self.heartbeat.get(slot.cell), now)
             self.carry_out(plan.recycle(self.table, slot.nr, now), now)
 
     def reap(self, now):
@@ -312,20 +319,18 @@ class Master:
                 self.worker_died(deaths.of(who, pid, code, beat, now), who, now)
             self.title()
 
-    def count_restart(self, reason):
-        self.restarts[reason] = self.restarts.get(reason, 0) + 1
-
     def worker_died(self, death, slot, now):
         """Every death of a slot's worker passes here once, as a Death record."""
         death = deaths.on_death(self.table, slot, death, now, self.rng.random())
-        self.count_restart(death.cause.value)
+        # the ledger files it; a SIGKILL pyfork did not send is named from the kernel's counters
+        named = None if self.table.phase is Phase.STOPPING else self.see.died(death, now)
         self.verdict = deaths.verdict(self.table, death)
         if self.table.phase is Phase.STOPPING or self.verdict is not None:
             self.log.info("worker=%d pid=%d exited: %s", death.nr, death.pid,
                           exits.exit_description(death.code, death.ours))
         else:
             memory = self.monitor.last_memory(death.nr, death.pid) if self.monitor else ""
-            (self.log.info if death.clean else self.log.warning)("%s%s", deaths.line(death), memory)
+            (self.log.info if death.clean else self.log.warning)("%s%s", deaths.line(death, named), memory)
 
     def give_up(self):
         code = self.verdict
@@ -337,6 +342,10 @@ class Master:
             self.reap(time.monotonic())
             time.sleep(0.01)
         return code
+
+    def servers(self):
+        """The servers polled from this loop: /metrics and the control socket."""
+        return [s for s in [self.mserver] + (self.see.servers() if self.see else []) if s]
 
     def close_listeners(self):
         for sock in self.listeners:

@@ -48,8 +48,8 @@ def child(master, nr, cell):
     try:
         master.signals.close()
         os.close(master.ready_r)
-        if master.mserver:
-            master.mserver.close_after_fork()   # not close(): that would cut the master's scrapes
+        for server in master.servers():
+            server.close_after_fork()           # not close(): that would cut the master's scrapes
         if master.notifier:
             master.notifier.close()
         for name in notify.SYSTEMD_ONLY:      # the app's own children are not systemd's business

@@ -13,6 +13,7 @@ from ..config import AUTO
 from ..exits import StartError
 from ..loader import load_logged
 from ..observe.metricsserver import MetricsServer
+from ..observe.see import See
 from .heartbeat import Heartbeat
 from .listeners import bind, inherited_fds
 from .pidfile import write_pidfile
@@ -62,8 +63,11 @@ def open_observers(master):
     if master.cfg.workers == AUTO:
         master.table.target = master.monitor.initial_workers()
     master.notifier = notify.Notifier.from_environ(os.environ)      # None outside systemd
+    master.see = See(master.cfg, master.log, master.monitor, master.environ)
+    master.see.master = master
     if master.cfg.metrics_bind:
-        master.mserver = MetricsServer(master.cfg.metrics_bind, master.render_metrics, master.log)
+        master.mserver = MetricsServer(master.cfg.metrics_bind, master.render_metrics, master.log,
+                                       page=master.see.page)
 
 
 def say_listening(master):
@@ -75,3 +79,4 @@ def say_listening(master):
         master.log.info("listening at %s (pid %d)", where or b, master.pid)
     master.log.info("master pid=%d app=%s workers=%d reaper=%s", master.pid, master.cfg.app, master.target,
                     master.reaper or "none (orphans go to pid 1)")
+    master.log.info("%s", master.see.boot_line(master.cfg, master.target, master.sources))

@@ -182,3 +182,13 @@ def test_prometheus_module_is_pure():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert imported == {"math"}
+
+
+def test_restarts_by_slot_and_reason_from_the_ledger():
+    got = parse(prometheus.render(MASTER, [W0], None, None, {(0, "oom_kill"): 2, (3, "timeout"): 1}, 2))
+    by = {(dict(labels)["slot"], dict(labels)["reason"]): v for (name, labels), v in got.items()
+          if name == "pyfork_worker_restarts_total"}
+    assert by[("0", "oom_kill")] == 2 and by[("3", "timeout")] == 1      # a slot past the target still shows
+    assert by[("1", "max_requests")] == 0                                 # every slot below the target, every reason
+    assert set(s for s, _ in by) == {"0", "1", "3"}
+    assert len(by) == 3 * len(prometheus.RESTART_REASONS)

@@ -83,7 +83,7 @@ def test_killed_workers_are_replaced_under_load(server):
     assert killed >= 15
     # a slot killed again and again restarts paced (a token bucket): every one comes back
     assert wait_for(lambda: len(s.worker_pids()) == 3, 45)
-    assert s.log().count("died (signal 9, SIGKILL: out of memory?)") >= killed - 1
+    assert s.log().count("killed by SIGKILL from outside pyfork (no OOM kill counter moved)") >= killed - 1
     assert s.ps.num_threads() == 1
     assert load.ok > 50
     # a zombie may be glimpsed between the kill and the reap (microseconds); none may stay
