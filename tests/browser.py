@@ -53,7 +53,14 @@ class Browser:
         caps = {"browserName": "chrome", "goog:loggingPrefs": {"browser": "ALL"},
                 "goog:chromeOptions": {"binary": CHROMIUM, "args": FLAGS + [
                     "--user-data-dir=" + os.path.join(str(tmp_path), "chromium-profile")]}}
-        self.session = self.call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
+        for attempt in range(3):
+            try:
+                self.session = self.call("POST", "/session", {"capabilities": {"alwaysMatch": caps}})["sessionId"]
+                break
+            except ConnectionError:     # seen once on a loaded machine: the driver hung up on the first try
+                if attempt == 2:
+                    self.close()
+                    raise
 
     def call(self, method, path, body=None):
         data = None if body is None else json.dumps(body).encode()
