@@ -62,7 +62,7 @@ def run(args, port, mport, sock, log_path):
                 time.sleep(0.1)
             stop, ok, leak = threading.Event(), [], []
             threads = [threading.Thread(target=hammer, args=(port, "/ok", 20, stop, ok)),
-                       threading.Thread(target=hammer, args=(port, "/hog?mb=4&add=1", 3, stop, leak))]
+                       threading.Thread(target=hammer, args=(port, "/hog?mb=8&add=1", 3, stop, leak))]
             for t in threads:
                 t.start()
             moments = [(20, lambda: threading.Thread(target=get, args=(port, "/sleep?s=30", 40)).start()),
