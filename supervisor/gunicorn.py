@@ -177,8 +177,7 @@ TABLE = (
 
 BY_NAME = {r.name: r for r in TABLE}
 HOOKS = frozenset(r.name for r in TABLE if r.why == _HOOK)
-# Gunicorn's config-file names for pyfork settings of another name (a SAME row whose why
-# starts with the pyfork setting's name)
+# Gunicorn's config-file names for the SAME settings pyfork names otherwise
 ALIASES = {"preload_app": "preload", "accesslog": "access_logfile", "access_log_format": "access_logformat",
            "errorlog": "error_logfile"}
 
