@@ -170,16 +170,17 @@ TABLE = (
     Row("dirty_graceful_timeout", ("--dirty-graceful-timeout",), H, _ONLY % "dirty workers"),
     *(Row(h, (), H, _ONLY % "dirty workers", _NO) for h in (
         "on_dirty_starting", "dirty_post_fork", "dirty_worker_init", "dirty_worker_exit")),
-    Row("control_socket", ("--control-socket",), H, "pyfork has no control socket yet; signals do its work"),
-    Row("control_socket_mode", ("--control-socket-mode",), H, _ONLY % "a control socket"),
-    Row("control_socket_disable", ("--no-control-socket",), H, "pyfork has no control socket yet", _SW),
+    Row("control_socket", ("--control-socket",), S, "control_socket (`pyfork status` asks it)"),
+    Row("control_socket_mode", ("--control-socket-mode",), R, "pyfork's control socket is always mode 0600 and "
+        "answers the master's own user only; run `pyfork status` as that user", Arg.VALUE, 0o600),
+    Row("control_socket_disable", ("--no-control-socket",), S, "no_control_socket", _SW),
 )
 
 BY_NAME = {r.name: r for r in TABLE}
 HOOKS = frozenset(r.name for r in TABLE if r.why == _HOOK)
 # Gunicorn's config-file names for the SAME settings pyfork names otherwise
 ALIASES = {"preload_app": "preload", "accesslog": "access_logfile", "access_log_format": "access_logformat",
-           "errorlog": "error_logfile"}
+           "errorlog": "error_logfile", "control_socket_disable": "no_control_socket"}
 
 
 def counts():
@@ -187,11 +188,18 @@ def counts():
     return {k: sum(r.kind is k for r in TABLE) for k in Kind}
 
 
+def _number(text):
+    try:
+        return int(text, 0)       # '0o600' and '384' are one mode, as Gunicorn reads them
+    except ValueError:
+        return text
+
+
 def _normal(value):
     if isinstance(value, str):
         text = value.strip().lower()
         return {"true": True, "1": True, "yes": True, "on": True, "false": False, "0": False, "no": False,
-                "off": False, "": None, "none": None}.get(text, text)
+                "off": False, "": None, "none": None}.get(text, _number(text))
     if isinstance(value, dict):
         return {str(k).upper(): _normal(v) for k, v in value.items()} or None
     if isinstance(value, (list, tuple)):
