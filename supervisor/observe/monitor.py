@@ -82,7 +82,7 @@ class Monitor:
         self.advice = None
         self.said = None
         self.last = {}             # slot -> its worker's last ProcSample
-        self.busy = {}             # pid -> (cpu seconds, busy seconds) at the last sample
+        self.busy = {}             # pid -> ((cpu seconds, busy seconds) anchor, last cpu_busy_share)
         self.last_master = None
         self.last_dyno = None
 
@@ -177,10 +177,12 @@ class Monitor:
                 s = self.sampler.process(slot.nr, pid, beat.requests, wall)
             except Gone:
                 continue
-            busy[pid] = (s.cpu, beat.busy_seconds)
-            if pid in self.busy:
-                s = dataclasses.replace(s, busy_share=sizing.busy_share(*self.busy[pid], *busy[pid]))
-            samples.append(s)
+            # the share is measured from an anchor kept until enough busy time has passed
+            # (fast requests at light load take several samples), then it is held until the next
+            anchor, share = self.busy.get(pid, ((s.cpu, beat.busy_seconds), None))
+            now = sizing.busy_share(*anchor, s.cpu, beat.busy_seconds)
+            busy[pid] = ((s.cpu, beat.busy_seconds), now) if now is not None else (anchor, share)
+            samples.append(dataclasses.replace(s, busy_share=busy[pid][1]))
         self.busy = busy
         dyno = self.sampler.dyno()
         if dyno.tasks is None:

@@ -92,9 +92,10 @@ def cpu_bound(cpus, busy_share=None, threads=1):
     return math.ceil(round(cpus / (share * max(1, threads)), 6)) + 1
 
 
-def busy_share(cpu_before, busy_before, cpu_now, busy_now, least=0.5):
+def busy_share(cpu_before, busy_before, cpu_now, busy_now, least=0.2):
     """A worker's cpu_busy_share between two samples: CPU seconds over busy seconds, or
-    None when it was busy less than `least` seconds (too little to say)."""
+    None when it was busy less than `least` seconds (too little to say: CPU seconds come in
+    1/100 s ticks, so 0.2 s busy reads the share within 5%)."""
     busy = busy_now - busy_before
     if busy < least:
         return None
@@ -180,6 +181,8 @@ def reason(a):
             a.workers, TASK_LEVEL, a.inputs.tasks_max)
     share = ("measured cpu_busy_share %.2f" % a.busy_share if a.busy_share is not None
              else "cpu_busy_share not yet measured, taken as %.1f" % ASSUMED_BUSY_SHARE)
+    if a.busy_share is not None and a.busy_share > 1:
+        share += " (the server's own CPU per request outweighs the app's)"
     return "limited by cpu: %s (%s) keep %d busy, %s" % (
         _cpus(a.inputs.cpus), a.inputs.cpus_source, a.workers, share)
 

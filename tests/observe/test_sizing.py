@@ -98,7 +98,7 @@ def test_footprint(n, used):
 @pytest.mark.parametrize("before, now, share", [
     ((10.0, 100.0), (12.0, 110.0), 0.2),
     ((10.0, 100.0), (20.0, 110.0), 1.0),
-    ((10.0, 100.0), (10.3, 100.4), None),          # busy under half a second: too little to say
+    ((10.0, 100.0), (10.1, 100.15), None),         # busy under 0.2 s: too little to say
     ((10.0, 100.0), (9.0, 110.0), 0.0),            # a new process behind the same pid: no negative
 ])
 def test_busy_share(before, now, share):
@@ -143,6 +143,11 @@ def test_cpu_bound(cpus, share, threads, bound):
      "2 workers use 60MB of 512MB; each costs about 30MB private, master and shared 0MB; limited by "
      "cpu: 2 CPUs (affinity) keep 4 busy, measured cpu_busy_share 0.90; projected 120MB (23% of the "
      "quota): set WEB_CONCURRENCY=4; requests keep a CPU busy 90% of their time, so the CPU bound stays"),
+    (inputs(512, 1), None, busy(fleet(2, uss=30, pss=30), 15.93),
+     "2 workers use 60MB of 512MB; each costs about 30MB private, master and shared 0MB; limited by "
+     "cpu: 1 CPU (affinity) keep 2 busy, measured cpu_busy_share 15.93 (the server's own CPU per request "
+     "outweighs the app's); projected 60MB (12% of the quota): set WEB_CONCURRENCY=2; requests keep a CPU "
+     "busy 100% of their time, so the CPU bound stays"),
     (inputs(512, 1), None, [],
      "no workers measured yet: each assumed to cost 100MB private; limited by cpu: 1 CPU (affinity) "
      "keep 3 busy, cpu_busy_share not yet measured, taken as 0.5; projected 300MB (59% of the quota): "
