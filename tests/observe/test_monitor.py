@@ -62,14 +62,20 @@ def test_json_lines_to_a_file(server, tmp_path):
     assert "sample#" not in s.log()
 
 
+def hog_until(s, path, text, seconds=15):
+    """GET path (each keeps more memory) until the log says text; -> the statuses."""
+    statuses = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and text not in s.log():
+        statuses.append(get(s.port, path)[0])
+        time.sleep(0.05)
+    return statuses
+
+
 def test_memory_hog_is_recycled_and_no_request_fails(server):
     s = server("metrics_apps:app", "--metrics-interval", "0.5", "--max-worker-memory", "80MB", workers=1)
     first = s.worker_pids()[0]
-    statuses = []
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and "recycled: memory_pss=" not in s.log():
-        statuses.append(get(s.port, "/hog?10")[0])
-        time.sleep(0.05)
+    statuses = hog_until(s, "/hog?10", "recycled: memory_pss=")
     assert "recycled: memory_pss=" in s.log(), s.log()[-3000:]
     assert re.search(r"worker=0 pid=%d recycled: memory_pss=\d+\.\d\dMB over --max-worker-memory 80\.00MB" % first, s.log())
     for _ in range(10):
@@ -183,11 +189,7 @@ def test_memory_pressure_without_a_cgroup_limit_uses_the_processes_pss(server):
     the cheap look, PSS to confirm) and recycles the grown worker past 90%."""
     s = server("metrics_apps:app", "--memory-quota", "120MB", "--metrics-interval", "0", workers=1)
     first = s.worker_pids()[0]
-    statuses = []
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and " recycled: " not in s.log():
-        statuses.append(get(s.port, "/hog?5")[0])
-        time.sleep(0.05)
+    statuses = hog_until(s, "/hog?5", " recycled: ")
     assert re.search(r"worker=0 pid=%d recycled: memory at 1\d\dMB of 120MB \(\d+%%\), past the 90%% mark "
                      r".* memory_uss=\d+\.\d\dMB" % first, s.log()), s.log()[-2000:]
     assert set(statuses) == {200}
