@@ -2,6 +2,7 @@
 from a config file) -> the typed value, or a ConfigError whose sentence names the setting,
 its source and how to fix it. Pure: no I/O."""
 import dataclasses
+import enum
 import ipaddress
 import re
 
@@ -91,7 +92,15 @@ def _float(minimum):
     return convert
 
 
-AUTO = -1   # workers: follow the memory advice (-w auto)
+class Workers(enum.Enum):
+    """A worker count that is not a number."""
+    AUTO = "auto"      # -w auto: follow the memory advice
+
+    def __repr__(self):
+        return repr(self.value)      # check-config prints workers = 'auto'
+
+
+AUTO = Workers.AUTO
 
 
 def _workers(value, name):

@@ -44,7 +44,7 @@ def use_config(master, cfg, notes):
     master.cfg = dataclasses.replace(cfg, bind=master.cfg.bind)
     master.limits = limits_of(cfg)
     master.table.timeouts = timeouts_of(cfg)
-    if cfg.workers != AUTO:
+    if cfg.workers is not AUTO:
         master.set_target(cfg.workers)
 
 

@@ -35,7 +35,7 @@ class Master:
         self.reload_config = reload
         self.log = log
         self.environ = environ
-        self.table = plan.new_table(0 if cfg.workers == AUTO else cfg.workers, commands.timeouts_of(cfg))
+        self.table = plan.new_table(0 if cfg.workers is AUTO else cfg.workers, commands.timeouts_of(cfg))
         self.limits = commands.limits_of(cfg)
         self.pid = os.getpid()
         self.verdict = None
@@ -269,7 +269,7 @@ class Master:
         """Every --metrics-interval: the log-runtime-metrics lines, advice, warnings,
         memory recycling and -w auto."""
         recycle_these, target = self.monitor.sample(self.workers(), self.limits, self.target,
-                                                    self.cfg.workers == AUTO)
+                                                    self.cfg.workers is AUTO)
         for slot, why in recycle_these:
             self.recycle(slot, why, now)
         self.see.sampled()

@@ -137,11 +137,6 @@ def new_table(target, timeouts=Timeouts(), inherited=()):
     return Table([Slot(i) for i in range(target)], target, timeouts, inherited=list(inherited))
 
 
-def live(table):
-    """{pid: Slot} of the slots' current workers."""
-    return {s.pid: s for s in table.slots if s.pid}
-
-
 def pids(table):
     """Every worker pid: current ones, then leaving ones."""
     return [s.pid for s in table.slots if s.pid] + list(table.leaving)
@@ -177,16 +172,20 @@ def actions(table, beats, now):
             slot.replaces = 0
         if slot.pid:
             out += leave(table, slot, now, Reason.RETIRED)
-    for pid, slot in live(table).items():
-        out += _timeout(slot, beats.get(pid), now, table.timeouts)
+    for slot in table.slots:
+        if slot.pid:
+            out += _timeout(slot, beats.get(slot.pid), now, table.timeouts)
     return out + [Spawn(nr) for nr in to_spawn(table, now)]
 
 
 def _note_ready(table, beats, now):
     out = []
-    for pid, slot in live(table).items():
+    for slot in table.slots:
+        if slot.ready or not slot.pid:
+            continue
+        pid = slot.pid
         beat = beats.get(pid)
-        if slot.ready or beat is None or not beat.ready:
+        if beat is None or not beat.ready:
             continue
         slot.ready = True
         out.append(Booted(slot.nr, pid, now - slot.started))
@@ -213,12 +212,12 @@ def _tell_to_go(table, pid, reason, now):
 
 def _timeout(slot, beat, now, timeouts):
     what = overdue(slot, beat, now, timeouts)
+    if what is None:
+        return ()
     if what is Overdue.KILL:
         slot.kill_at = now + KILL_AGAIN
         return [Signal(slot.pid, Sig.KILL, Reason.HUNG,
                        "worker=%d pid=%d still alive after SIGABRT; sending SIGKILL" % (slot.nr, slot.pid))]
-    if what is None:
-        return []
     slot.kill_at = now + KILL_AFTER
     if not slot.ready:
         return [Signal(slot.pid, Sig.ABORT, Reason.BOOT_TIMEOUT,

@@ -60,7 +60,7 @@ def open_observers(master):
     """The monitor (and -w auto's first count), systemd's notifier, the metrics server."""
     from ..observe.monitor import Monitor
     master.monitor = Monitor(master.cfg, master.log, master.pid)
-    if master.cfg.workers == AUTO:
+    if master.cfg.workers is AUTO:
         master.table.target = master.monitor.initial_workers()
     master.notifier = notify.Notifier.from_environ(os.environ)      # None outside systemd
     master.see = See(master.cfg, master.log, master.monitor, master.environ)
