@@ -14,6 +14,7 @@ import sys
 import time
 
 from . import oom, report, status
+from ..config import AUTO
 from .control import ControlServer, default_path
 from .ledger import Cause, Entry, Ledger, cause_of_recycle
 from .ring import Ring
@@ -139,7 +140,7 @@ class See:
             pids = m.sampler.cgroups.get("pids")
             tasks_from = "cgroup" if pids and dyno.tasks is not None and m.sampler.tasks_max_flag != dyno.tasks_max \
                 else ("dyno-size" if cfg.dyno_size else "rlimit")
-        workers_from = "auto" if cfg.workers == -1 else status.short_source(sources.get("workers"))
+        workers_from = "auto" if cfg.workers is AUTO else status.short_source(sources.get("workers"))
         return status.boot_line(
             __version__, "%d.%d.%d" % sys.version_info[:3],
             (cfg.dyno_size, status.short_source(sources.get("dyno_size")) if cfg.dyno_size else None),
