@@ -295,14 +295,19 @@ def spawned(table, nr, pid, cell, now):
     slot.pid, slot.cell, slot.started, slot.ready, slot.kill_at = pid, cell, now, False, 0.0
 
 
-def leave(table, slot, now, reason):
-    """Stop a slot's worker gracefully: [Signal]. Its slot may get a new one (recycle)."""
+def _to_leaving(table, slot):
+    """Move a slot's worker to `leaving`, untold yet -> its pid."""
     pid = slot.pid
     table.leaving[pid] = Leaving(pid, slot.nr, slot.cell)
     slot.pid = 0
     slot.ready = False
     slot.kill_at = 0.0
-    return _tell_to_go(table, pid, reason, now)
+    return pid
+
+
+def leave(table, slot, now, reason):
+    """Stop a slot's worker gracefully: [Signal]. Its slot may get a new one (recycle)."""
+    return _tell_to_go(table, _to_leaving(table, slot), reason, now)
 
 
 def recycle(table, nr, now):
@@ -319,11 +324,7 @@ def reload(table, now):
     table.phase = Phase.RUNNING
     for slot in table.slots:
         if slot.pid:
-            table.leaving[slot.pid] = Leaving(slot.pid, slot.nr, slot.cell)
-            slot.replaces = slot.pid
-            slot.pid = 0
-            slot.ready = False
-            slot.kill_at = 0.0
+            slot.replaces = _to_leaving(table, slot)
             slot.failures = 0
             slot.due = now
 
