@@ -71,7 +71,8 @@ TABLE = (
     Row("reload_engine", ("--reload-engine",), H, _ONLY % "--reload"),
     Row("reload_extra_files", ("--reload-extra-file",), H, _ONLY % "--reload", _AP),
     Row("spew", ("--spew",), H, "a debugging tracer of every line the server runs; serving is unchanged without it", _SW),
-    Row("check_config", ("--check-config",), S, "check the configuration, import the app, exit 0 or 2", _SW),
+    Row("check_config", ("--check-config",), S, "check the configuration, import the app, exit 0, 2 or 4 "
+        "(the app raised)", _SW),
     Row("print_config", ("--print-config",), S, "the same as pyfork check-config", _SW),
     Row("preload_app", ("--preload",), S, "preload", _SW),
     Row("sendfile", ("--no-sendfile",), H, "the response bytes are the same; pyfork sends wsgi.file_wrapper "
