@@ -117,7 +117,7 @@ TABLE = (
     Row("dogstatsd_tags", ("--dogstatsd-tags",), H, _ONLY % "statsd"),
     Row("statsd_prefix", ("--statsd-prefix",), H, _ONLY % "statsd"),
     Row("enable_backlog_metric", ("--enable-backlog-metric",), H, _ONLY % "statsd", _SW),
-    Row("proc_name", ("-n", "--name"), H, "process titles are pyfork's own (pyfork master, pyfork worker N [app]); "
+    Row("proc_name", ("-n", "--name"), H, "process titles are pyfork's own (pyfork master [app], pyfork worker N [app]); "
         "log lines say which process wrote them"),
     Row("default_proc_name", (), H, "process titles are pyfork's own", _NO),
     Row("pythonpath", ("--pythonpath",), S, "pythonpath"),

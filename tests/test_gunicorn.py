@@ -79,7 +79,7 @@ JUDGED = [
     (["--capture-output"], "note", "flag --capture-output: Gunicorn-only, ignored: the workers' stdout and stderr "
      "are the master's, which the platform (or --error-logfile's shell redirect) already collects"),
     (["--name", "web"], "note", "flag --name: Gunicorn-only, ignored: process titles are pyfork's own "
-     "(pyfork master, pyfork worker N [app]); log lines say which process wrote them"),
+     "(pyfork master [app], pyfork worker N [app]); log lines say which process wrote them"),
     (["--statsd-host", "localhost:8125"], "note", "flag --statsd-host: Gunicorn-only, ignored: pyfork has no statsd "
      "client yet; its metrics are log lines (--metrics-interval) and Prometheus (--metrics-bind)"),
     (["--reload"], "error", "flag --reload: not available in pyfork: pyfork does not watch the code; "
