@@ -18,31 +18,31 @@ the header callback, and keeps the response state on the connection, not in a ne
 import io
 import tempfile
 
-from httptools import (HttpParserCallbackError, HttpParserError, HttpParserUpgrade,
-                       HttpRequestParser)
+from httptools import (HttpParserCallbackError, HttpParserError, HttpParserInvalidMethodError,
+                       HttpParserUpgrade, HttpRequestParser)
 
+from . import strict
 from .respond import MSG_DONTWAIT, Responder, _Gone
-from .wsgi import ENV_KEYS, FRAMING, TARGETS, environ_key, error_response, target
+from .strict import Refused as HTTPError     # raised from a parser callback: answer, close
+from .wsgi import ENV_KEYS, FRAMING, TARGETS, environ_key, error_response, split_target, target
 
 SPOOL_BYTES = 1 << 20          # request bodies above this go to a temporary file
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
-_methods = {}
-
-
-class HTTPError(Exception):
-    """Raised from a parser callback: answer with `status` and close the connection."""
-
-    def __init__(self, status, why):
-        super().__init__(why)
-        self.status = status
+_methods = {}                  # method bytes -> str; never CONNECT, so it always takes the slow way
+HOSTS = {}                     # Host values already found valid (bounded)
+# fields_left in a chunked body's trailer section: far below zero, so on_header's one limit
+# test sends every trailer field to the slow way at no cost to header fields
+TRAILERS = -(1 << 40)
+# the head fed to the parser that reads an Upgrade or CONNECT request's body (read_pending)
+BODY_HEAD = b"POST / HTTP/1.1\r\nConnection: close\r\n%s\r\n"
 
 
 class Connection(Responder):
     __slots__ = ("ctx", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
                  "url", "env", "fields_left", "field_room", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
-                 "cur", "start", "write_cb", "framed", "answered", "running")
+                 "cur", "start", "write_cb", "framed", "answered", "running", "upgrading", "pending")
 
     def __init__(self, ctx, sock, base, trust):
         self.ctx = ctx
@@ -51,7 +51,9 @@ class Connection(Responder):
         self.base = base
         self.trust = trust
         self.parser = HttpRequestParser(self)
-        self.field_room = ctx.limit_field_size - 2    # name + value, without ": "
+        # name, value and trailing OWS of a field line: the line is counted as Gunicorn counts
+        # it, with ": " and CRLF (llhttp does not say how much OWS led the value)
+        self.field_room = ctx.limit_field_size - 4
         self.last = ctx.clock.now
         self.out = []
         self.keep = True
@@ -62,6 +64,8 @@ class Connection(Responder):
         self.plain = False
         self.env = None
         self.body = None
+        self.upgrading = False     # an Upgrade or CONNECT request is being read
+        self.pending = None        # (its body's framing, its environ once the head is read)
         # one bound method per connection, not per request
         self.start = self.start_response
         self.write_cb = self.write
@@ -90,11 +94,16 @@ class Connection(Responder):
                 return self.fail(431, "request head larger than %d bytes" % ctx.head_limit)
         try:
             self.parser.feed_data(ctx.view[:n])
-        except HttpParserUpgrade:
-            self.keep = False      # no protocol switch in WSGI: answer, then close
+        except HttpParserUpgrade as exc:
+            # Upgrade or CONNECT, answered as an ordinary request and closed (finish_request);
+            # one with a body waits for it, read by a parser of its own from here on
+            if self.pending is not None:
+                err = self.read_pending(ctx.view[int(exc.args[0]):n])
+                if err is not None and not self.after_close():
+                    return self.parse_failed(err, b"")
         except (HttpParserCallbackError, HttpParserError) as exc:
-            status, why = refusal(exc)
-            return self.fail(status, why) if status else self.counted()
+            if not self.after_close():
+                return self.parse_failed(exc, ctx.view[:n])
         out = self.out
         if out:
             # flush(), inlined: this is the common way out of every request
@@ -117,6 +126,22 @@ class Connection(Responder):
         n = self.answered
         self.answered = 0
         return n
+
+    def after_close(self):
+        """Whether a closing response was just queued: what feed_data raised after it
+        (_Closing, or llhttp refusing the bytes that follow) is neither parsed further nor
+        answered; on_readable flushes and closes."""
+        return not self.keep and self.answered and self.pending is None
+
+    def parse_failed(self, exc, data):
+        """feed_data raised: answer the refusal and close."""
+        status, why = refusal(exc, self.failing_line(data, self.answered))
+        return self.fail(status, why) if status else self.counted()
+
+    def failing_line(self, data, ended):
+        """The start of the refused request when it began in `data` (no request ended in it
+        and none was being read before it), else b""."""
+        return bytes(data[:256]) if self.env is None and not ended else b""
 
     def counted(self):
         """on_readable's result on its less common ways out: the requests answered."""
@@ -164,7 +189,7 @@ class Connection(Responder):
     def on_header(self, name, value):
         self.fields_left -= 1
         if self.fields_left < 0 or len(name) + len(value) > self.field_room:
-            raise self.too_large(name)
+            return self.unusual_field(name, value)
         key = ENV_KEYS.get(name)
         if not key:
             key = environ_key(name)
@@ -173,46 +198,88 @@ class Connection(Responder):
             if key in FRAMING:
                 self.plain = False
         value = value.rstrip(b" \t").decode("latin-1")    # trailing OWS is not part of the value
-        old = self.env.setdefault(key, value)
-        if old is not value:
-            self.env[key] = old + "," + value
+        env = self.env
+        if key in env:
+            self.repeated(key, value)
+        else:
+            env[key] = value
 
-    def too_large(self, name):
+    def repeated(self, key, value):
+        """A second field line of the same name: joined with ',' (RFC 9110 5.3), unless the
+        field is one value only (strict.SINGLETONS)."""
+        if key in strict.SINGLETONS:
+            raise HTTPError(400, "more than one %s field" % key)
+        self.env[key] += "," + value
+
+    def unusual_field(self, name, value):
+        """A field over a limit, or a field of a chunked body's trailer section: that one is
+        checked (strict.check_trailer) and dropped, never put in the environ."""
         ctx = self.ctx
-        if self.fields_left < 0:
-            return HTTPError(431, "more than %d header fields" % ctx.limit_fields)
-        return HTTPError(431, "header field %r longer than %d bytes" % (name[:40], ctx.limit_field_size))
+        left = self.fields_left
+        if left < TRAILERS // 2:
+            left -= TRAILERS
+            if left >= 0 and len(name) + len(value) <= self.field_room:
+                return strict.check_trailer(name)
+        if left < 0:
+            raise HTTPError(431, "more than %d header fields" % ctx.limit_fields)
+        raise HTTPError(431, "header field %r longer than %d bytes" % (name[:40], ctx.limit_field_size))
 
     def on_headers_complete(self):
         self.head_bytes = None
         parser = self.parser
         env = self.env
         method = parser.get_method()
-        env["REQUEST_METHOD"] = _methods.get(method) or _method(method)
-        env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"] = TARGETS.get(self.url) or target(self.url)
+        env["REQUEST_METHOD"] = _methods.get(method) or self.new_method(method)
+        env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"] = TARGETS.get(self.url) or self.new_target(env)
         # should_keep_alive() with no Connection header means HTTP/1.1, the environ's
         # default (llhttp accepts only 0.9, 1.0, 1.1 and 2.0, and keeps only 1.x with
-        # x > 0 alive by default), and it is 40 times cheaper than get_http_version()
-        if not (self.plain and parser.should_keep_alive() and "HTTP_CONNECTION" not in env):
+        # x > 0 alive by default), and it is 40 times cheaper than get_http_version().
+        # A Host seen valid before (HOSTS) needs no look; a missing one is looked at there.
+        if not (self.plain and env.get("HTTP_HOST") in HOSTS and parser.should_keep_alive()
+                and "HTTP_CONNECTION" not in env):
             self.check_head(env)
 
+    def new_method(self, raw):
+        """A method not seen before. CONNECT is never remembered: it always takes the
+        slow way, where its target form and the close after it are seen to."""
+        method = raw.decode("latin-1")
+        if method == "CONNECT":
+            self.plain = False
+        else:
+            _methods[raw] = method
+        return method
+
+    def new_target(self, env):
+        """A target not in the cache: only origin-form ones are remembered; the other
+        forms are checked against the method and Host on every request."""
+        url = self.url
+        if url[:1] == b"/":
+            return target(url)
+        strict.check_target(url.decode("latin-1"), env["REQUEST_METHOD"], env.get("HTTP_HOST"))
+        return split_target(url)
+
     def check_head(self, env):
-        """The checks a request with a framing header or another version needs."""
+        """The checks a request with a framing header, another version, a Connection field
+        or a Host not seen before needs."""
         parser = self.parser
         protocol = PROTOCOLS.get(parser.get_http_version())
         if protocol is None:
             raise HTTPError(505, "HTTP/%s is not supported" % parser.get_http_version())
         env["SERVER_PROTOCOL"] = protocol
+        host = env.get("HTTP_HOST")
+        if host not in HOSTS:
+            check_host(host, protocol)
         if self.plain is not False:
             self.plain = None     # no framing header: nothing more to check
             return
-        if self.trust:
-            proto = env.get("HTTP_X_FORWARDED_PROTO")
-            if proto is not None and proto.lower() == "https":
-                env["wsgi.url_scheme"] = "https"
+        if self.trust and strict.forwarded_scheme(env) == "https":
+            env["wsgi.url_scheme"] = "https"
+        if parser.should_upgrade():
+            self.no_switch(env)
         te = env.get("HTTP_TRANSFER_ENCODING")
-        if te is not None and te.lower() != "chunked":
-            raise HTTPError(501, "transfer coding %r is not supported" % te)
+        if te is not None:
+            strict.check_transfer_coding(te, protocol)
+            self.fields_left = TRAILERS + self.ctx.limit_fields    # a trailer section may follow
         length = env.get("CONTENT_LENGTH")
         limit = self.ctx.limit_body
         if length is not None and limit and int(length) > limit:
@@ -223,6 +290,36 @@ class Connection(Responder):
                 raise HTTPError(417, "expectation %r is not supported" % expect)
             if protocol == "HTTP/1.1" and not self.out:
                 self._send(CONTINUE)
+
+    def no_switch(self, env):
+        """Upgrade or CONNECT: pyfork switches no protocol and tunnels nothing, so the request
+        is answered as an ordinary one, with its body, and the connection closes after it
+        (finish_request). llhttp stops at the end of the head; a body is read by a second
+        parser fed a head of ours with the same framing (read_pending)."""
+        self.upgrading = True
+        if env["REQUEST_METHOD"] == "CONNECT":
+            strict.check_target(env["RAW_URI"], "CONNECT", None)
+        if "HTTP_TRANSFER_ENCODING" in env:
+            self.pending = (b"Transfer-Encoding: chunked\r\n", None)
+        elif env.get("CONTENT_LENGTH", "0").lstrip("0"):
+            self.pending = (b"Content-Length: %s\r\n" % env["CONTENT_LENGTH"].encode(), None)
+
+    def read_pending(self, rest):
+        """The body of an Upgrade or CONNECT request, from here on (and in later reads): a
+        parser of its own reads it, with _Body's callbacks. Returns a parser exception, if any."""
+        self.parser = HttpRequestParser(_Body(self))
+        try:
+            self.parser.feed_data(BODY_HEAD % self.pending[0])
+            self.parser.feed_data(rest)
+        except (HttpParserCallbackError, HttpParserError) as exc:
+            return exc
+        return None
+
+    def pending_complete(self):
+        """_Body's on_message_complete: the waiting request's body is all here."""
+        self.env = self.pending[1]
+        self.pending = None
+        self.on_message_complete()
 
     def on_body(self, data):
         body = self.body
@@ -248,11 +345,8 @@ class Connection(Responder):
     def on_message_complete(self):
         env = self.env
         self.env = None
-        if not self.keep:
-            self.drop_body()
-            return            # closing: requests pipelined behind the last one are dropped
-        if not self.plain:
-            self.finish_request(env)
+        if not self.plain and not self.finish_request(env):
+            return
         ctx = self.ctx
         meter = ctx.meter
         t0 = meter.start(env)
@@ -262,10 +356,24 @@ class Connection(Responder):
             self.serve(env, ctx.app)
         meter.end(t0)
         self.answered += 1
+        if not self.keep and self.parser is not None and self.parser.should_keep_alive():
+            # closing where llhttp would read on (a 1.0 "close, keep-alive", the app's or the
+            # worker's close): stop it, so nothing after this response is answered
+            raise _Closing()
 
     def finish_request(self, env):
-        """A request that is not plain, read whole: its keep-alive and its body."""
-        self.keep = self.parser.should_keep_alive()
+        """A request that is not plain, read whole: its keep-alive (close wins, in any
+        version) and its body. False: an Upgrade or CONNECT whose body is still to come."""
+        if self.upgrading:
+            if self.pending is not None:
+                self.pending = (self.pending[0], env)
+                self.env = env       # mid-request, not idle
+                return False
+            self.upgrading = False
+            self.keep = False
+        elif self.keep:
+            self.keep = self.parser.should_keep_alive() and not (
+                "HTTP_CONNECTION" in env and strict.asks_close(env["HTTP_CONNECTION"]))
         body = self.body
         if body is not None:
             self.body = None
@@ -276,6 +384,7 @@ class Connection(Responder):
                 env["wsgi.input"] = body
             if "CONTENT_LENGTH" not in env:
                 env["CONTENT_LENGTH"] = str(self.body_len)   # was chunked, now fully read
+        return True
 
     def drop_body(self):
         body = self.body
@@ -308,9 +417,23 @@ class Connection(Responder):
             self.drop_body()      # a spooled body of a request cut short: its file closes now
 
 
-def refusal(exc):
+def check_host(host, protocol):
+    """RFC 9112 3.2: HTTP/1.1 needs a Host, and any Host must be valid (a second Host line
+    is refused where it is read, in repeated()). A valid one is remembered in HOSTS."""
+    if host is None:
+        if protocol == "HTTP/1.1":
+            raise HTTPError(400, "HTTP/1.1 request without Host")
+        return
+    strict.check_host(host)
+    if len(HOSTS) >= 1024:
+        HOSTS.clear()
+    HOSTS[host] = True
+
+
+def refusal(exc, line=b""):
     """A parser exception -> (status, why) to answer with, or (None, None) when the client
-    is gone; anything else (a bug in a callback) raises again."""
+    is gone; anything else (a bug in a callback) raises again. `line`: the start of the
+    refused request when known, to tell a method llhttp does not know (501) from garbage."""
     if isinstance(exc, HttpParserCallbackError):
         err = exc.__context__
         if isinstance(err, HTTPError):
@@ -319,9 +442,33 @@ def refusal(exc):
             return None, None
         raise exc
     why = str(exc)
-    return (505 if why == "Invalid HTTP version" else 400), why
+    if why == "Invalid HTTP version":
+        return 505, why
+    if isinstance(exc, HttpParserInvalidMethodError) and line:
+        return strict.unknown_method_status(line), why
+    return 400, why
 
 
-def _method(raw):
-    m = _methods[raw] = raw.decode("latin-1")
-    return m
+class _Closing(Exception):
+    """Raised from on_message_complete: the response closes the connection; read no further."""
+
+
+class _Body:
+    """The callbacks of the parser that reads an Upgrade or CONNECT request's body: the head
+    it is fed is ours (ignored); the body, trailer fields and the end go to the connection."""
+    __slots__ = ("conn", "trailer", "on_body", "on_message_complete")
+
+    def __init__(self, conn):
+        self.conn = conn
+        self.trailer = False
+        self.on_body = conn.on_body
+        self.on_message_complete = conn.pending_complete
+
+    def on_headers_complete(self):
+        self.trailer = True
+        self.conn.fields_left = TRAILERS + self.conn.ctx.limit_fields
+
+    def on_header(self, name, value):
+        if self.trailer:
+            self.conn.fields_left -= 1
+            self.conn.unusual_field(name, value)

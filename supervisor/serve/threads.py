@@ -151,12 +151,18 @@ class ThreadedConnection(Connection):
             if self.head_bytes > ctx.head_limit:
                 status, why = 431, "request head larger than %d bytes" % ctx.head_limit
         if status is None:
+            err = None
             try:
                 self.parser.feed_data(ctx.view[:n])
-            except HttpParserUpgrade:
-                self.upgrade()
+            except HttpParserUpgrade as exc:
+                # answered as an ordinary request, then closed (Connection.finish_request);
+                # a body is read by a parser of its own
+                if self.pending is not None:
+                    err = self.read_pending(ctx.view[int(exc.args[0]):n])
             except (HttpParserCallbackError, HttpParserError) as exc:
-                status, why = refusal(exc)
+                err = exc
+            if err is not None:
+                status, why = refusal(err, self.failing_line(ctx.view[:n], self.queued))
                 if status is None:
                     self.close()
                     return 0
@@ -172,16 +178,9 @@ class ThreadedConnection(Connection):
         if not self.keep:
             self.drop_body()
             return            # closing: requests pipelined behind the last one are dropped
-        if not self.plain:
-            self.finish_request(env)
+        if not self.plain and not self.finish_request(env):
+            return            # an Upgrade or CONNECT whose body is still to come
         self.queued.append((env, self.plain, self.keep))
-
-    def upgrade(self):
-        """No protocol switch in WSGI: answer the request, then close."""
-        self.keep = False
-        if self.queued:
-            env, plain, _ = self.queued[-1]
-            self.queued[-1] = (env, plain, False)
 
     def wants(self):
         """The epoll events this connection waits for now: room to write, the next

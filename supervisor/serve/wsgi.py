@@ -20,9 +20,11 @@ NO_BODY = frozenset((204, 304)) | frozenset(range(100, 200))
 
 REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 
-# Headers that change how a request is read or answered: framing, expectations, the
-# scheme. A request with none of them (most GETs) skips the checks they need.
-FRAMING = frozenset(("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_X_FORWARDED_PROTO"))
+# Headers that change how a request is read or answered: framing, expectations, a
+# protocol upgrade, the scheme. A request with none of them (most GETs) skips the checks
+# they need (strict.py).
+FRAMING = frozenset(("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_UPGRADE",
+                     "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_SSL", "HTTP_X_FORWARDED_PROTOCOL"))
 
 ENV_KEYS = {}        # header name -> environ key, for ordinary names only (not FRAMING, not dropped)
 _framing_keys = {}   # the same for FRAMING names, kept apart

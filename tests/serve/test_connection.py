@@ -163,9 +163,8 @@ CASES = [
     ("pipelined, cut mid-head", hello, {}, [GET + GET_B[:9], GET_B[9:]], [OK_A, OK_B], False, 2),
     ("head in pieces", hello, {}, [GET[:5], GET[5:20], GET[20:]], [OK_A], False, 1),
     ("Connection: close", hello, {}, [CLOSE], [(200, b"close", b"hi /a")], True, 1),
-    # llhttp refuses data after "Connection: close": today that is answered 400 before closing
-    ("close drops what is pipelined behind", hello, {}, [CLOSE + GET_B],
-     [(200, b"close", b"hi /a"), (400, b"close", b"400 Bad Request\n")], True, 1),
+    # after a closing response nothing more is read or answered (not even a 400)
+    ("close drops what is pipelined behind", hello, {}, [CLOSE + GET_B], [(200, b"close", b"hi /a")], True, 1),
     ("HTTP/1.0 closes", hello, {}, [b"GET /a HTTP/1.0\r\n\r\n"], [(200, b"close", b"hi /a")], True, 1),
     ("HTTP/1.0 keep-alive", hello, {}, [b"GET /a HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"],
      [(200, b"keep-alive", b"hi /a")], False, 1),
@@ -173,13 +172,13 @@ CASES = [
     # request bodies
     ("body", echo, {}, [b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"],
      [(200, None, b"abc")], False, 1),
-    ("body in pieces", echo, {}, [b"POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc", b"def"],
+    ("body in pieces", echo, {}, [b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\nabc", b"def"],
      [(200, None, b"abcdef")], False, 1),
-    ("chunked body", echo, {}, [b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"],
+    ("chunked body", echo, {}, [b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"],
      [(200, None, b"abcde")], False, 1),
-    ("100-continue", echo, {}, [b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", b"hi"],
+    ("100-continue", echo, {}, [b"POST / HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", b"hi"],
      [(100, None, b""), (200, None, b"hi")], False, 1),
-    ("body cut short", echo, {}, [b"POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc", b""], [], True, 0),
+    ("body cut short", echo, {}, [b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc", b""], [], True, 0),
     # refusals: answered, then closed so nothing can be smuggled behind them
     ("target too long", hello, {"limit_line": 10}, [b"GET /" + b"x" * 20 + b" HTTP/1.1\r\n\r\n"],
      [(414, b"close", b"414 Request-URI Too Long\n")], True, 0),
@@ -189,14 +188,14 @@ CASES = [
      [(431, b"close", b"431 Request Header Fields Too Large\n")], True, 0),
     ("head too large", hello, {"limit_line": 10, "limit_fields": 1, "limit_field_size": 10},
      [b"GET / HTTP/1.1\r\n", b"X" * 40], [(431, b"close", b"431 Request Header Fields Too Large\n")], True, 0),
-    ("declared body over the limit", echo, {"limit_body": 5}, [b"POST / HTTP/1.1\r\nContent-Length: 6\r\n\r\n"],
+    ("declared body over the limit", echo, {"limit_body": 5}, [b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 6\r\n\r\n"],
      [(413, b"close", b"413 Request Entity Too Large\n")], True, 0),
     ("chunked body over the limit", echo, {"limit_body": 5},
-     [b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n0\r\n\r\n"],
+     [b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n0\r\n\r\n"],
      [(413, b"close", b"413 Request Entity Too Large\n")], True, 0),
-    ("unknown transfer coding", echo, {}, [b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n"],
+    ("unknown transfer coding", echo, {}, [b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"],
      [(501, b"close", b"501 Not Implemented\n")], True, 0),
-    ("unknown expectation", echo, {}, [b"POST / HTTP/1.1\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx"],
+    ("unknown expectation", echo, {}, [b"POST / HTTP/1.1\r\nHost: t\r\nExpect: magic\r\nContent-Length: 1\r\n\r\nx"],
      [(417, b"close", b"417 Expectation Failed\n")], True, 0),
     ("HTTP/2.0 request line", hello, {}, [b"GET / HTTP/2.0\r\n\r\n"],
      [(505, b"close", b"505 HTTP Version Not Supported\n")], True, 0),
@@ -240,7 +239,7 @@ def test_bytes_in_bytes_out(case, app, limits, reads, responses, closed, answere
 
 
 def test_head_has_no_body_but_its_length():
-    sock, conn, n = exchange(hello, {}, [b"HEAD /a HTTP/1.1\r\n\r\n" + GET])
+    sock, conn, n = exchange(hello, {}, [b"HEAD /a HTTP/1.1\r\nHost: t\r\n\r\n" + GET])
     head, _, rest = bytes(sock.sent).partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 OK") and b"Content-Length: 5" in head
     assert rest.startswith(b"HTTP/1.1 200 OK")      # the next response follows at once

@@ -692,7 +692,12 @@ def test_body_within_limit_accepted(server):
 
 
 def test_unsupported_transfer_encoding_501(server, tmp_path):
-    rejected(server, tmp_path, req("POST", "/", [("Transfer-Encoding", "gzip")], b"abc"), 501)
+    rejected(server, tmp_path, req("POST", "/", [("Transfer-Encoding", "gzip, chunked")], b"abc"), 501)
+
+
+def test_chunked_not_the_final_coding_400(server, tmp_path):
+    # RFC 9112 6.3: the body length cannot be known; the server MUST answer 400 and close
+    rejected(server, tmp_path, req("POST", "/", [("Transfer-Encoding", "gzip")], b"abc"), 400)
 
 
 @pytest.mark.parametrize("version", ["1.2", "2.0"])

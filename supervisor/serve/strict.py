@@ -1,0 +1,153 @@
+"""What a request may be: the RFC 9112 rules the connection applies beyond llhttp's own.
+
+Pure: bytes and strings in, a verdict out. Each rule is one named function (or set) that
+raises Refused(status, why) or returns what the request path needs; connection.py calls
+each at the cheapest point of the parse (most only on requests that are not plain, see its
+callbacks). The rules, and where llhttp already enforces the rest, are listed in README's
+"What pyfork refuses"; tests/serve/test_strict.py holds one raw-bytes case for each.
+"""
+import re
+
+
+class Refused(Exception):
+    """The request is refused with `status`; the connection closes after the answer."""
+
+    def __init__(self, status, why):
+        super().__init__(why)
+        self.status = status
+
+
+# -- RFC 9112 3.2 / RFC 3986 3.2.2: Host and the authority of a target -------------------------
+
+_REG_NAME = r"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
+_IP_LITERAL = r"\[(?:[0-9A-Fa-f:.]+|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+_AUTHORITY = re.compile(r"(%s|%s)(?::([0-9]*))?" % (_IP_LITERAL, _REG_NAME))
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
+
+
+def check_host(host):
+    """RFC 9112 3.2: a Host field value is uri-host [":" port] (empty is allowed)."""
+    if _AUTHORITY.fullmatch(host) is None:
+        raise Refused(400, "invalid Host %r" % host[:80])
+
+
+def _same_authority(scheme, authority, host):
+    """The target's authority and the Host field name the same origin (RFC 9112 3.2:
+    a client sends the authority as Host, without userinfo; a default port may be left out)."""
+    default = {"http": "80", "https": "443"}.get(scheme.lower())
+
+    def norm(a):
+        m = _AUTHORITY.fullmatch(a)
+        if m is None:
+            return None
+        port = m.group(2) or default
+        return m.group(1).lower(), port
+    return norm(authority) == norm(host)
+
+
+# -- RFC 9112 3.2.1-3.2.4: the four forms of a request target -----------------------------------
+
+def check_target(target, method, host):
+    """A target that is not origin-form (RFC 9112 3.2) -> None, or Refused. Asterisk-form
+    only with OPTIONS, authority-form only (and always) with CONNECT, absolute-form only as a
+    valid absolute URI whose authority agrees with Host (3.2.2: the server MUST use the
+    target's authority, so a Host saying otherwise is refused rather than passed on)."""
+    if target.startswith("/"):
+        if method == "CONNECT":
+            raise Refused(400, "CONNECT needs an authority-form target, got %r" % target[:80])
+        return
+    if target == "*":
+        if method != "OPTIONS":
+            raise Refused(400, "the asterisk-form target is only for OPTIONS, not %s" % method)
+        return
+    scheme, sep, rest = target.partition("://")
+    if method == "CONNECT":
+        m = _AUTHORITY.fullmatch(target)
+        if sep or m is None or not m.group(1) or not m.group(2):
+            raise Refused(400, "CONNECT target %r is not host:port" % target[:80])
+        return
+    if not sep or _SCHEME.fullmatch(scheme) is None:
+        raise Refused(400, "target %r is neither a path nor an absolute URI" % target[:80])
+    authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    authority = authority.rpartition("@")[2]       # userinfo is not part of the origin
+    if _AUTHORITY.fullmatch(authority) is None or not authority:
+        raise Refused(400, "target %r has no valid authority" % target[:80])
+    if host is not None and not _same_authority(scheme, authority, host):
+        raise Refused(400, "Host %r is not the target's authority %r" % (host[:80], authority[:80]))
+
+
+# -- RFC 9110 9.1: a method the parser does not know -------------------------------------------
+
+_REQUEST_LINE = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ [!-~]+ HTTP/[0-9]\.[0-9]\r\n")
+
+
+def unknown_method_status(line_start):
+    """llhttp refused the method at the start of `line_start`: 501 when the line is a
+    request line whose method is a token (one we do not implement, RFC 9110 9.1), 400
+    when it is not even that."""
+    return 501 if _REQUEST_LINE.match(line_start.lstrip(b"\r\n")) else 400
+
+
+# -- RFC 9112 6.1 / 6.3: Transfer-Encoding ---------------------------------------------------
+
+def check_transfer_coding(te, protocol):
+    """Only chunked, once, as the final coding, in HTTP/1.1. Faulty framing is 400 (the
+    connection closes); a coding we do not decode before a final chunked is 501."""
+    if protocol == "HTTP/1.0":
+        raise Refused(400, "Transfer-Encoding in an HTTP/1.0 request (RFC 9112 6.1)")
+    codings = [c.strip(" \t").lower() for c in te.split(",")]
+    if codings[-1] != "chunked" or codings.count("chunked") > 1:
+        raise Refused(400, "chunked is not the final transfer coding, once: %r" % te[:80])
+    if len(codings) > 1:
+        raise Refused(501, "transfer coding %r is not supported" % te[:80])
+
+
+# -- RFC 9110 5.3: fields that are one value --------------------------------------------------
+
+# A second line of these cannot be joined into one meaning: which Host routes, which
+# credentials were checked? (Content-Length is llhttp's: it refuses any second line.)
+SINGLETONS = frozenset(("HTTP_HOST", "CONTENT_TYPE", "HTTP_AUTHORIZATION", "HTTP_PROXY_AUTHORIZATION"))
+
+# -- RFC 9110 6.5.1: trailer fields ------------------------------------------------------------
+
+# Fields that control framing, routing or authentication must not come from a trailer
+# (the forwarding fields route too); other trailer fields are dropped.
+TRAILER_REFUSED = frozenset(n.encode() for n in (
+    "host", "content-length", "transfer-encoding", "trailer", "te", "connection", "upgrade",
+    "authorization", "proxy-authorization", "cookie", "forwarded", "x-forwarded-for",
+    "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-ssl",
+    "x-forwarded-protocol", "x-real-ip"))
+
+
+def check_trailer(name):
+    """A trailer field is never put in the environ; one of the above refuses the request."""
+    if name.lower() in TRAILER_REFUSED:
+        raise Refused(400, "%r is not allowed in a trailer (RFC 9110 6.5.1)" % name[:40])
+
+
+# -- RFC 9112 9.3: close wins ------------------------------------------------------------------
+
+def asks_close(connection):
+    """Whether a Connection field value holds the `close` option (in any version)."""
+    low = connection.lower()
+    return "close" in low and any(o.strip(" \t") == "close" for o in low.split(","))
+
+
+# -- the scheme from a trusted proxy ----------------------------------------------------------
+
+# header -> the value that means https (Gunicorn's secure_scheme_headers defaults)
+SCHEME_HEADERS = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_SSL": "on",
+                  "HTTP_X_FORWARDED_PROTOCOL": "ssl"}
+
+
+def forwarded_scheme(env):
+    """'https', 'http' or None (no scheme header); Refused when two of them disagree."""
+    found = None
+    for key, secure in SCHEME_HEADERS.items():
+        value = env.get(key)
+        if value is not None:
+            scheme = "https" if value.strip(" \t").lower() == secure else "http"
+            if found is not None and scheme != found:
+                raise Refused(400, "the scheme headers disagree (%s says %s)" % (key, scheme))
+            found = scheme
+    return found

@@ -1,0 +1,83 @@
+"""supervisor/serve/strict.py as tables: each rule's verdict on plain values, no sockets.
+(tests/serve/test_strict.py sends the same rules as raw bytes to a running server.)"""
+import pytest
+
+from supervisor.serve import strict
+from supervisor.serve.strict import Refused
+
+
+def verdict(fn, *args):
+    try:
+        return fn(*args)
+    except Refused as exc:
+        return exc.status
+
+
+@pytest.mark.parametrize("host, ok", [
+    ("example.com", True), ("example.com:8080", True), ("", True), ("EXAMPLE.com:", True),
+    ("[::1]", True), ("[::1]:443", True), ("[v1.fe]", True), ("0.0.0.0=5000", True), ("a%20b", True),
+    ("a b", False), ("a/b", False), ("u@a", False), ("a:8x", False), ("[::1", False), ("a%2", False),
+    ("a:1:2", False), ("caf\xe9", False), ("a,b", True),
+])
+def test_host(host, ok):
+    assert verdict(strict.check_host, host) == (None if ok else 400)
+
+
+@pytest.mark.parametrize("target, method, host, status", [
+    ("/p", "GET", "h", None), ("/p", "CONNECT", "h", 400),
+    ("*", "OPTIONS", "h", None), ("*", "GET", "h", 400),
+    ("h:443", "CONNECT", None, None), ("[::1]:443", "CONNECT", None, None), ("h", "CONNECT", None, 400),
+    ("h:", "CONNECT", None, 400), ("http://h/", "CONNECT", None, 400),
+    ("h:80", "GET", "h", 400), ("a/b", "GET", "h", 400), ("s://]ufd/:", "PUT", "h", 400),
+    ("http://h/p", "GET", "h", None), ("http://h:80/p", "GET", "h", None), ("http://H/p", "GET", "h:80", None),
+    ("https://h/p", "GET", "h:443", None), ("https://h/p", "GET", "h:80", 400),
+    ("http://u:p@h:8080/p", "GET", "h:8080", None), ("http://example.com/", "GET", "evil.example.com", 400),
+    ("http://h?q", "GET", "h", None), ("http:///p", "GET", "h", 400), ("1http://h/", "GET", "h", 400),
+    ("http://h/p", "GET", None, None),
+])
+def test_target(target, method, host, status):
+    assert verdict(strict.check_target, target, method, host) == status
+
+
+@pytest.mark.parametrize("te, protocol, status", [
+    ("chunked", "HTTP/1.1", None), ("Chunked", "HTTP/1.1", None), ("chunked", "HTTP/1.0", 400),
+    ("gzip", "HTTP/1.1", 400), ("chunked, gzip", "HTTP/1.1", 400), ("chunked, chunked", "HTTP/1.1", 400),
+    ("gzip, chunked", "HTTP/1.1", 501), ("identity,chunked", "HTTP/1.1", 501), ("xchunked", "HTTP/1.1", 400),
+])
+def test_transfer_coding(te, protocol, status):
+    assert verdict(strict.check_transfer_coding, te, protocol) == status
+
+
+@pytest.mark.parametrize("line, status", [
+    (b"-BLARGH /foo HTTP/1.1\r\n", 501), (b"get / HTTP/1.1\r\n", 501), (b"\r\nFOO / HTTP/1.0\r\n", 501),
+    (b"GE(T / HTTP/1.1\r\n", 400), (b"THIS IS NOT HTTP\r\n", 400), (b"\x00\x01 x\r\n", 400), (b"FOO /\r\n", 400),
+])
+def test_unknown_method(line, status):
+    assert strict.unknown_method_status(line) == status
+
+
+@pytest.mark.parametrize("name, status", [
+    (b"X-T", None), (b"Vary", None), (b"Content-Type", None), (b"Host", 400), (b"content-length", 400),
+    (b"Transfer-Encoding", 400), (b"Authorization", 400), (b"X-Forwarded-For", 400), (b"Trailer", 400),
+])
+def test_trailer(name, status):
+    assert verdict(strict.check_trailer, name) == status
+
+
+@pytest.mark.parametrize("value, close", [
+    ("close", True), ("Close", True), ("keep-alive, close", True), ("close,keep-alive", True),
+    ("keep-alive", False), ("closed", False), ("upgrade", False), (" \tCLOSE ", True),
+])
+def test_asks_close(value, close):
+    assert strict.asks_close(value) is close
+
+
+@pytest.mark.parametrize("env, scheme", [
+    ({}, None), ({"HTTP_X_FORWARDED_PROTO": "https"}, "https"), ({"HTTP_X_FORWARDED_PROTO": "http"}, "http"),
+    ({"HTTP_X_FORWARDED_SSL": "on"}, "https"), ({"HTTP_X_FORWARDED_PROTOCOL": "ssl"}, "https"),
+    ({"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_SSL": "on"}, "https"),
+    ({"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_SSL": "off"}, 400),
+    ({"HTTP_X_FORWARDED_PROTO": "http", "HTTP_X_FORWARDED_PROTOCOL": "ssl"}, 400),
+])
+def test_forwarded_scheme(env, scheme):
+    assert verdict(strict.forwarded_scheme, env) == scheme
