@@ -108,11 +108,17 @@ def add_field(rng, data):
     return _join(lines, sep, body)
 
 
-def dup_or_drop_field(rng, data):
+def _field(rng, data):
+    """(head lines, sep, body, index of a random field line), or None without fields."""
     lines, sep, body = _split(data)
-    if len(lines) < 2:
+    return None if len(lines) < 2 else (lines, sep, body, rng.randint(1, len(lines) - 1))
+
+
+def dup_or_drop_field(rng, data):
+    picked = _field(rng, data)
+    if picked is None:
         return data
-    i = rng.randint(1, len(lines) - 1)
+    lines, sep, body, i = picked
     if rng.random() < 0.5:
         lines.insert(i, lines[i])
     else:
@@ -121,10 +127,10 @@ def dup_or_drop_field(rng, data):
 
 
 def field_whitespace(rng, data):
-    lines, sep, body = _split(data)
-    if len(lines) < 2:
+    picked = _field(rng, data)
+    if picked is None:
         return data
-    i = rng.randint(1, len(lines) - 1)
+    lines, sep, body, i = picked
     name, colon, value = lines[i].partition(b":")
     ws = rng.choice([b" ", b"\t", b"  ", b"\r\n ", b"\r\n\t"])     # the last two: obs-fold
     where = rng.randrange(4)
@@ -205,8 +211,9 @@ class Reading:
     def reduce(seen):
         if seen is None:
             return {"body": "<not the echo app's JSON>"}
-        headers = dict(seen["headers"])
-        headers.pop("CONTENT_LENGTH", None)         # a dechunked body's length: a server's choice
+        # a dechunked body's length and coding, and ", " or "," between joined lines: choices
+        headers = {k: re.sub(r",[ \t]+", ",", v) for k, v in seen["headers"].items()
+                   if k not in ("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING")}
         host = headers.pop("HTTP_HOST", None)
         forwarded = {k: headers.pop(k) for k in sorted(headers) if k.startswith("HTTP_X_FORWARDED_")}
         path = seen["path"]
@@ -228,16 +235,20 @@ CRITICAL_FIELDS = ("requests", "body", "host", "forwarded")
 
 
 def differing(a, b):
-    """The fields in which two readings differ (requests: the number of 2xx answers)."""
-    if a.answered() != b.answered():
-        return {"requests"}
+    """The fields in which pyfork's reading `a` differs from a peer's `b` (requests: the
+    number of 2xx answers). When pyfork read the first requests alike and then refused
+    one the peer answered, that is a refusal ("refused later"), not another reading."""
     out = set()
     for x, y in zip(a.readings, b.readings):
         out |= {k for k in x if x[k] != y.get(k)}
+    if a.answered() < b.answered() and not out and len(a.statuses) > a.answered():
+        return {"refused later"}
+    if a.answered() != b.answered():
+        out.add("requests")
     return out
 
 
-def bucket(pyfork, others):
+def bucket(data, pyfork, others):
     """None when pyfork reads as some peer does; else the bucket's name."""
     diffs = {name: differing(pyfork, r) for name, r in others.items()}
     if any(not d for d in diffs.values()):
@@ -252,9 +263,68 @@ def bucket(pyfork, others):
         kind = "pyfork refuses, like some peers"
     else:
         common = set.intersection(*diffs.values())
-        kind = "all answer, reading differs: " + (",".join(sorted(common)) or "each peer differently")
+        kind = "pyfork answers, reading differs: " + (",".join(sorted(common)) or "each peer differently")
     critical = p and all(d & set(CRITICAL_FIELDS) for d in diffs.values())
-    return ("CRITICAL " if critical else "") + kind + " [pyfork %s]" % pyfork.summary()
+    why = explain(data) if len(pyfork.statuses) > p else None
+    return ("CRITICAL " if critical else "") + kind + " [pyfork %s%s]" % (
+        pyfork.summary(), ": " + why if why else "")
+
+
+class _Log:
+    """A log that keeps the reason of pyfork's last refusal."""
+    why = None
+
+    def debug(self, fmt, *args):
+        if fmt.startswith("bad request"):
+            self.why = args[-1]
+
+    def exception(self, *args, **kw):
+        pass
+
+    info = warning = error = exception
+
+
+class _Socket:
+    def __init__(self, data):
+        self.data = data
+
+    def fileno(self):
+        return 99
+
+    def recv_into(self, buf, size=0, flags=0):
+        data, self.data = self.data[:len(buf)], self.data[len(buf):]
+        if not data and self.data is None:
+            raise BlockingIOError
+        buf[:len(data)] = data
+        return len(data)
+
+    def send(self, data, flags=0):
+        return len(data)
+
+    sendall = send
+
+    def settimeout(self, t):
+        pass
+
+    def close(self):
+        pass
+
+
+def explain(data):
+    """Why pyfork refuses `data`, in the words of its debug log (numbers and quoted values
+    blanked so that one reason makes one bucket): the same code, run in this process."""
+    from supervisor.serve import connection, context, wsgi    # the pyfork the fuzzer runs
+    log = _Log()
+    ctx = context.Context(app=lambda env, start: start("200 OK", []) or [b""], log=log,
+                          clock=context.Clock(0.0, b""), view=memoryview(bytearray(65536)),
+                          limit_line=4094, limit_fields=100, limit_field_size=8190, limit_body=0,
+                          send_timeout=1.0)
+    conn = connection.Connection(ctx, _Socket(data), wsgi.base_environ("pyfork"), True)
+    while not conn.closed and conn.sock.data:
+        conn.on_readable()
+    if log.why is None:
+        return None
+    return re.sub(r"\d+", "N", re.sub(r"'[^']*'|\"[^\"]*\"|b'[^']*'", "'…'", log.why))
 
 
 # -- running -------------------------------------------------------------------------------------
@@ -286,7 +356,7 @@ class Fleet:
 
 def classify(fleet, data, timeout):
     got = fleet.read(data, timeout)
-    return bucket(got["pyfork"], {k: got[k] for k in PEERS}), got
+    return bucket(data, got["pyfork"], {k: got[k] for k in PEERS}), got
 
 
 def shrink(fleet, data, name, timeout, budget=80):

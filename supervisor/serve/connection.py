@@ -23,22 +23,18 @@ from httptools import (HttpParserCallbackError, HttpParserError, HttpParserInval
 
 from . import strict
 from .respond import MSG_DONTWAIT, Responder, _Gone
+from .strict import HOSTS, TRAILERS, check_host
 from .strict import Refused as HTTPError     # raised from a parser callback: answer, close
+from .upgrade import NoSwitch
 from .wsgi import ENV_KEYS, FRAMING, TARGETS, environ_key, error_response, split_target, target
 
 SPOOL_BYTES = 1 << 20          # request bodies above this go to a temporary file
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _methods = {}                  # method bytes -> str; never CONNECT, so it always takes the slow way
-HOSTS = {}                     # Host values already found valid (bounded)
-# fields_left in a chunked body's trailer section: far below zero, so on_header's one limit
-# test sends every trailer field to the slow way at no cost to header fields
-TRAILERS = -(1 << 40)
-# the head fed to the parser that reads an Upgrade or CONNECT request's body (read_pending)
-BODY_HEAD = b"POST / HTTP/1.1\r\nConnection: close\r\n%s\r\n"
 
 
-class Connection(Responder):
+class Connection(Responder, NoSwitch):
     __slots__ = ("ctx", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
                  "url", "env", "fields_left", "field_room", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
@@ -83,8 +79,7 @@ class Connection(Responder):
         except OSError:
             self.close()
             return 0
-        if n == 0:
-            # EOF: a request in progress is incomplete and never reaches the app.
+        if n == 0:      # EOF: a request in progress is incomplete and never reaches the app
             self.close()
             return 0
         self.last = ctx.clock.now
@@ -95,12 +90,9 @@ class Connection(Responder):
         try:
             self.parser.feed_data(ctx.view[:n])
         except HttpParserUpgrade as exc:
-            # Upgrade or CONNECT, answered as an ordinary request and closed (finish_request);
-            # one with a body waits for it, read by a parser of its own from here on
-            if self.pending is not None:
-                err = self.read_pending(ctx.view[int(exc.args[0]):n])
-                if err is not None and not self.after_close():
-                    return self.parse_failed(err, b"")
+            failed = self.upgraded(ctx.view[int(exc.args[0]):n])     # Upgrade, CONNECT: upgrade.py
+            if failed is not None:
+                return failed
         except (HttpParserCallbackError, HttpParserError) as exc:
             if not self.after_close():
                 return self.parse_failed(exc, ctx.view[:n])
@@ -291,36 +283,6 @@ class Connection(Responder):
             if protocol == "HTTP/1.1" and not self.out:
                 self._send(CONTINUE)
 
-    def no_switch(self, env):
-        """Upgrade or CONNECT: pyfork switches no protocol and tunnels nothing, so the request
-        is answered as an ordinary one, with its body, and the connection closes after it
-        (finish_request). llhttp stops at the end of the head; a body is read by a second
-        parser fed a head of ours with the same framing (read_pending)."""
-        self.upgrading = True
-        if env["REQUEST_METHOD"] == "CONNECT":
-            strict.check_target(env["RAW_URI"], "CONNECT", None)
-        if "HTTP_TRANSFER_ENCODING" in env:
-            self.pending = (b"Transfer-Encoding: chunked\r\n", None)
-        elif env.get("CONTENT_LENGTH", "0").lstrip("0"):
-            self.pending = (b"Content-Length: %s\r\n" % env["CONTENT_LENGTH"].encode(), None)
-
-    def read_pending(self, rest):
-        """The body of an Upgrade or CONNECT request, from here on (and in later reads): a
-        parser of its own reads it, with _Body's callbacks. Returns a parser exception, if any."""
-        self.parser = HttpRequestParser(_Body(self))
-        try:
-            self.parser.feed_data(BODY_HEAD % self.pending[0])
-            self.parser.feed_data(rest)
-        except (HttpParserCallbackError, HttpParserError) as exc:
-            return exc
-        return None
-
-    def pending_complete(self):
-        """_Body's on_message_complete: the waiting request's body is all here."""
-        self.env = self.pending[1]
-        self.pending = None
-        self.on_message_complete()
-
     def on_body(self, data):
         body = self.body
         if body is None:
@@ -417,19 +379,6 @@ class Connection(Responder):
             self.drop_body()      # a spooled body of a request cut short: its file closes now
 
 
-def check_host(host, protocol):
-    """RFC 9112 3.2: HTTP/1.1 needs a Host, and any Host must be valid (a second Host line
-    is refused where it is read, in repeated()). A valid one is remembered in HOSTS."""
-    if host is None:
-        if protocol == "HTTP/1.1":
-            raise HTTPError(400, "HTTP/1.1 request without Host")
-        return
-    strict.check_host(host)
-    if len(HOSTS) >= 1024:
-        HOSTS.clear()
-    HOSTS[host] = True
-
-
 def refusal(exc, line=b""):
     """A parser exception -> (status, why) to answer with, or (None, None) when the client
     is gone; anything else (a bug in a callback) raises again. `line`: the start of the
@@ -451,24 +400,3 @@ def refusal(exc, line=b""):
 
 class _Closing(Exception):
     """Raised from on_message_complete: the response closes the connection; read no further."""
-
-
-class _Body:
-    """The callbacks of the parser that reads an Upgrade or CONNECT request's body: the head
-    it is fed is ours (ignored); the body, trailer fields and the end go to the connection."""
-    __slots__ = ("conn", "trailer", "on_body", "on_message_complete")
-
-    def __init__(self, conn):
-        self.conn = conn
-        self.trailer = False
-        self.on_body = conn.on_body
-        self.on_message_complete = conn.pending_complete
-
-    def on_headers_complete(self):
-        self.trailer = True
-        self.conn.fields_left = TRAILERS + self.conn.ctx.limit_fields
-
-    def on_header(self, name, value):
-        if self.trailer:
-            self.conn.fields_left -= 1
-            self.conn.unusual_field(name, value)

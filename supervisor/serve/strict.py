@@ -9,6 +9,12 @@ callbacks). The rules, and where llhttp already enforces the rest, are listed in
 import re
 
 
+HOSTS = {}            # Host values already found valid (bounded), so a plain request skips the look
+# Connection.fields_left in a chunked body's trailer section: far below zero, so on_header's
+# one limit test sends every trailer field to the slow way at no cost to header fields
+TRAILERS = -(1 << 40)
+
+
 class Refused(Exception):
     """The request is refused with `status`; the connection closes after the answer."""
 
@@ -25,10 +31,23 @@ _AUTHORITY = re.compile(r"(%s|%s)(?::([0-9]*))?" % (_IP_LITERAL, _REG_NAME))
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*")
 
 
-def check_host(host):
+def check_host_value(host):
     """RFC 9112 3.2: a Host field value is uri-host [":" port] (empty is allowed)."""
     if _AUTHORITY.fullmatch(host) is None:
         raise Refused(400, "invalid Host %r" % host[:80])
+
+
+def check_host(host, protocol):
+    """RFC 9112 3.2: HTTP/1.1 needs a Host, and any Host must be valid (a second Host line
+    is refused where it is read, in repeated()). A valid one is remembered in HOSTS."""
+    if host is None:
+        if protocol == "HTTP/1.1":
+            raise Refused(400, "HTTP/1.1 request without Host")
+        return
+    check_host_value(host)
+    if len(HOSTS) >= 1024:
+        HOSTS.clear()
+    HOSTS[host] = True
 
 
 def _same_authority(scheme, authority, host):

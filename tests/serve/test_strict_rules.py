@@ -20,7 +20,15 @@ def verdict(fn, *args):
     ("a:1:2", False), ("caf\xe9", False), ("a,b", True),
 ])
 def test_host(host, ok):
-    assert verdict(strict.check_host, host) == (None if ok else 400)
+    assert verdict(strict.check_host_value, host) == (None if ok else 400)
+
+
+@pytest.mark.parametrize("host, protocol, status", [
+    (None, "HTTP/1.1", 400), (None, "HTTP/1.0", None), ("h", "HTTP/1.1", None), ("a b", "HTTP/1.0", 400),
+])
+def test_host_required_in_1_1(host, protocol, status):
+    assert verdict(strict.check_host, host, protocol) == status
+    assert (host in strict.HOSTS) == (status is None and host is not None)
 
 
 @pytest.mark.parametrize("target, method, host, status", [
