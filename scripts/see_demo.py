@@ -52,7 +52,7 @@ def status(out, sock, name):
 def run(args, port, mport, sock, log_path):
     """The run itself, in the dyno: load, the moments taken with `pyfork status`."""
     cmd = [sys.executable, "-m", "supervisor", "run", "leaky_app:app", "-w", "4", "-b", "127.0.0.1:%d" % port,
-           "--timeout", "3", "--max-requests", "600", "--metrics-interval", "2", "--memory-pressure", "0",
+           "--timeout", "3", "--max-requests", "300", "--metrics-interval", "2", "--memory-pressure", "0",
            "--control-socket", sock, "--metrics-bind", "127.0.0.1:%d" % mport]
     with Dyno(size="standard-1x") as dyno, open(log_path, "w") as log:
         proc = dyno.run(cmd, cwd=HERE, stdout=log, stderr=subprocess.STDOUT)
@@ -62,12 +62,14 @@ def run(args, port, mport, sock, log_path):
                 time.sleep(0.1)
             stop, ok, leak = threading.Event(), [], []
             threads = [threading.Thread(target=hammer, args=(port, "/ok", 20, stop, ok)),
-                       threading.Thread(target=hammer, args=(port, "/hog?mb=8&add=1", 3, stop, leak))]
-            for t in threads:
-                t.start()
-            moments = [(20, lambda: threading.Thread(target=get, args=(port, "/sleep?s=30", 40)).start()),
-                       (22, lambda: status(args.out, sock, "status-stuck.txt")),
-                       (60, lambda: status(args.out, sock, "status-leaking.txt"))]
+                       threading.Thread(target=hammer, args=(port, "/hog?mb=12&add=1", 3, stop, leak))]
+            # first a request stuck past --timeout, then the leak (12 MB a request) until the
+            # kernel kills; --max-requests 300 recycles the workers the leak has not reached
+            moments = [(5, lambda: threading.Thread(target=get, args=(port, "/sleep?s=30", 40)).start()),
+                       (7, lambda: status(args.out, sock, "status-stuck.txt")),
+                       (15, threads[1].start),
+                       (40, lambda: status(args.out, sock, "status-leaking.txt"))]
+            threads[0].start()
             start = time.time()
             while time.time() - start < args.seconds:
                 while moments and time.time() - start > moments[0][0]:
@@ -75,7 +77,8 @@ def run(args, port, mport, sock, log_path):
                 time.sleep(0.5)
             stop.set()
             for t in threads:
-                t.join(15)
+                if t.is_alive():
+                    t.join(15)
             status(args.out, sock, "status-end.txt")
             with open(os.path.join(args.out, "status-end.json"), "w") as f:
                 f.write(subprocess.run([sys.executable, "-m", "supervisor", "status", "--control-socket", sock,

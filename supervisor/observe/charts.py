@@ -259,7 +259,10 @@ def page(data, title, refresh=None, advice=None):
     """The whole page. refresh: seconds for the live page's reload; advice: the latest sentence."""
     t0, t1 = _span(data)
     mem, top, quota, counts = memory_chart(data, t0, t1)
-    rows = [("span", "%.1f hours, %d metrics lines" % ((t1 - t0) / 3600, data.lines))]
+    span = t1 - t0
+    rows = [("span", "%s, %d metrics lines" % ("%.1f hours" % (span / 3600) if span >= 7200 else
+                                              "%.0f minutes" % (span / 60) if span >= 120 else "%.0f seconds" % span,
+                                              data.lines))]
     if quota:
         rows.append(("peak memory (stacked %s)" % data.measure, "%.0fMB of %.0fMB quota (%.0f%%)"
                      % (top / MB, quota / MB, 100 * top / quota)))
