@@ -75,16 +75,19 @@ def command(python, port, workers):
             "-b", "127.0.0.1:%d" % port, "--dyno-size", "standard-1x"]
 
 
-def soak(leak, duration, rate=20.0, workers=4, size="standard-1x", timeout=10.0, python=sys.executable):
-    """One soak -> a dict of what happened (see `row`); raises DynoError without cgroups."""
+def soak(leak, duration, rate=20.0, workers=4, size="standard-1x", timeout=10.0, python=sys.executable,
+         path=None):
+    """One soak -> a dict of what happened (see `row`); raises DynoError without cgroups.
+    path: another request path for the leak (e.g. a faster leak for a short test)."""
     port = free_port()
     cmd = command(python, port, workers)
-    out = {"leak": leak, "path": LEAKS[leak], "command": " ".join(cmd), "error": None}
+    path = path or LEAKS[leak]
+    out = {"leak": leak, "path": path, "command": " ".join(cmd), "error": None}
     peak_tasks = [0]
     with tempfile.NamedTemporaryFile(prefix="soak-%s-" % leak, suffix=".log", delete=False) as log:
-        path = log.name
+        log_path = log.name
     try:
-        with open(path, "wb") as log, Dyno(size=size, subreaper=True) as dyno:
+        with open(log_path, "wb") as log, Dyno(size=size, subreaper=True) as dyno:
             proc = dyno.run(cmd, cwd=HERE, stdout=log, stderr=subprocess.STDOUT, env=server_env())
             try:
                 problem = wait_ready(proc, port, workers)
@@ -96,7 +99,7 @@ def soak(leak, duration, rate=20.0, workers=4, size="standard-1x", timeout=10.0,
                     dyno.reap()
                     peak_tasks[0] = max(peak_tasks[0], dyno.tasks()["current"] or 0)
 
-                load = PidLoad(LEAKS[leak], port, rate, duration, timeout, tick)
+                load = PidLoad(path, port, rate, duration, timeout, tick)
                 load.run()
                 out["master_alive"] = proc.poll() is None
                 out["workers_end"] = tree(proc.pid)[0]
@@ -117,9 +120,9 @@ def soak(leak, duration, rate=20.0, workers=4, size="standard-1x", timeout=10.0,
                    limit_hits=dyno.final["events"].get("max", 0),
                    spread=sorted(spread.values(), reverse=True))
     finally:
-        with open(path, errors="replace") as f:
+        with open(log_path, errors="replace") as f:
             out["log"] = f.read().splitlines()
-        os.unlink(path)
+        os.unlink(log_path)
     out["recycled"] = [line for line in out["log"] if " recycled: " in line]
     return out
 
