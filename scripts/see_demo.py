@@ -4,7 +4,7 @@ worker, a request stuck past --timeout, --max-requests recycles and, with the me
 guard off, an OOM kill; `pyfork status` taken along the way, then `pyfork report` of the
 log and a screenshot of it in headless Chromium.
 
-    python scripts/see_demo.py --out /tmp/see-demo [--seconds 150]
+    python scripts/see_demo.py --out /tmp/see-demo [--seconds 150] [--leak-mb 16]
 
 Writes OUT/pyfork.log, OUT/status-*.txt (the table at moments of the run), OUT/status-end.json,
 OUT/report.html and OUT/report.png (README's picture). Needs root (for the cgroups) and
@@ -62,8 +62,8 @@ def run(args, port, mport, sock, log_path):
                 time.sleep(0.1)
             stop, ok, leak = threading.Event(), [], []
             threads = [threading.Thread(target=hammer, args=(port, "/ok", 20, stop, ok)),
-                       threading.Thread(target=hammer, args=(port, "/hog?mb=12&add=1", 3, stop, leak))]
-            # first a request stuck past --timeout, then the leak (12 MB a request) until the
+                       threading.Thread(target=hammer, args=(port, "/hog?mb=%g&add=1" % args.leak_mb, 3, stop, leak))]
+            # first a request stuck past --timeout, then the leak (--leak-mb a request) until the
             # kernel kills; --max-requests 300 recycles the workers the leak has not reached
             moments = [(5, lambda: threading.Thread(target=get, args=(port, "/sleep?s=30", 40)).start()),
                        (7, lambda: status(args.out, sock, "status-stuck.txt")),
@@ -94,6 +94,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
     ap.add_argument("--seconds", type=float, default=150)
+    ap.add_argument("--leak-mb", type=float, default=16, help="MB each leaking request keeps (3 a second)")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     log_path = os.path.join(args.out, "pyfork.log")
