@@ -111,5 +111,6 @@ class MemoryGuard:
         if hit[0] and looks:
             slot, pid, rss = max(looks, key=lambda x: (x[2], -x[0]))
             top = (slot, pid, self.private(pid, rss), self.rate(pid))
-        self.level, message = sizing.memory_warning(used, quota, self.level, top)
+        together = sum(max(0.0, self.rate(pid)) for _, pid, _ in looks)
+        self.level, message = sizing.memory_warning(used, quota, self.level, top, together)
         self.log.warning("%s", message)

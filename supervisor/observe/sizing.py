@@ -244,12 +244,13 @@ def _crossing(value, limit, levels, level_seen, where, advice):
     return None
 
 
-def memory_warning(used, quota, level_seen, top=None):
+def memory_warning(used, quota, level_seen, top=None, dyno_rate=0.0):
     """(level, message) when memory crosses 80% or 95% of the quota upward past
     `level_seen`, (0, message) when it is back under 80% after a warning, else None.
 
     top: the worker holding the most, (slot, pid, private bytes, growth bytes/s), named
-    in the message with how soon the quota comes at that rate."""
+    in the message with how soon the quota comes; dyno_rate: all the workers' growth
+    (bytes/s), which sets that time when the leak is spread over several workers."""
     if not quota:
         return None
     where = "memory at %s of %s (%.0f%%)" % (_mb(used), _mb(quota), 100.0 * used / quota)
@@ -257,8 +258,11 @@ def memory_warning(used, quota, level_seen, top=None):
         slot, pid, private, rate = top
         where += ": worker=%d pid=%d holds %s private" % (slot, pid, _mb(private))
         if rate >= MB / 10:
-            where += ", growing %.0fMB/s; the quota is %.0f s away at this rate" % (
-                rate / MB, max(0.0, quota - used) / rate)
+            where += ", growing %.0fMB/s" % (rate / MB)
+        if max(rate, dyno_rate) >= MB / 10:
+            where += "; the quota is %.0f s away at %s" % (
+                max(0.0, quota - used) / max(rate, dyno_rate),
+                "this rate" if dyno_rate < rate + MB / 10 else "the workers' %.0fMB/s together" % (dyno_rate / MB))
     return _crossing(used, quota, LEVELS, level_seen, where,
                      "past the quota the dyno swaps and Heroku logs R14 (memory quota exceeded), "
                      "further past it R15 restarts the dyno; lower WEB_CONCURRENCY, set "

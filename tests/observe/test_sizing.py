@@ -279,11 +279,14 @@ def test_auto_workers(advice, current, lo, hi, n):
     assert sizing.auto_workers(advice, current, lo, hi) == n
 
 
-@pytest.mark.parametrize("top, text", [
-    ((0, 123, B(399), 16 * MB), "memory at 420MB of 512MB (82%): worker=0 pid=123 holds 399MB private, "
-                                 "growing 16MB/s; the quota is 6 s away at this rate: past the quota"),
-    ((2, 7, B(150), 0.0), "memory at 420MB of 512MB (82%): worker=2 pid=7 holds 150MB private: past the quota"),
+@pytest.mark.parametrize("top, together, text", [
+    ((0, 123, B(399), 16 * MB), 16 * MB, "memory at 420MB of 512MB (82%): worker=0 pid=123 holds 399MB "
+                                         "private, growing 16MB/s; the quota is 6 s away at this rate: past the quota"),
+    ((2, 7, B(150), 0.0), 0.0, "memory at 420MB of 512MB (82%): worker=2 pid=7 holds 150MB private: past the quota"),
+    # the leak spread over four workers: the quota comes at their sum
+    ((1, 8, B(108), 5 * MB), 20 * MB, "memory at 420MB of 512MB (82%): worker=1 pid=8 holds 108MB private, "
+                                      "growing 5MB/s; the quota is 5 s away at the workers' 20MB/s together: "),
 ])
-def test_memory_warning_names_the_worker(top, text):
-    level, message = sizing.memory_warning(B(420), B(512), 0, top)
+def test_memory_warning_names_the_worker(top, together, text):
+    level, message = sizing.memory_warning(B(420), B(512), 0, top, together)
     assert level == 80 and message.startswith(text)
