@@ -97,8 +97,9 @@ class Frame:
         while t <= self.t1:
             x = self.x(t)
             p.append('<line class="grid" x1="%.1f" x2="%.1f" y1="%d" y2="%d"/>' % (x, x, TOP, TOP + H))
-            p.append('<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>'
-                     % (x, TOP + H + 16, time_label(t, self.relative, step)))
+            if x <= LEFT + W - 24:      # a label at the very edge would be cut in half
+                p.append('<text class="tick" x="%.1f" y="%d" text-anchor="middle">%s</text>'
+                         % (x, TOP + H + 16, time_label(t, self.relative, step)))
             t += step
         p.append('<text class="axis" x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">%s</text>'
                  % (TOP + H // 2, TOP + H // 2, html.escape(y_title)))

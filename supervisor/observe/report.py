@@ -60,7 +60,7 @@ class Reader:
         self.t = None               # the time of the current bare sample group
         self.pending = []           # bare dyno lines waiting for their group's master line
         self.counts = {}            # slot -> {reason: count} from the last `restarts` line
-        self.only_rss = False
+        self.pss_lines = self.rss_lines = 0     # process lines with PSS, and with RSS alone
 
     def feed(self, line):
         own = stamp(line)
@@ -99,7 +99,10 @@ class Reader:
             name = "master" if p["process"] == "master" else "worker %s" % p["worker"]
             value = s.get("memory_pss")
             if value is None:
-                value, self.only_rss = s.get("memory_rss"), True
+                value = s.get("memory_rss")
+                self.rss_lines += 1
+            else:
+                self.pss_lines += 1
             if value is not None:
                 d.memory.setdefault(name, []).append((t, value))
             if p["worker"] is not None:
@@ -135,10 +138,18 @@ class Reader:
         workers = [k for k in d.memory if k.startswith("worker") or k == "master"]
         if workers:     # pyfork's per-process lines: draw processes, the dyno as its total line
             d.memory = {k: d.memory[k] for k in workers}
-        d.measure = "RSS" if self.only_rss else "PSS"
+        d.measure = measure(self.pss_lines, self.rss_lines)
         if not workers:
             d.measure = "memory_total"
         return d
+
+
+def measure(pss_lines, rss_lines):
+    """What the memory chart stacks: PSS, RSS, or PSS with RSS for the samples (a worker read
+    while it died, a kernel without smaps_rollup) where PSS was unknown."""
+    if not rss_lines:
+        return "PSS"
+    return "RSS" if not pss_lines else "PSS, RSS where unknown"
 
 
 def from_json(line):

@@ -9,7 +9,7 @@ draws them with report's charts.
 import array
 import collections
 
-from .report import Data
+from .report import Data, measure
 
 KEEP = 720
 
@@ -36,16 +36,18 @@ class Ring:
     def data(self, restarts=()):
         """A report.Data of the kept samples; restarts: [(when, who, reason)]."""
         d = Data()
+        rss_samples = 0
         first = self.samples[0][0] if self.samples else 0
         for when, mem, only_rss, quota, total, tasks, tasks_max, zombies, workers, advised in self.samples:
             for slot, value in zip(*mem):
                 d.memory.setdefault("master" if slot < 0 else "worker %d" % slot, []).append((when, value))
-            d.measure = "RSS" if only_rss else "PSS"
+            rss_samples += only_rss
             for series, value in ((d.quota, quota), (d.dyno_total, total), (d.tasks, tasks),
                                   (d.tasks_max, tasks_max), (d.workers, workers), (d.advised, advised)):
                 if value is not None:
                     series.append((when, value))
             d.zombies[when] = zombies
             d.lines += 1
+        d.measure = measure(d.lines - rss_samples, rss_samples)
         d.restarts = [r for r in restarts if r[0] >= first]
         return d

@@ -99,3 +99,8 @@ def test_json_lines_read_as_the_text_ones():
     text = [START] + group(20) + group(40)
     as_json = [START] + [metrics.as_json(line) for line in group(20) + group(40)]
     assert report.read(as_json) == report.read(text)
+
+
+def test_the_measure_says_where_rss_stood_in_for_pss():
+    assert report.measure(10, 0) == "PSS" and report.measure(0, 4) == "RSS"
+    assert report.measure(10, 1) == "PSS, RSS where unknown"
