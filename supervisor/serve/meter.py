@@ -2,9 +2,12 @@
 
 The cell's work part says how many requests are in progress, since when the oldest has
 run and what it is ("GET /path"): the master's timeout counts from that start, never from
-the last tick, and its death line names the request. Per request the cost is one
-pack_into when it starts and one when it ends; in a worker without threads the end also
-refreshes the beat (the loop could not tick while the app ran) and busy_seconds.
+the last tick, and its death line names the request. In a worker without threads a
+request costs one pack_into when it starts (the master counts from that start) and a
+clock read when it ends (busy_seconds); once per loop turn in which requests ran,
+settle() says nothing is in progress and refreshes the beat (the loop could not tick
+while the app ran). Until then `since` is the start of the turn's last request, never
+earlier than the request truly in progress, so the master never aborts early.
 
 With threads, the app threads write the work part under one lock, so two threads never
 interleave their writes; the loop's tick writes the tick part as before.
@@ -66,10 +69,12 @@ class Meter:
         return t0
 
     def end(self, t0):
-        """The request is done: nothing in progress, and the loop is alive as of now."""
-        t1 = _monotonic()
-        self.busy_seconds += t1 - t0
-        _TAIL.pack_into(self.mem, self.base + _BEAT_AT, t1, self.requests, self.busy_seconds, 0, 0.0, b"")
+        """The request is done (the request path inlines this)."""
+        self.busy_seconds += _monotonic() - t0
+
+    def settle(self, requests):
+        """The loop turn's requests are done: nothing in progress, the loop alive as of now."""
+        _TAIL.pack_into(self.mem, self.base + _BEAT_AT, _monotonic(), requests, self.busy_seconds, 0, 0.0, b"")
 
     # -- app threads ----------------------------------------------------------------------
 

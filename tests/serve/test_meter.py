@@ -27,10 +27,15 @@ def test_one_request_at_a_time():
     assert (b.pid, b.state, b.beat, b.requests) == (123, READY, 5.0, 7)     # the tick part untouched
     assert (b.busy, b.since, b.what) == (1, t0, "GET /slow")
     m.end(t0)
+    assert beats.get(cell)[5:] == (1, t0, "GET /slow")       # until the loop turn is over
+    t1 = m.start(env("POST", "/next"))
+    assert beats.get(cell)[5:] == (1, t1, "POST /next")      # never older than the request in progress
+    m.end(t1)
+    m.settle(9)
     b = beats.get(cell)
     assert (b.busy, b.since, b.what) == (0, 0.0, "")
-    assert (b.pid, b.state, b.requests) == (123, READY, 7)
-    assert b.beat >= t0 and b.busy_seconds == m.busy_seconds >= 1.5         # the beat refreshed at the end
+    assert (b.pid, b.state, b.requests) == (123, READY, 9)
+    assert b.beat >= t1 and b.busy_seconds == m.busy_seconds > 1.5         # the beat refreshed at the end
 
 
 def test_threads_report_the_oldest_request_in_progress():

@@ -9,6 +9,7 @@ aborted with that thread's stack, and its other requests are answered or closed.
 import concurrent.futures
 import json
 import re
+import socket
 import signal
 import time
 
@@ -118,3 +119,24 @@ def test_access_log_whole_lines_under_8_threads(server, tmp_path):
     assert len(lines) == 160
     line = re.compile(r'^127\.0\.0\.1 - - \[[^\]]+\] "GET (/p\d+-x*) HTTP/1\.1" 200 \d+ "-" "[^"]*"$')
     assert sorted(line.match(ln).group(1) for ln in lines) == sorted(paths)
+
+
+def test_a_stuck_thread_aborts_the_worker_with_its_stack(server):
+    s = server(APP, "--threads", "4", "--timeout", "2")
+    worker = s.worker_pids()[0]
+    hung = socket.create_connection(("127.0.0.1", s.port), timeout=15)
+    hung.sendall(b"GET /hang HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(0.2)
+    # the loop keeps beating, yet the master counts from the start of the stuck request
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        slow = ex.submit(timed_get, s.port, "/wait?3", 15)
+        assert get(s.port, "/fast")[0] == 200         # the other threads still serve meanwhile
+        try:
+            status = slow.result()[0]
+        except (ConnectionError, OSError):
+            status = "closed"
+    assert status in (200, "closed")                  # answered or closed, never left hanging
+    assert hung.recv(65536) == b""                    # the stuck one: closed when the worker died
+    hung.close()
+    assert s.wait_log("in stuck_in_this_thread", timeout=10), s.log()
+    assert wait_for(lambda: s.worker_pids() and worker not in s.worker_pids())
