@@ -24,6 +24,7 @@ from .connection import Connection, refusal
 from .respond import MSG_DONTWAIT, _Gone
 from .wsgi import error_response
 
+SLOW_WAIT = 0.01         # a request that waited this long for a thread: the worker is saturated
 HIGH_WATER = 1 << 20     # bytes a streamed response may have unsent before its thread waits
 BLOCK = 1 << 16          # bytes read from a file per hand-over
 
@@ -40,6 +41,7 @@ class Pool:
         self.ready = []            # connections with output or a finished request, for the loop
         self.woken = False
         self.inflight = 0          # loop only: requests handed to threads and not yet done
+        self.waited_at = 0.0       # when a request last waited SLOW_WAIT or more for a thread
         self.r, self.w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.threads = [threading.Thread(target=self.serve, name="app-%d" % i, daemon=True) for i in range(n)]
         for t in self.threads:
@@ -114,7 +116,8 @@ class Pool:
 class ThreadedConnection(Connection):
     """A Connection whose requests run in the pool. Loop side: on_readable, drain, on_writable.
     Thread side: work (and flush, which hands output to the loop instead of sending it)."""
-    __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask")
+    __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask",
+                 "handed_at")
 
     def __init__(self, ctx, sock, base, trust, pool):
         super().__init__(ctx, sock, base, trust)
@@ -126,6 +129,7 @@ class ThreadedConnection(Connection):
         self.posted = False       # in the pool's ready list (pool lock)
         self.unsent = None        # loop only: what the socket had no room for
         self.refusal = None       # an error response to send once the queued requests are answered
+        self.handed_at = 0.0      # when its request went to the pool
         self.mask = 0             # the epoll events registered for it (the worker's)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -200,6 +204,7 @@ class ThreadedConnection(Connection):
             self.running = True
             self.finished = False
             self.pool.inflight += 1
+            self.handed_at = self.ctx.clock.now
             self.pool.jobs.put((self, env, plain, keep))
         elif self.refusal is not None:
             self.out.append(self.refusal)
@@ -272,6 +277,8 @@ class ThreadedConnection(Connection):
         self.plain, self.keep = plain, keep
         meter = ctx.meter
         t0 = meter.thread_start(key, env)
+        if t0 - self.handed_at > SLOW_WAIT:
+            self.pool.waited_at = t0       # requests wait for a thread: the worker is saturated
         try:
             if ctx.wrapped:
                 self.run(env)

@@ -146,20 +146,28 @@ class Worker:
 
     def serve_one_at_a_time(self):
         """The loop without threads: each ready connection's requests are answered in turn.
-        Fair order, once a turn has spent SLICE seconds in the app (a hello-world turn never
-        does) while others wait: connections in the listen queue are taken before the next
-        ready one, and for SHED_HOLD seconds responses say "Connection: close", so clients
-        return to the shared listen queue, which any free worker serves first come first
-        (a keep-alive connection would wait for this worker even with another one idle)."""
+        Fair order: once SLICE seconds of app time went by in a turn (a hello-world turn
+        never gets near it), the loop polls again instead of serving the rest of the turn's
+        connections, so what became ready meanwhile (a new connection in the listen queue
+        included) is served in about the order it became ready: epoll's ready list is in
+        that order, and level-triggered fds not yet served come back in it. If something
+        was waiting, the worker is saturated: for SHED_HOLD seconds its responses say
+        "Connection: close", so clients return to the shared listen queue, which any free
+        worker serves first come first (on a keep-alive connection a request would wait
+        for this worker even while another one is idle)."""
         conns, lmap, clock, meter = self.conns, self.lmap, self.clock, self.meter
         monotonic = time.monotonic
         poll = self.ep.poll
         shed_until = 0.0
+        slow = False
         while True:
-            events = poll(TICK)
+            events = poll(0 if slow else TICK)
             clock.now = now = monotonic()
+            if slow and events and not self.stopping:
+                clock.shed = True             # others became ready while the app ran
+                shed_until = now + SHED_HOLD
+            slow = False
             turn_busy = meter.busy_seconds
-            busy_mark = turn_busy + SLICE
             for fd, _ in events:
                 conn = conns.get(fd)
                 if conn is not None:
@@ -171,25 +179,15 @@ class Worker:
                         self.accept(*lmap[fd])
                 else:
                     self.on_signals()
-                if meter.busy_seconds > busy_mark and not self.stopping:
-                    # SLICE spent in the app this turn: is anyone else waiting?
-                    if self.take_waiting() or fd != events[-1][0] or self.ep.poll(0):
-                        clock.shed = True
-                        shed_until = clock.now + SHED_HOLD
-                    busy_mark = meter.busy_seconds + SLICE
+                if meter.busy_seconds - turn_busy > SLICE:
+                    slow = True
+                    break                     # the rest are reported again by the next poll
             if meter.busy_seconds != turn_busy:
                 meter.settle(self.requests)       # nothing in progress now; the loop is alive
             if clock.shed and now > shed_until:
                 clock.shed = False
             if self.end_turn(now):
                 return
-
-    def take_waiting(self):
-        """Accept what waits in the listen queues now (non-blocking: an idle worker
-        would have taken it already, so only connections nobody could serve are taken).
-        Returns how many were taken."""
-        self.clock.now = time.monotonic()
-        return sum(self.accept(*args) for args in self.lmap.values())
 
     def serve_threads(self):
         """The loop with app threads: it reads requests, hands them to the pool, writes the
@@ -219,7 +217,9 @@ class Worker:
                         self.accept(*lmap[fd], limit=self.threads - pool.inflight)
                 else:
                     self.on_signals()
-            clock.shed = pool.inflight > self.threads        # requests wait for a thread
+            # requests waited for a thread lately: answer "Connection: close", so clients go
+            # back to the shared listen queue, which workers read only with a thread free
+            clock.shed = now - pool.waited_at < SHED_HOLD
             full = pool.inflight >= self.threads
             if full == listening and not self.stopping:
                 listening = not full
