@@ -102,6 +102,7 @@ WORKERS = 2
 MODES = ("keep-alive", "close")
 SERVERS = ("pyfork", "gunicorn-sync", "gunicorn-gthread")
 ACCESS_LOG_VARIANT = "pyfork-accesslog"
+THREADS_VARIANT = "pyfork-threads4"      # --with-threads: what 4 app threads cost on hello world
 # scripts/floor.py --serve: what the kernel alone costs (C, no parsing), a Python server on
 # httptools with no WSGI, and the same calling the app through a WSGI layer with no checks
 FLOORS = {"floor-c": ["--c"], "floor-python": [], "floor-wsgi": ["--wsgi"]}
@@ -128,6 +129,8 @@ def server_argv(name, args, bind, workers, extra=(), app=APP):
                                "runpy.run_module('supervisor', run_name='__main__')" % args.baseline_dir]
         if name == ACCESS_LOG_VARIANT:
             argv += ["--access-logfile", "/dev/null"]
+        if name == THREADS_VARIANT:
+            argv += ["--threads", "4"]
         return argv + list(extra)
     argv = [python, "-m", "gunicorn", "-w", str(workers), "-b", bind] + args.gunicorn_flags
     if name == "gunicorn-gthread":
@@ -736,6 +739,8 @@ def parse_args(argv):
                              % ", ".join(SERVERS + (ACCESS_LOG_VARIANT,)))
     parser.add_argument("--with-access-log", action="store_true",
                         help="add %s: pyfork with --access-logfile /dev/null" % ACCESS_LOG_VARIANT)
+    parser.add_argument("--with-threads", action="store_true",
+                        help="add %s: pyfork with --threads 4" % THREADS_VARIANT)
     parser.add_argument("--with-floors", action="store_true",
                         help="add %s (scripts/floor.py): the same measurement of servers that do less, "
                              "to show what the kernel and Python alone cost (floor-c needs cc)" % ", ".join(FLOORS))
@@ -758,11 +763,13 @@ def parse_args(argv):
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     if args.with_access_log and ACCESS_LOG_VARIANT not in names:
         names.append(ACCESS_LOG_VARIANT)
+    if args.with_threads and THREADS_VARIANT not in names:
+        names.append(THREADS_VARIANT)
     if args.with_floors:
         names += [f for f in FLOORS if f not in names]
     if args.baseline:
         names.insert(names.index("pyfork") + 1 if "pyfork" in names else 0, "pyfork@" + args.baseline)
-    unknown = set(names) - set(SERVERS + (ACCESS_LOG_VARIANT,) + tuple(FLOORS)) - {"pyfork@" + str(args.baseline)}
+    unknown = set(names) - set(SERVERS + (ACCESS_LOG_VARIANT, THREADS_VARIANT) + tuple(FLOORS)) - {"pyfork@" + str(args.baseline)}
     if unknown:
         parser.error("unknown server(s): %s" % ", ".join(sorted(unknown)))
     if args.duration < 1 or args.runs < 1:
