@@ -280,8 +280,7 @@ class Connection(Responder, NoSwitch):
             raise HTTPError(413, "body of %s bytes is over the limit of %d" % (length, limit))
         expect = env.get("HTTP_EXPECT")
         if expect is not None and (te is not None or (length is not None and length != "0")):
-            if expect.lower() != "100-continue":
-                raise HTTPError(417, "expectation %r is not supported" % expect)
+            strict.check_expect(expect)
             if protocol == "HTTP/1.1" and not self.out:
                 self._send(CONTINUE)
 

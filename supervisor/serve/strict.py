@@ -92,7 +92,7 @@ def check_target(target, method, host):
     if _AUTHORITY.fullmatch(authority) is None or not authority:
         raise Refused(400, "target %r has no valid authority" % target[:80])
     if host is not None and not _same_authority(scheme, authority, host):
-        raise Refused(400, "Host %r is not the target's authority %r" % (host[:80], authority[:80]))
+        raise Refused(400, "Host %r is not the authority of the target, %r" % (host[:80], authority[:80]))
 
 
 # -- RFC 9110 9.1: a method the parser does not know -------------------------------------------
@@ -142,6 +142,14 @@ def check_trailer(name):
     """A trailer field is never put in the environ; one of the above refuses the request."""
     if name.lower() in TRAILER_REFUSED:
         raise Refused(400, "%r is not allowed in a trailer (RFC 9110 6.5.1)" % name[:40])
+
+
+# -- RFC 9110 10.1.1: Expect ---------------------------------------------------------------
+
+def check_expect(expect):
+    """100-continue is the only expectation (repeated lines of it join as a list)."""
+    if any(e.strip(" \t").lower() != "100-continue" for e in expect.split(",")):
+        raise Refused(417, "expectation %r is not supported" % expect[:80])
 
 
 # -- RFC 9112 9.3: close wins ------------------------------------------------------------------

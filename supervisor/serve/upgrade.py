@@ -41,12 +41,18 @@ class NoSwitch:
 
     def read_pending(self, rest):
         """The body of an Upgrade or CONNECT request, from here on (and in later reads): a
-        parser of its own reads it, with _Body's callbacks. Returns a parser exception, if any."""
-        self.parser = HttpRequestParser(_Body(self))
+        parser of its own reads it, with _Body's callbacks. Returns a parser exception, if any.
+        Hazard: this runs inside on_readable's `except HttpParserUpgrade`, where Python chains
+        a new exception to the one being handled, replacing the __context__ httptools gives
+        a callback error; _Body keeps the callback's own exception to put back."""
+        body = _Body(self)
+        self.parser = HttpRequestParser(body)
         try:
             self.parser.feed_data(BODY_HEAD % self.pending[0])
             self.parser.feed_data(rest)
         except (HttpParserCallbackError, HttpParserError) as exc:
+            if body.error is not None:
+                exc.__context__ = body.error
             return exc
         return None
 
@@ -60,13 +66,19 @@ class NoSwitch:
 class _Body:
     """The callbacks of the parser that reads an Upgrade or CONNECT request's body: the head
     it is fed is ours (ignored); the body, trailer fields and the end go to the connection."""
-    __slots__ = ("conn", "trailer", "on_body", "on_message_complete")
+    __slots__ = ("conn", "trailer", "error")
 
     def __init__(self, conn):
         self.conn = conn
         self.trailer = False
-        self.on_body = conn.on_body
-        self.on_message_complete = conn.pending_complete
+        self.error = None         # the exception a callback raised (see read_pending)
+
+    def call(self, fn, *args):
+        try:
+            return fn(*args)
+        except BaseException as exc:
+            self.error = exc
+            raise
 
     def on_headers_complete(self):
         self.trailer = True
@@ -75,4 +87,10 @@ class _Body:
     def on_header(self, name, value):
         if self.trailer:
             self.conn.fields_left -= 1
-            self.conn.unusual_field(name, value)
+            self.call(self.conn.unusual_field, name, value)
+
+    def on_body(self, data):
+        self.call(self.conn.on_body, data)
+
+    def on_message_complete(self):
+        self.call(self.conn.pending_complete)

@@ -89,3 +89,11 @@ def test_asks_close(value, close):
 ])
 def test_forwarded_scheme(env, scheme):
     assert verdict(strict.forwarded_scheme, env) == scheme
+
+
+@pytest.mark.parametrize("expect, status", [
+    ("100-continue", None), ("100-Continue", None), ("100-continue,100-continue", None), ("magic", 417),
+    ("100-continue, magic", 417),
+])
+def test_expect(expect, status):
+    assert verdict(strict.check_expect, expect) == status
