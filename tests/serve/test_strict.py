@@ -346,3 +346,18 @@ def test_refusal_on_a_slow_connection_closes_it(echo_server):
                 break
             rest += b
         assert rest.startswith(b"HTTP/1.1 400") and b"Connection: close" in rest
+
+
+def test_expect_100_continue_ignored_in_http10(echo_server):
+    """RFC 9110 10.1.1: a server MUST ignore a 100-continue expectation in HTTP/1.0."""
+    data = req(b"POST / HTTP/1.0", b"Expect: 100-continue", b"Content-Length: 2", body=b"hi")
+    with socket.create_connection(("127.0.0.1", echo_server.port), timeout=3.0) as s:
+        s.sendall(data)
+        raw = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            raw += b
+    assert raw.startswith(b"HTTP/1.1 200") and b"100 Continue" not in raw, raw[:200]
+    assert peers.parse_responses(raw)[0][0].seen()["body"] == "hi"
