@@ -39,7 +39,7 @@ SETTINGS = (
     Setting("keepalive", ("--keep-alive",), _float(0), 5.0, "seconds an idle keep-alive connection stays open (0 closes after each response)", metavar="SECONDS"),
     Setting("limit_request_line", ("--limit-request-line",), _int(0), 4094, "longest request line in bytes, else 414 (0 means 8190)", metavar="BYTES"),
     Setting("limit_request_fields", ("--limit-request-fields",), _int(0), 100, "most header fields in a request, else 431 (0 means 32768)", metavar="N"),
-    Setting("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"), _int(0), 8190, "longest header field (name and value) in bytes, else 431 (0 means 65536)", metavar="BYTES"),
+    Setting("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"), _int(0), 8190, "longest header field (name and value) in bytes, else 431 (0 means the default, 8190, as in Gunicorn)", metavar="BYTES"),
     Setting("limit_request_body", ("--limit-request-body",), _int(0), 0, "largest request body in bytes, else 413 (0: no limit)", metavar="BYTES"),
     Setting("max_requests", ("--max-requests",), _int(0), 0, "restart a worker after this many requests (0: never)", metavar="N"),
     Setting("max_requests_jitter", ("--max-requests-jitter",), _int(0), 0, "add up to this many requests at random to --max-requests per worker", metavar="N"),
@@ -236,7 +236,7 @@ def _derived(values, sources, environ):
         else:
             values["bind"] = (Bind("tcp", host="127.0.0.1", port=8000),)
     for name, biggest in (("limit_request_line", 8190), ("limit_request_fields", 32768),
-                          ("limit_request_field_size", 65536)):
+                          ("limit_request_field_size", 8190)):   # 0 is Gunicorn's default, as in its message.py
         if values[name] == 0:
             values[name] = biggest
     if values["max_workers"] < values["min_workers"]:

@@ -132,7 +132,7 @@ PRECEDENCE = [
     ("max_requests", 0, "PYFORK_MAX_REQUESTS", "1000", 1000, "10", 10),
     ("limit_request_line", 4094, "PYFORK_LIMIT_REQUEST_LINE", "0", 8190, "100", 100),
     ("limit_request_fields", 100, "PYFORK_LIMIT_REQUEST_FIELDS", "20", 20, "0", 32768),
-    ("limit_request_field_size", 8190, "PYFORK_LIMIT_REQUEST_FIELD_SIZE", "0", 65536, "10", 10),
+    ("limit_request_field_size", 8190, "PYFORK_LIMIT_REQUEST_FIELD_SIZE", "0", 8190, "10", 10),   # 0: Gunicorn's default, as its message.py reads it
     ("loglevel", "info", "PYFORK_LOGLEVEL", "DEBUG", "debug", "Error", "error"),
     ("error_logfile", "-", "PYFORK_ERROR_LOGFILE", "/tmp/e.log", "/tmp/e.log", "/tmp/f.log", "/tmp/f.log"),
     ("access_logfile", None, "PYFORK_ACCESS_LOGFILE", "/tmp/a.log", "/tmp/a.log", "-", "-"),
