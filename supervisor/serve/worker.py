@@ -38,6 +38,7 @@ STOP_IDLE = 0.5
 # Without threads: app time in one loop turn after which the listen queue is looked at
 # before the next ready connection (fair order; a hello-world turn never gets near it).
 SLICE = 0.01
+SETTLE = 0.05     # seconds: after requests, how soon an idle loop clears the cell's work part
 SHED_HOLD = 1.0   # seconds a saturated worker keeps answering "Connection: close"
 SERVER = "pyfork"
 
@@ -159,10 +160,13 @@ class Worker:
         monotonic = time.monotonic
         poll = self.ep.poll
         shed_until = 0.0
-        slow = False
+        slow = unsettled = False
         while True:
-            events = poll(0 if slow else TICK)
+            events = poll(0 if slow else SETTLE if unsettled else TICK)
             clock.now = now = monotonic()
+            if unsettled and not events:
+                meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
+                unsettled = False
             if slow and events and not self.stopping:
                 clock.shed = True             # others became ready while the app ran
                 shed_until = now + SHED_HOLD
@@ -183,7 +187,8 @@ class Worker:
                     slow = True
                     break                     # the rest are reported again by the next poll
             if meter.busy_seconds != turn_busy:
-                meter.settle(self.requests)       # nothing in progress now; the loop is alive
+                unsettled = True      # the cell says busy since the last request's start until
+                                      # the loop finds nothing to do (a write per idle, not per turn)
             if clock.shed and now > shed_until:
                 clock.shed = False
             if self.end_turn(now):
