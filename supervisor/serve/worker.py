@@ -150,8 +150,8 @@ class Worker:
         Fair order: once SLICE seconds of app time went by in a turn (a hello-world turn
         never gets near it), the loop polls again instead of serving the rest of the turn's
         connections, so what became ready meanwhile (a new connection in the listen queue
-        included) is served in about the order it became ready: epoll's ready list is in
-        that order, and level-triggered fds not yet served come back in it. If something
+        included) is served in about the order it became ready (epoll's ready list is in
+        that order), after the events the slow turn left (`carry`). If something
         was waiting, the worker is saturated: for SHED_HOLD seconds its responses say
         "Connection: close", so clients return to the shared listen queue, which any free
         worker serves first come first (on a keep-alive connection a request would wait
@@ -161,7 +161,8 @@ class Worker:
         poll = self.ep.poll
         shed_until = 0.0
         slow = unsettled = False
-        while True:
+        carry = []       # events a slow turn left: served first next turn (epoll repeats its
+        while True:      # level-triggered events in the same order, so the first would starve the rest)
             events = poll(0 if slow else SETTLE if unsettled else TICK)
             clock.now = now = monotonic()
             if unsettled and not events:
@@ -170,9 +171,13 @@ class Worker:
             if slow and events and not self.stopping:
                 clock.shed = True             # others became ready while the app ran
                 shed_until = now + SHED_HOLD
+            if carry:
+                left = {fd for fd, _ in carry}
+                events = carry + [e for e in events if e[0] not in left]
+                carry = []
             slow = False
             turn_busy = meter.busy_seconds
-            for fd, _ in events:
+            for fd, ev in events:
                 conn = conns.get(fd)
                 if conn is not None:
                     self.requests += conn.on_readable()
@@ -185,7 +190,8 @@ class Worker:
                     self.on_signals()
                 if meter.busy_seconds - turn_busy > SLICE:
                     slow = True
-                    break                     # the rest are reported again by the next poll
+                    carry = events[events.index((fd, ev)) + 1:]
+                    break
             if meter.busy_seconds != turn_busy:
                 unsettled = True      # the cell says busy since the last request's start until
                                       # the loop finds nothing to do (a write per idle, not per turn)
