@@ -915,6 +915,19 @@ def test_flask_send_file(server, big_file):
 
 # -- workers ------------------------------------------------------------------------------
 
+def test_light_load_spreads_over_the_workers(server):
+    """At light load each worker takes turns (issue 16): a worker that served in the last
+    second goes to the back of the listener's wake-up queue, so a leak or a cache does not
+    pile up in one worker. Without it one worker took all 40 requests here."""
+    s, _, _ = start(server, "http_app:app", workers=2)
+    served = {}
+    for _ in range(40):
+        pid = pid_of(s.port)
+        served[pid] = served.get(pid, 0) + 1
+        time.sleep(0.05)
+    assert len(served) == 2 and min(served.values()) >= 4, served
+
+
 def test_killed_worker_is_replaced(server):
     s, _, pid = start(server, "http_app:app")
     os.kill(pid, signal.SIGKILL)
