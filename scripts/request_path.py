@@ -47,7 +47,7 @@ def main():
     cfg = resolve("hello:app", {}, {})
     w = worker.Worker(cfg, 0, 0, [], hello.app, None, Log("-", "critical"), 0, -1)
     w.clock.date = b"Date: Fri, 27 Nov 2026 06:00:00 GMT\r\nServer: pyfork\r\n"
-    base = worker.listener_environ(wsgi.base_environ("pyfork"), Listener())
+    base = wsgi.listener_environ(wsgi.base_environ("pyfork"), Listener().getsockname())
     base.update(REMOTE_ADDR="127.0.0.1", REMOTE_PORT="50000")
     conn = connection.Connection(w.ctx, StandInSocket(), base, True)
     floor_conn = floor.WsgiConn(StandInSocket())

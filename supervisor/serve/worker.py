@@ -26,7 +26,7 @@ from .meter import Meter
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, http_date
+from .wsgi import base_environ, http_date, listener_environ, peer_trusted
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -112,7 +112,7 @@ class Worker:
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         base["wsgi.multithread"] = self.threads > 1
-        self.listeners = [(sock, listener_environ(base, sock)) for sock in self.listeners]
+        self.listeners = [(sock, listener_environ(base, sock.getsockname())) for sock in self.listeners]
         gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
         try:
@@ -334,14 +334,7 @@ class Worker:
         return True
 
     def trust(self, peer):
-        import ipaddress
-        allowed = self.cfg.forwarded_allow_ips
-        try:
-            ip = ipaddress.ip_address(peer)
-        except ValueError:
-            ok = False
-        else:
-            ok = any(a == "*" or ip in a for a in allowed)
+        ok = peer_trusted(peer, self.cfg.forwarded_allow_ips)
         if len(self.trusted) < 1024:
             self.trusted[peer] = ok
         return ok
@@ -420,15 +413,3 @@ class Worker:
 
     def access(self, env, code, headers, sent, seconds):
         self.log.access(self.access_line(env, code, headers, sent, seconds, time.time(), self.pid))
-
-
-def listener_environ(base, sock):
-    """The environ keys one listener fixes for all its requests."""
-    env = base.copy()
-    name = sock.getsockname()
-    if type(name) is tuple:
-        env["SERVER_NAME"], env["SERVER_PORT"] = str(name[0]), str(name[1])
-    else:
-        env["SERVER_NAME"], env["SERVER_PORT"] = "localhost", "0"
-    env["wsgi.url_scheme"] = "http"
-    return env

@@ -271,3 +271,26 @@ def base_environ(server_software):
         "SCRIPT_NAME": "",
         "SERVER_PROTOCOL": "HTTP/1.1",   # the request's own, when it says otherwise
     }
+
+
+def listener_environ(base, name):
+    """The environ keys one listener fixes for all its requests, from its socket name
+    (a (host, port) tuple, or a unix path)."""
+    env = base.copy()
+    if type(name) is tuple:
+        env["SERVER_NAME"], env["SERVER_PORT"] = str(name[0]), str(name[1])
+    else:
+        env["SERVER_NAME"], env["SERVER_PORT"] = "localhost", "0"
+    env["wsgi.url_scheme"] = "http"
+    return env
+
+
+def peer_trusted(peer, allowed):
+    """Whether a peer address may set X-Forwarded-Proto: `allowed` holds '*' and
+    ip_network objects (config's --forwarded-allow-ips)."""
+    import ipaddress       # value-level: only parsing
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(a == "*" or ip in a for a in allowed)

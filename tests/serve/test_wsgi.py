@@ -3,6 +3,7 @@
 Table-driven in the style of h11's tests/test_io.py. The module caches heavily, so every
 case that must raise is called twice: a bad value must never be remembered as good.
 """
+import ipaddress
 import io
 
 import pytest
@@ -426,3 +427,30 @@ def test_base_environ():
         "wsgi.run_once": False, "wsgi.input_terminated": True, "SERVER_SOFTWARE": "pyfork/0.1.0",
         "SCRIPT_NAME": ""}
     assert env["wsgi.file_wrapper"] is FileWrapper
+
+
+# -- listener environ and trusted peers ----------------------------------------------------------
+
+@pytest.mark.parametrize("name, server", [
+    (("127.0.0.1", 8000), ("127.0.0.1", "8000")),
+    (("::1", 9000, 0, 0), ("::1", "9000")),
+    ("/run/app.sock", ("localhost", "0")),
+])
+def test_listener_environ(name, server):
+    env = wsgi.listener_environ({"X": "1"}, name)
+    assert (env["SERVER_NAME"], env["SERVER_PORT"], env["wsgi.url_scheme"], env["X"]) == server + ("http", "1")
+
+
+NETS = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1/128"))
+
+
+@pytest.mark.parametrize("peer, allowed, ok", [
+    ("10.1.2.3", NETS, True),
+    ("11.1.2.3", NETS, False),
+    ("::1", NETS, True),
+    ("not-an-ip", NETS, False),
+    ("192.0.2.1", ("*",), True),
+    ("192.0.2.1", (), False),
+])
+def test_peer_trusted(peer, allowed, ok):
+    assert wsgi.peer_trusted(peer, allowed) is ok
