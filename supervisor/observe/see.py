@@ -24,7 +24,7 @@ def beat_request(beat, now):
     """'GET /path for 1.20s' from a heartbeat Beat with a request in progress, else ''."""
     if beat is None or not beat.busy or not beat.what:
         return ""
-    return "%s for %.2fs" % (beat.what, max(0.0, now - beat.since))
+    return "%s for %.2fs" % (beat.what, beat.running(now))
 
 
 def sample_text(sample):
@@ -167,7 +167,7 @@ class See:
             workers.append(status.worker(
                 slot.nr, pid, (now - slot.started) if pid else None,
                 beat.state if beat else heartbeat.BOOTING, beat.busy if beat else 0,
-                (now - beat.since) if beat and beat.busy else None, beat.what if beat else "",
+                beat.running(now) if beat and beat.busy else None, beat.what if beat else "",
                 beat.requests if beat else 0, m.last.get(slot.nr) if m else None,
                 self.ledger.slot_counts(slot.nr)))
         deaths = sorted((e.as_dict() for s in self.ledger.entries for e in self.ledger.recent(s)),

@@ -7,8 +7,7 @@ closes the connection after the error), a body cut short (never reaches the app)
 Calling the app and writing its response is respond.py's part (Responder).
 
 A Connection knows no Worker: it reads a frozen Context (context.py: limits, app, hooks,
-log, clock) and on_readable returns how many requests it answered, for the worker to
-count. A test drives it bytes in, bytes out through a stand-in socket
+log, clock) and counts the requests it answers in the Context's meter, for the worker. A test drives it bytes in, bytes out through a stand-in socket
 (tests/serve/test_connection.py).
 
 This is the hot path: per request it does dict lookups in caches that wsgi.py fills
@@ -19,28 +18,29 @@ import io
 import tempfile
 import time
 
-from httptools import (HttpParserCallbackError, HttpParserError, HttpParserInvalidMethodError,
-                       HttpParserUpgrade, HttpRequestParser)
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from . import strict
-from .respond import MSG_DONTWAIT, Responder, _Gone
+from .respond import MSG_DONTWAIT, Responder, _Gone, refusal
 from .strict import HOSTS, TRAILERS, check_host
 from .strict import Refused as HTTPError     # raised from a parser callback: answer, close
 from .upgrade import NoSwitch
-from .wsgi import ENV_KEYS, FRAMING, TARGETS, environ_key, error_response, split_target, target
+from .wsgi import ENV_KEYS, FRAMING, REQUESTS, environ_key, error_response, request_line, targets_of
 
 SPOOL_BYTES = 1 << 20          # request bodies above this go to a temporary file
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
-_methods = {}                  # method bytes -> str; never CONNECT, so it always takes the slow way
 _monotonic = time.monotonic
+_UNSEEN = object()             # equal to no Host value, not even a missing one (None)
 
 
 class Connection(Responder, NoSwitch):
+    running = False        # a request of this connection is in an app thread (threads.py)
     __slots__ = ("ctx", "sock", "fd", "parser", "base", "trust", "last", "out", "keep", "closed",
-                 "url", "env", "fields_left", "field_room", "body", "body_len", "head_bytes", "plain",
+                 "url", "env", "fields_left", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
-                 "cur", "start", "write_cb", "framed", "answered", "running", "upgrading", "pending")
+                 "cur", "start", "write_cb", "framed", "answered", "upgrading", "pending",
+                 "line", "host", "exact")
 
     def __init__(self, ctx, sock, base, trust):
         self.ctx = ctx
@@ -49,21 +49,18 @@ class Connection(Responder, NoSwitch):
         self.base = base
         self.trust = trust
         self.parser = HttpRequestParser(self)
-        # name, value and trailing OWS of a field line: the line is counted as Gunicorn counts
-        # it, with ": " and CRLF (llhttp does not say how much OWS led the value)
-        self.field_room = ctx.limit_field_size - 4
         self.last = ctx.clock.now
         self.out = []
         self.keep = True
         self.closed = False
-        self.answered = 0          # requests answered since on_readable last returned
-        self.running = False       # a request of this connection is in an app thread
+        self.answered = False      # a request was answered in this read
         self.head_bytes = None     # counts while a request head is being read, else None
         self.plain = False
         self.env = None
         self.body = None
         self.upgrading = False     # an Upgrade or CONNECT request is being read
         self.pending = None        # (its body's framing, its environ once the head is read)
+        self.host = _UNSEEN        # the Host of this connection's last request, found valid
         # one bound method per connection, not per request
         self.start = self.start_response
         self.write_cb = self.write
@@ -71,30 +68,32 @@ class Connection(Responder, NoSwitch):
     # -- reading ----------------------------------------------------------------------
 
     def on_readable(self):
-        """Read what the socket has, parse it, answer complete requests. Returns how many
-        requests were answered; `closed` says whether the connection is gone."""
+        """Read what the socket has, parse it, answer complete requests (counted in
+        ctx.meter.requests); `closed` says whether the connection is gone."""
         ctx = self.ctx
         try:
-            n = self.sock.recv_into(ctx.view, 0, MSG_DONTWAIT)
+            n = self.sock.recv_into(ctx.buf, 0, MSG_DONTWAIT)
         except BlockingIOError:
-            return 0
+            return
         except OSError:
             self.close()
-            return 0
+            return
         if n == 0:      # EOF: a request in progress is incomplete and never reaches the app
             self.close()
-            return 0
+            return
         self.last = ctx.clock.now
-        if self.head_bytes is not None:
+        if self.head_bytes is not None:     # a head that began in an earlier read
             self.head_bytes += n
+            self.exact = True
             if self.head_bytes > ctx.head_limit:
                 return self.fail(431, "request head larger than %d bytes" % ctx.head_limit)
+        else:
+            self.exact = n > ctx.short_read  # a short read holds no target or field too long
         try:
             self.parser.feed_data(ctx.view[:n])
         except HttpParserUpgrade as exc:
-            failed = self.upgraded(ctx.view[int(exc.args[0]):n])     # Upgrade, CONNECT: upgrade.py
-            if failed is not None:
-                return failed
+            if self.upgraded(ctx.view[int(exc.args[0]):n]):      # Upgrade, CONNECT: upgrade.py
+                return
         except (HttpParserCallbackError, HttpParserError) as exc:
             if not self.after_close():
                 return self.parse_failed(exc, ctx.view[:n])
@@ -117,9 +116,7 @@ class Connection(Responder, NoSwitch):
                     return self.counted()
         if not self.keep and not self.closed:
             self.close()
-        n = self.answered
-        self.answered = 0
-        return n
+        self.answered = False
 
     def after_close(self):
         """Whether a closing response was just queued: what feed_data raised after it
@@ -138,14 +135,11 @@ class Connection(Responder, NoSwitch):
         return bytes(data[:256]) if self.env is None and not ended else b""
 
     def counted(self):
-        """on_readable's result on its less common ways out: the requests answered."""
-        n = self.answered
-        self.answered = 0
-        return n
+        """on_readable's end on its less common ways out: the next read starts afresh."""
+        self.answered = False
 
     def fail(self, status, why):
-        """Bad input: answer `status`, close, so nothing can be smuggled behind it.
-        Returns the requests answered before it (pipelined ahead of the bad one)."""
+        """Bad input: answer `status`, close, so nothing can be smuggled behind it."""
         self.ctx.log.debug("bad request on fd %d: %d %s", self.fd, status, why)
         if not self.closed:
             self.out.append(error_response(status))
@@ -170,6 +164,8 @@ class Connection(Responder, NoSwitch):
 
     def on_url(self, url):
         if self.env is None:
+            if not self.keep:
+                self.closing()           # a request pipelined behind a closing response
             self.env = self.base.copy()
             self.fields_left = self.ctx.limit_fields
             self.head_bytes = 0
@@ -177,12 +173,12 @@ class Connection(Responder, NoSwitch):
         else:
             url = self.url + url     # the target arrived in pieces
         self.url = url
-        if len(url) > self.ctx.limit_line:
+        if self.exact and len(url) > self.ctx.limit_line:
             raise HTTPError(414, "request target longer than %d bytes" % self.ctx.limit_line)
 
     def on_header(self, name, value):
         self.fields_left -= 1
-        if self.fields_left < 0 or len(name) + len(value) > self.field_room:
+        if self.fields_left < 0 or self.exact and len(name) + len(value) > self.ctx.field_room:
             return self.unusual_field(name, value)
         key = ENV_KEYS.get(name)
         if not key:
@@ -212,7 +208,7 @@ class Connection(Responder, NoSwitch):
         left = self.fields_left
         if left < TRAILERS // 2:
             left -= TRAILERS
-            if left >= 0 and len(name) + len(value) <= self.field_room:
+            if left >= 0 and len(name) + len(value) <= ctx.field_room:
                 return strict.check_trailer(name)
         if left < 0:
             raise HTTPError(431, "more than %d header fields" % ctx.limit_fields)
@@ -223,34 +219,32 @@ class Connection(Responder, NoSwitch):
         parser = self.parser
         env = self.env
         method = parser.get_method()
-        env["REQUEST_METHOD"] = _methods.get(method) or self.new_method(method)
-        env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"] = TARGETS.get(self.url) or self.new_target(env)
+        self.line = line = ((REQUESTS.get(method) or self.new_method(method)).get(self.url)
+                            or self.new_target(method, env))
+        env["REQUEST_METHOD"], env["PATH_INFO"], env["QUERY_STRING"], env["RAW_URI"] = line
         # should_keep_alive() with no Connection header means HTTP/1.1, the environ's
         # default (llhttp accepts only 0.9, 1.0, 1.1 and 2.0, and keeps only 1.x with
         # x > 0 alive by default), and it is 40 times cheaper than get_http_version().
-        # A Host seen valid before (HOSTS) needs no look; a missing one is looked at there.
-        if not (self.plain and env.get("HTTP_HOST") in HOSTS and parser.should_keep_alive()
+        # The Host this connection sent last, found valid then, needs no look (a string
+        # compare: no hash); any other, or none, is looked at there.
+        if not (self.plain and env.get("HTTP_HOST") == self.host and parser.should_keep_alive()
                 and "HTTP_CONNECTION" not in env):
             self.check_head(env)
 
-    def new_method(self, raw):
-        """A method not seen before. CONNECT is never remembered: it always takes the
-        slow way, where its target form and the close after it are seen to."""
-        method = raw.decode("latin-1")
-        if method == "CONNECT":
+    def new_method(self, method):
+        """A method whose cache of request lines is empty or new (wsgi.targets_of).
+        CONNECT takes the slow way, where its target form and the close after it are seen to."""
+        if method == b"CONNECT":
             self.plain = False
-        else:
-            _methods[raw] = method
-        return method
+        return targets_of(method)
 
-    def new_target(self, env):
-        """A target not in the cache: only origin-form ones are remembered; the other
-        forms are checked against the method and Host on every request."""
+    def new_target(self, method, env):
+        """A request line not in its method's cache: only origin-form targets are
+        remembered; the other forms are checked against the method and Host every time."""
         url = self.url
-        if url[:1] == b"/":
-            return target(url)
-        strict.check_target(url.decode("latin-1"), env["REQUEST_METHOD"], env.get("HTTP_HOST"))
-        return split_target(url)
+        if url[:1] != b"/":
+            strict.check_target(url.decode("latin-1"), method.decode("latin-1"), env.get("HTTP_HOST"))
+        return request_line(method, url, targets_of(method))
 
     def check_head(self, env):
         """The checks a request with a framing header, another version, a Connection field
@@ -263,6 +257,8 @@ class Connection(Responder, NoSwitch):
         host = env.get("HTTP_HOST")
         if host not in HOSTS:
             check_host(host, protocol)
+        if host is not None:
+            self.host = host
         if self.plain is not False:
             self.plain = None     # no framing header: nothing more to check
             return
@@ -312,17 +308,22 @@ class Connection(Responder, NoSwitch):
             return
         ctx = self.ctx
         meter = ctx.meter
-        t0 = meter.start(env)
+        if self.line is not meter.line or self.answered:
+            # the heartbeat cell names another request, or a request of this read ran
+            # before this one (the loop's `since` is stale): meter.py
+            meter.start(self.line, _monotonic() if self.answered else None)
         if ctx.wrapped:
             self.run(env)
         else:
             self.serve(env, ctx.app)
-        meter.busy_seconds += _monotonic() - t0      # meter.end(t0), inlined
-        self.answered += 1
-        if not self.keep and self.parser is not None and self.parser.should_keep_alive():
-            # closing where llhttp would read on (a 1.0 "close, keep-alive", the app's or the
-            # worker's close): stop it, so nothing after this response is answered
-            raise _Closing()
+        meter.requests += 1
+        self.answered = True
+
+    def closing(self):
+        """A request begins after a response that closes the connection (where llhttp would
+        read on: a 1.0 "close, keep-alive", the app's or the worker's close): stop the
+        parser, so nothing after that response is answered."""
+        raise _Closing()
 
     def finish_request(self, env):
         """A request that is not plain, read whole: its keep-alive (close wins, in any
@@ -368,6 +369,7 @@ class Connection(Responder, NoSwitch):
         if not self.closed:
             self.closed = True
             self.keep = False
+            self.ctx.conns.pop(self.fd, None)     # before the fd number can be taken again
             try:
                 self.sock.close()
             except OSError:
@@ -377,27 +379,9 @@ class Connection(Responder, NoSwitch):
             self.start = self.write_cb = None
             self.env = None
             self.cur = None
-            self.drop_body()      # a spooled body of a request cut short: its file closes now
-
-
-def refusal(exc, line=b""):
-    """A parser exception -> (status, why) to answer with, or (None, None) when the client
-    is gone; anything else (a bug in a callback) raises again. `line`: the start of the
-    refused request when known, to tell a method llhttp does not know (501) from garbage."""
-    if isinstance(exc, HttpParserCallbackError):
-        err = exc.__context__
-        if isinstance(err, HTTPError):
-            return err.status, str(err)
-        if isinstance(err, _Gone):
-            return None, None
-        raise exc
-    why = str(exc)
-    if why == "Invalid HTTP version":
-        return 505, why
-    if isinstance(exc, HttpParserInvalidMethodError) and line:
-        return strict.unknown_method_status(line), why
-    return 400, why
+            if self.body is not None:
+                self.drop_body()      # a spooled body of a request cut short: its file closes now
 
 
 class _Closing(Exception):
-    """Raised from on_message_complete: the response closes the connection; read no further."""
+    """Raised where a request begins behind a response that closes the connection: read no further."""

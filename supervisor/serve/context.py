@@ -10,21 +10,19 @@ from .meter import Meter
 
 class Clock:
     """What the loop refreshes for its connections, shared by reference: `now` (monotonic,
-    at the last wake-up), `date` (the Date and Server header lines, once a second) and
-    `shed`: the worker is saturated, so responses say "Connection: close" and their clients
-    go back to the shared listen queue, where any free worker takes them (fair order)."""
-    __slots__ = ("now", "date", "shed")
+    at the last wake-up) and `date` (the Date and Server header lines, once a second)."""
+    __slots__ = ("now", "date")
 
     def __init__(self, now=0.0, date=b""):
         self.now = now
         self.date = date
-        self.shed = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Context:
     """All a connection reads that is not its own. Fixed for the worker's life, but for the
-    clock's values; a graceful stop hands every connection a replaced one (keepalive off)."""
+    clock's values; a graceful stop or
+    shedding (worker.py) hands every connection a replaced one (keepalive off)."""
     app: object
     log: object
     clock: Clock
@@ -40,10 +38,20 @@ class Context:
     keepalive: bool = True        # False: every response says "Connection: close" (--keep-alive 0, stopping)
     wrapped: bool = False         # run() surrounds the app call (hooks, access log, no keep-alive)
     head_limit: int = 0           # bytes a request head may take before 431 (line + fields + CRLFs)
+    field_room: int = 0           # bytes of a field line's name, value and trailing OWS: the line counted
+                                  # as Gunicorn counts it, with ": " and CRLF (llhttp does not say how
+                                  # much OWS led the value)
+    short_read: int = 0           # a read of at most this many bytes holds no target or field over its limit
+    buf: bytearray = None         # the buffer under `view` (recv_into takes it for less than a view)
     meter: Meter = dataclasses.field(default_factory=Meter)   # the heartbeat cell's request writes
+    conns: dict = dataclasses.field(default_factory=dict)     # the worker's open connections by fd: one
+                                                              # that closes leaves it (Connection.close)
 
     def __post_init__(self):
         object.__setattr__(self, "wrapped", bool(
             "pre_request" in self.hooks or "post_request" in self.hooks or self.access or not self.keepalive))
         object.__setattr__(self, "head_limit",
                            self.limit_line + self.limit_fields * (self.limit_field_size + 2) + 4)
+        object.__setattr__(self, "buf", self.view.obj)
+        object.__setattr__(self, "field_room", self.limit_field_size - 4)
+        object.__setattr__(self, "short_read", min(self.limit_line, self.field_room))

@@ -1,13 +1,18 @@
 """What the request path writes into the worker's heartbeat cell (supervise/heartbeat.py).
 
 The cell's work part says how many requests are in progress, since when the oldest has
-run and what it is ("GET /path"): the master's timeout counts from that start, never from
-the last tick, and its death line names the request. In a worker without threads a
-request costs one pack_into when it starts (the master counts from that start) and a
-clock read when it ends (busy_seconds); once per loop turn in which requests ran,
-settle() says nothing is in progress and refreshes the beat (the loop could not tick
-while the app ran). Until then `since` is the start of the turn's last request, never
-earlier than the request truly in progress, so the master never aborts early.
+run and what it is ("GET /path"): the master's timeout counts from that start, never
+from before it, and its death line names the request.
+
+In a worker without threads the loop writes `since` itself, one float per loop turn: the
+turn's start plus worker.LEAD, a bound on how late in a turn a request can start, so the
+count never begins before the request did (it may begin up to LEAD after: a timeout is
+late by at most that, never early). The request path writes the rest only when it
+changes: `start` names the request when its method or target differs from the last one
+named (a keep-alive client asking the same URL again costs one identity test), and when a
+request of the same read ran before it (pipelining: its `since` is read from the clock).
+Once per loop turn in which requests ran, settle() says nothing is in progress and
+refreshes the beat (the loop could not tick while the app ran).
 
 With threads, the app threads write the work part under one lock, so two threads never
 interleave their writes; the loop's tick writes the tick part as before.
@@ -22,66 +27,58 @@ WHAT = 48                  # bytes of "METHOD /path" kept
 # The cell from the beat to its end, in one write: beat, requests, busy seconds, then the work part.
 _BEAT_AT = struct.calcsize("=qq")
 _TAIL = struct.Struct("=dqd" + WORK.format.lstrip("=<>!@"))
+_SINCE_AT = TICK.size + struct.calcsize("=q")      # the work part's `since`, a float
 assert _BEAT_AT + _TAIL.size == CELL_SIZE and TICK.format.endswith("dqd")   # the layout this relies on
+assert CELL_SIZE % 8 == 0 and _SINCE_AT % 8 == 0 and WORK.format.lstrip("=").startswith("qd")
 
 
-_WHATS = {}                # method -> {path -> b"METHOD /path"}: the common requests pay two lookups
-_monotonic = time.monotonic
-_pack_work = WORK.pack_into
-_WORK_AT = TICK.size
-
-
-def what(env):
-    """b"METHOD /path" of a request (no query string), cut to WHAT bytes; remembered."""
-    method, path = env["REQUEST_METHOD"], env["PATH_INFO"]
-    paths = _WHATS.get(method)
-    if paths is None:
-        paths = _WHATS[method] = {} if len(_WHATS) < 64 else _WHATS.clear() or {}
-    text = paths.get(path)
-    if text is None:
-        text = (method + " " + path).encode("latin-1", "replace")[:WHAT]
-        if len(paths) >= 1024:
-            paths.clear()
-        paths[path] = text
-    return text
+def what(method, path):
+    """b"METHOD /path" of a request (no query string), cut to WHAT bytes."""
+    return (method + " " + path).encode("latin-1", "replace")[:WHAT]
 
 
 class Meter:
-    """One worker's writes to its cell from the request path. `requests` is the count as of
-    the loop's last tick (the tick part carries it); `busy_seconds` sums time in requests."""
-    __slots__ = ("mem", "base", "requests", "busy_seconds", "starts", "lock")
+    """One worker's writes to its cell from the request path. `requests` counts the requests
+    answered (the request path adds to it; the tick part carries it to the master);
+    `busy_seconds` sums the time the loop spent on turns with events. `times[at]` is the cell's `since` (a float view
+    of the cell, for the loop's per-event write); `line` is the identity of the request the
+    cell names (wsgi.request_line hands out one tuple per method and target, so `is` tells
+    a repeat)."""
+    __slots__ = ("mem", "base", "requests", "busy_seconds", "starts", "lock", "times", "at",
+                 "line")
 
     def __init__(self, mem=None, cell=0):
         self.mem = mem if mem is not None else bytearray(CELL_SIZE)    # no master: a private cell
         self.base = cell * CELL_SIZE if mem is not None else 0
+        self.times = memoryview(self.mem).cast("d")
+        self.at = (self.base + _SINCE_AT) // 8
         self.requests = 0
         self.busy_seconds = 0.0
+        self.line = None
         self.starts = {}             # with threads: thread id -> (start, what) of its request
         self.lock = threading.Lock()
 
     # -- one request at a time (no threads) ---------------------------------------------
 
-    def start(self, env):
-        t0 = _monotonic()
-        paths = _WHATS.get(env["REQUEST_METHOD"])
-        text = paths.get(env["PATH_INFO"]) if paths is not None else None
-        _pack_work(self.mem, self.base + _WORK_AT, 1, t0, text or what(env))
-        return t0
-
-    def end(self, t0):
-        """The request is done (the request path inlines this)."""
-        self.busy_seconds += _monotonic() - t0
+    def start(self, line, since=None):
+        """A request that is not the one the cell names starts: `line` is its request line's
+        environ fields (method, path, query, target: wsgi.request_line). `since`: when it
+        started, or a moment after (monotonic); None: the `since` the loop wrote for this turn."""
+        self.line = line
+        WORK.pack_into(self.mem, self.base + TICK.size, 1, self.times[self.at] if since is None else since,
+                       what(line[0], line[1]))
 
     def settle(self, requests):
         """The loop turn's requests are done: nothing in progress, the loop alive as of now."""
-        _TAIL.pack_into(self.mem, self.base + _BEAT_AT, _monotonic(), requests, self.busy_seconds, 0, 0.0, b"")
+        _TAIL.pack_into(self.mem, self.base + _BEAT_AT, time.monotonic(), requests, self.busy_seconds, 0, 0.0, b"")
+        self.line = None      # the next request names itself again
 
     # -- app threads ----------------------------------------------------------------------
 
     def thread_start(self, key, env):
         t0 = time.monotonic()
         with self.lock:
-            self.starts[key] = (t0, what(env))
+            self.starts[key] = (t0, what(env["REQUEST_METHOD"], env["PATH_INFO"]))
             self._write_work()
         return t0
 

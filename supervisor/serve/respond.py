@@ -3,7 +3,8 @@
 Hazards handled here: an app that raises (500, traceback to the error log, `close()`
 still called), a body that disagrees with its Content-Length (never more than promised;
 less closes the connection), a slow reader (a send waits at most send_timeout). Framing
-and keep-alive for a response are decided in one place, end().
+and keep-alive for a response are decided in one place, end(); what a request the parser
+refused gets, in refusal().
 """
 import enum
 import io
@@ -12,8 +13,11 @@ import select
 import socket
 import time
 
+from httptools import HttpParserCallbackError, HttpParserInvalidMethodError
+
 from .. import hooks
 from ..hooks import Request, Response
+from .strict import Refused, unknown_method_status
 from .wsgi import LAST_CHUNK, NO_BODY, FileWrapper, StartResponseError, chunk, error_response, head_for
 
 MSG_DONTWAIT = socket.MSG_DONTWAIT
@@ -65,9 +69,7 @@ class Responder:
                 if len(body) == self.fast_length and env["REQUEST_METHOD"] != "HEAD":
                     # the length as declared, a status with a body, no close from the app
                     self.sent = True
-                    clock = self.ctx.clock
-                    self.out.append(b"".join((self.head, clock.date,
-                                              END if self.plain and not clock.shed else self.end(env), body)))
+                    self.out.append(b"".join((self.head, self.ctx.clock.date, END if self.plain else self.end(env), body)))
                     return len(body)
                 return self.respond_bytes(env, body)
             return self.respond_iter(env, result)
@@ -145,7 +147,7 @@ class Responder:
         """The end of a response head. The one place keep-alive is decided for a response:
         it stays open unless the request, the app, the framing or the worker says close."""
         ctx = self.ctx
-        if self.app_close or not self.keep or not ctx.keepalive or framing is Framing.CLOSE or ctx.clock.shed:
+        if self.app_close or not self.keep or not ctx.keepalive or framing is Framing.CLOSE:
             self.keep = False
             return END_CLOSE
         if env["SERVER_PROTOCOL"] == "HTTP/1.0":
@@ -290,6 +292,25 @@ class Responder:
             finally:
                 if not self.closed:
                     sock.settimeout(None)
+
+
+def refusal(exc, line=b""):
+    """A parser exception -> (status, why) to answer with, or (None, None) when the client
+    is gone; anything else (a bug in a callback) raises again. `line`: the start of the
+    refused request when known, to tell a method llhttp does not know (501) from garbage."""
+    if isinstance(exc, HttpParserCallbackError):
+        err = exc.__context__
+        if isinstance(err, Refused):
+            return err.status, str(err)
+        if isinstance(err, _Gone):
+            return None, None
+        raise exc
+    why = str(exc)
+    if why == "Invalid HTTP version":
+        return 505, why
+    if isinstance(exc, HttpParserInvalidMethodError) and line:
+        return unknown_method_status(line), why
+    return 400, why
 
 
 class _Gone(Exception):

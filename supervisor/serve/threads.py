@@ -17,11 +17,12 @@ import os
 import queue
 import select
 import threading
+import time
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade
 
-from .connection import Connection, refusal
-from .respond import MSG_DONTWAIT, _Gone
+from .connection import Connection
+from .respond import MSG_DONTWAIT, _Gone, refusal
 from .wsgi import error_response
 
 SLOW_WAIT = 0.01         # a request that waited this long for a thread: the worker is saturated
@@ -117,11 +118,12 @@ class ThreadedConnection(Connection):
     """A Connection whose requests run in the pool. Loop side: on_readable, drain, on_writable.
     Thread side: work (and flush, which hands output to the loop instead of sending it)."""
     __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask",
-                 "handed_at")
+                 "handed_at", "running")
 
     def __init__(self, ctx, sock, base, trust, pool):
         super().__init__(ctx, sock, base, trust)
         self.pool = pool
+        self.running = False      # a request of this connection is in an app thread
         self.queued = collections.deque()     # parsed requests waiting for their turn
         self.outbox = []          # bytes a thread produced, not yet taken by the loop (pool lock)
         self.backlog = 0          # bytes handed to the loop, not yet sent (pool lock)
@@ -139,7 +141,7 @@ class ThreadedConnection(Connection):
         are counted when their thread finishes (drain)."""
         ctx = self.ctx
         try:
-            n = self.sock.recv_into(ctx.view, 0, MSG_DONTWAIT)
+            n = self.sock.recv_into(ctx.buf, 0, MSG_DONTWAIT)
         except BlockingIOError:
             return 0
         except OSError:
@@ -152,8 +154,11 @@ class ThreadedConnection(Connection):
         status = why = None
         if self.head_bytes is not None:
             self.head_bytes += n
+            self.exact = True
             if self.head_bytes > ctx.head_limit:
                 status, why = 431, "request head larger than %d bytes" % ctx.head_limit
+        else:
+            self.exact = n > ctx.short_read
         if status is None:
             err = None
             try:
@@ -175,6 +180,9 @@ class ThreadedConnection(Connection):
             self.refusal = error_response(status)
         self.next()
         return 0
+
+    def closing(self):
+        """A request pipelined behind a closing one: read on; on_message_complete drops it."""
 
     def on_message_complete(self):
         env = self.env
@@ -319,3 +327,59 @@ class ThreadedConnection(Connection):
             sent += len(data)
             self.flush()
         return sent
+
+
+# -- the worker's loop with threads ---------------------------------------------------------
+
+def serve(w, tick, shed_hold, batch):
+    """The loop of a worker `w` with app threads: it reads requests, hands them to the
+    pool, writes the responses the threads hand back. While every thread is busy it stops
+    listening, so new connections go to a worker with a free thread (or wait in the shared
+    queue). `tick`, `shed_hold`, `batch`: worker.py's TICK, SHED_HOLD and ACCEPT_BATCH."""
+    conns, lmap, clock, pool, ep = w.conns, w.lmap, w.clock, w.pool, w.ep
+    monotonic = time.monotonic
+    poll = ep.poll
+    while True:
+        events = poll(tick)
+        clock.now = now = monotonic()
+        for fd, mask in events:
+            conn = conns.get(fd)
+            if conn is not None:
+                if mask & select.EPOLLOUT:
+                    conn.on_writable()
+                else:
+                    conn.on_readable()
+                rearm(w, conn)
+            elif fd == pool.r:
+                for conn in pool.collect():
+                    w.meter.requests += conn.drain()
+                    rearm(w, conn)
+            elif fd in lmap:
+                if not w.stopping:
+                    w.accept(*lmap[fd], min(batch, w.threads - pool.inflight))
+            else:
+                w.on_signals()
+        # requests waited for a thread lately: answer "Connection: close", so clients go
+        # back to the shared listen queue, which workers read only with a thread free
+        if (now - pool.waited_at < shed_hold) != w.shedding:
+            w.shed(not w.shedding)
+        full = pool.inflight >= w.threads
+        if full == w.listening and not w.stopping:
+            w.listen(not full)
+        if w.access_log:
+            w.log.flush_access()
+        if w.end_turn(now):
+            return
+
+
+def rearm(w, conn):
+    """Wait for what the connection waits for now; forget it once closed."""
+    if conn.closed:
+        if w.conns.get(conn.fd) is conn:
+            del w.conns[conn.fd]
+        return
+    wants = conn.wants()
+    if wants != conn.mask:
+        w.ep.modify(conn.fd, wants)
+        conn.mask = wants
+

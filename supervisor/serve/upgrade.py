@@ -31,13 +31,14 @@ class NoSwitch:
 
     def upgraded(self, rest):
         """llhttp stopped after an Upgrade or CONNECT head; `rest` follows it. The request is
-        answered already when it has no body; else its body is read from here on. Returns
-        on_readable's result when that refuses it, else None."""
+        answered already when it has no body; else its body is read from here on. True
+        when that refuses it (answered, closed)."""
         if self.pending is not None:
             err = self.read_pending(rest)
             if err is not None and not self.after_close():
-                return self.parse_failed(err, b"")
-        return None
+                self.parse_failed(err, b"")
+                return True
+        return False
 
     def read_pending(self, rest):
         """The body of an Upgrade or CONNECT request, from here on (and in later reads): a

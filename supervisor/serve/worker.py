@@ -23,6 +23,7 @@ from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
 from .meter import Meter
+from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..supervise.signals import MASTER, WORKER, Command, Signals
@@ -35,9 +36,14 @@ ACCEPT_WINDOW = 0.0005    # seconds: past this, leave the queue to other workers
 # "Connection: close" on its next response instead. Closing a connection the client is
 # about to reuse loses its request (RFC 9112 9.6's race), so busy ones are not cut.
 STOP_IDLE = 0.5
-# Without threads: app time in one loop turn after which the listen queue is looked at
+# Without threads: seconds of one loop turn after which the listen queue is looked at
 # before the next ready connection (fair order; a hello-world turn never gets near it).
 SLICE = 0.01
+# The loop writes the heartbeat cell's `since` once a turn, this far ahead of the turn's
+# start: a turn takes its last event before SLICE is up, and an accept batch its last
+# connection within ACCEPT_WINDOW, so no request of the turn starts later, and the master's
+# timeout never counts from before a request began (it may count from up to LEAD after).
+LEAD = SLICE + ACCEPT_WINDOW
 SETTLE = 0.05     # seconds: after requests, how soon an idle loop clears the cell's work part
 SHED_HOLD = 1.0   # seconds a saturated worker keeps answering "Connection: close"
 SERVER = "pyfork"
@@ -57,9 +63,9 @@ class Worker:
         self.beats = beats
         self.log = log
         self.ppid = ppid
-        self.conns = {}
-        self.requests = 0
+        self.conns = {}           # fd -> open connection (one that closes removes itself)
         self.stopping = False
+        self.shedding = False     # saturated: responses say "Connection: close" (shed)
         self.deadline = None
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
@@ -71,8 +77,13 @@ class Worker:
         self.second = 0
         self.threads = cfg.threads
         self.pool = None
-        self.meter = Meter(beats.mem, cell) if beats is not None else Meter()
+        self.meter = Meter(beats.mem if beats is not None else None, cell)
         self.ctx = self.context()
+
+    @property
+    def requests(self):
+        """Requests answered, every thread's (the request path counts them in the meter)."""
+        return self.meter.requests
 
     @property
     def nr(self):
@@ -90,7 +101,7 @@ class Worker:
             limit_field_size=cfg.limit_request_field_size, limit_body=cfg.limit_request_body,
             send_timeout=max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0,
             hooks=cfg.hooks, hook_worker=self, access=self.access if self.access_log else None,
-            keepalive=cfg.keepalive != 0, meter=self.meter)
+            keepalive=cfg.keepalive != 0, meter=self.meter, conns=self.conns)
 
     # -- life -----------------------------------------------------------------------------
 
@@ -143,112 +154,73 @@ class Worker:
         else:
             ep.register(self.pool.r, select.EPOLLIN)
             try:
-                self.serve_threads()
+                threads.serve(self, TICK, SHED_HOLD, ACCEPT_BATCH)
             finally:
                 self.pool.stop(0.1)
 
     def serve_one_at_a_time(self):
         """The loop without threads: each ready connection's requests are answered in turn.
-        Fair order: once SLICE seconds of app time went by in a turn (a hello-world turn
-        never gets near it), the loop polls again instead of serving the rest of the turn's
-        connections, so what became ready meanwhile (a new connection in the listen queue
-        included) is served in about the order it became ready (epoll's ready list is in
-        that order), after the events the slow turn left (`carry`). If something
-        was waiting, the worker is saturated: for SHED_HOLD seconds its responses say
-        "Connection: close", so clients return to the shared listen queue, which any free
-        worker serves first come first (on a keep-alive connection a request would wait
-        for this worker even while another one is idle)."""
+        Fair order: once a turn has run SLICE seconds (a hello-world turn never gets near
+        it), the loop polls again instead of serving the rest of the turn's connections, so
+        what became ready meanwhile (a new connection in the listen queue included) is
+        served in about the order it became ready (epoll's ready list is in that order),
+        after the events the slow turn left (`carry`: after_slow_turn)."""
         conns, lmap, clock, meter = self.conns, self.lmap, self.clock, self.meter
         monotonic = time.monotonic
         poll = self.ep.poll
-        shed_until = 0.0
-        slow = unsettled = False
-        carry = []       # events a slow turn left: served first next turn (epoll repeats its
-        while True:      # level-triggered events in the same order, so the first would starve the rest)
-            events = poll(0 if slow else SETTLE if unsettled else TICK)
+        times, at = meter.times, meter.at
+        access_log, max_requests = self.access_log, self.max_requests
+        timeout = TICK
+        shed_until = 0.0  # while shedding: until when
+        carry = None     # after a slow turn, the events it left (served first next turn: epoll
+        while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
+            events = poll(timeout)
             clock.now = now = monotonic()
-            if unsettled and not events:
+            times[at] = now + LEAD        # `since` for the heartbeat cell: no request of this turn started later (meter.py)
+            if carry is not None:
+                events, shed_until = self.after_slow_turn(carry, events, now, shed_until)
+                carry = None
+            if events:
+                until = now + SLICE
+                timeout = SETTLE  # the cell may say busy until the loop finds nothing to do: then settle
+                for fd, ev in events:
+                    conn = conns.get(fd)
+                    if conn is not None:
+                        conn.on_readable()      # a connection that closes leaves `conns` itself
+                    elif fd in lmap:
+                        if not self.stopping:
+                            self.accept(*lmap[fd])
+                    else:
+                        self.on_signals()
+                    t = monotonic()
+                    if t > until:
+                        carry = events[events.index((fd, ev)) + 1:]
+                        timeout = 0
+                        break
+                meter.busy_seconds += t - now
+            elif timeout == SETTLE:
                 meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
                 self.rotate()
-                unsettled = False
-            if slow and events and not self.stopping:
-                clock.shed = True             # others became ready while the app ran
-                shed_until = now + SHED_HOLD
-            if carry:
-                left = {fd for fd, _ in carry}
-                events = carry + [e for e in events if e[0] not in left]
-                carry = []
-            slow = False
-            turn_busy = meter.busy_seconds
-            for fd, ev in events:
-                conn = conns.get(fd)
-                if conn is not None:
-                    self.requests += conn.on_readable()
-                    if conn.closed:
-                        del conns[fd]
-                elif fd in lmap:
-                    if not self.stopping:
-                        self.accept(*lmap[fd])
-                else:
-                    self.on_signals()
-                if meter.busy_seconds - turn_busy > SLICE:
-                    slow = True
-                    carry = events[events.index((fd, ev)) + 1:]
-                    break
-            if meter.busy_seconds != turn_busy:
-                unsettled = True      # the cell says busy since the last request's start until
-                                      # the loop finds nothing to do (a write per idle, not per turn)
-            if clock.shed and now > shed_until:
-                clock.shed = False
-            if self.end_turn(now):
-                return
+                timeout = TICK
+            if access_log:
+                self.log.flush_access()     # one write for this turn's lines
+            if shed_until and now >= shed_until:
+                shed_until = 0.0
+                self.shed(False)
+            if now >= self.next_tick or meter.requests >= max_requests or self.stopping:
+                if self.end_turn(now):
+                    return
 
-    def serve_threads(self):
-        """The loop with app threads: it reads requests, hands them to the pool, writes the
-        responses the threads hand back. While every thread is busy it stops listening, so
-        new connections go to a worker with a free thread (or wait in the shared queue)."""
-        conns, lmap, clock, pool, ep = self.conns, self.lmap, self.clock, self.pool, self.ep
-        monotonic = time.monotonic
-        poll = ep.poll
-        while True:
-            events = poll(TICK)
-            clock.now = now = monotonic()
-            for fd, mask in events:
-                conn = conns.get(fd)
-                if conn is not None:
-                    if mask & select.EPOLLOUT:
-                        conn.on_writable()
-                    else:
-                        conn.on_readable()
-                    self.rearm(conn)
-                elif fd == pool.r:
-                    for conn in pool.collect():
-                        self.requests += conn.drain()
-                        self.rearm(conn)
-                elif fd in lmap:
-                    if not self.stopping:
-                        self.accept(*lmap[fd], limit=self.threads - pool.inflight)
-                else:
-                    self.on_signals()
-            # requests waited for a thread lately: answer "Connection: close", so clients go
-            # back to the shared listen queue, which workers read only with a thread free
-            clock.shed = now - pool.waited_at < SHED_HOLD
-            full = pool.inflight >= self.threads
-            if full == self.listening and not self.stopping:
-                self.listen(not full)
-            if self.end_turn(now):
-                return
-
-    def rearm(self, conn):
-        """Wait for what the connection waits for now; forget it once closed."""
-        if conn.closed:
-            if self.conns.get(conn.fd) is conn:
-                del self.conns[conn.fd]
-            return
-        wants = conn.wants()
-        if wants != conn.mask:
-            self.ep.modify(conn.fd, wants)
-            conn.mask = wants
+    def after_slow_turn(self, carry, events, now, shed_until):
+        """The turn after a slow one: its events are the ones the slow turn left, first, then
+        the new ones. If new ones came while the app ran, the worker is saturated: it sheds
+        for SHED_HOLD seconds. -> (events, until when it sheds)."""
+        if events and not self.stopping:
+            shed_until = now + SHED_HOLD
+            if not self.shedding:
+                self.shed(True)
+        left = {fd for fd, _ in carry}
+        return carry + [e for e in events if e[0] not in left], shed_until
 
     def rotate(self):
         """Spread: EPOLLEXCLUSIVE wakes the first waiter in the listener's queue, so at light
@@ -271,10 +243,8 @@ class Worker:
                 self.ep.unregister(fd)
 
     def end_turn(self, now):
-        """After each wake-up: flush the access log, count toward max_requests, tick.
-        True when a stopping worker is done."""
-        if self.access_log:
-            self.log.flush_access()     # one write for this turn's lines
+        """After a wake-up (the loop without threads calls it only when one of its tests
+        holds): count toward max_requests, tick. True when a stopping worker is done."""
         if self.requests >= self.max_requests and not self.stopping:
             self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                           self.slot, os.getpid(), self.max_requests)
@@ -284,18 +254,17 @@ class Worker:
             self.tick(now)
         return self.stopping and (not self.conns or now >= self.deadline)
 
-    def accept(self, lsock, tmpl, kind, limit=ACCEPT_BATCH):
-        """Take several connections per wake-up while they are answered quickly (fewer
+    def accept(self, lsock, tmpl, kind, batch=ACCEPT_BATCH):
+        """Take up to `batch` connections per wake-up while they are answered quickly (fewer
         epoll_wait calls: 39 -> 33 us of CPU per Connection: close request). A slow one
         ends the batch at once, so the connections still queued go to idle workers
         instead of waiting behind it. None past max_requests: the worker serves no more than that."""
         until = self.clock.now + ACCEPT_WINDOW
-        for n in range(min(limit, ACCEPT_BATCH)):
-            if self.requests >= self.max_requests or not self.accept_one(lsock, tmpl, kind):
-                return n
+        for _ in range(batch):
+            if self.meter.requests >= self.max_requests or not self.accept_one(lsock, tmpl, kind):
+                return
             if time.monotonic() > until:
-                return n + 1
-        return min(limit, ACCEPT_BATCH)
+                return
 
     def accept_one(self, lsock, tmpl, kind):
         # _accept() and the C-level socket type skip socket.socket's Python wrapper,
@@ -320,7 +289,7 @@ class Worker:
             trusted = True        # a unix socket: the proxy is on this host
         if self.pool is None:
             conn = Connection(self.ctx, sock, base, trusted)
-            self.requests += conn.on_readable()
+            conn.on_readable()
             if not conn.closed:
                 self.conns[conn.fd] = conn
                 self.ep.register(conn.fd, select.EPOLLIN)
@@ -367,9 +336,7 @@ class Worker:
         if self.stopping:
             return
         self.stopping = True
-        self.ctx = dataclasses.replace(self.ctx, keepalive=False)    # "Connection: close" from now on
-        for conn in self.conns.values():
-            conn.ctx = self.ctx
+        self.keep_alive()           # "Connection: close" from now on
         now = self.clock.now
         self.deadline = now + self.cfg.graceful_timeout
         self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, now, self.requests, self.meter.busy_seconds)
@@ -381,6 +348,23 @@ class Worker:
             sock.close()
         self.close_idle(now, STOP_IDLE)
 
+    def shed(self, on):
+        """Fair order: while a worker is saturated its responses say "Connection: close", so
+        their clients go back to the shared listen queue, which any free worker serves first
+        come first (on a keep-alive connection a request would wait for this worker even
+        while another one is idle)."""
+        self.shedding = on
+        self.keep_alive()
+
+    def keep_alive(self):
+        """Hand every connection the Context for now: keep-alive unless the flag says no,
+        the worker is stopping or it sheds (a swap is rare; the request path reads a flag)."""
+        on = self.cfg.keepalive != 0 and not self.stopping and not self.shedding
+        if on != self.ctx.keepalive:
+            self.ctx = dataclasses.replace(self.ctx, keepalive=on)
+            for conn in self.conns.values():
+                conn.ctx = self.ctx
+
     def close_idle(self, now, idle):
         """Close connections idle between requests for `idle` seconds, and those stuck
         mid-request (a client that stopped sending) for the read timeout."""
@@ -390,11 +374,9 @@ class Worker:
             quiet = now - conn.last
             if quiet >= self.read_timeout or (quiet >= idle and conn.between_requests()):
                 conn.close()
-                del self.conns[fd]
 
     def tick(self, now):
         """Once a second: beat, refresh the Date header, drop idle connections, check the master."""
-        self.meter.requests = self.requests
         self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING if self.stopping else heartbeat.READY,
                        now, self.requests, self.meter.busy_seconds)
         second = int(time.time())

@@ -41,25 +41,40 @@ def environ_key(name):
         if b"_" in name:
             return ""
         text = name.decode("latin-1").upper().replace("-", "_")
-        key = text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text
+        # interned: the request path looks keys up by literal ("HTTP_HOST"), found by identity
+        key = sys.intern(text if text in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + text)
         cache = _framing_keys if key in FRAMING else ENV_KEYS
         if len(cache) < 4096:
             cache[name] = key
     return key
 
 
-TARGETS = {}
+REQUESTS = {}   # method bytes -> {target bytes -> (REQUEST_METHOD, PATH_INFO, QUERY_STRING, RAW_URI)}
 
 
-def target(url):
-    """split_target, remembered for recently seen targets (bounded)."""
-    hit = TARGETS.get(url)
-    if hit is None:
-        hit = split_target(url)
-        if len(TARGETS) >= 1024:
-            TARGETS.clear()
-        TARGETS[url] = hit
-    return hit
+def targets_of(method):
+    """One method's cache of request lines (a dict), remembered for any method but CONNECT,
+    whose target is checked on every request (a fresh dict each time); bounded."""
+    cache = REQUESTS.get(method)
+    if cache is None:
+        cache = {}
+        if method != b"CONNECT":
+            if len(REQUESTS) >= 64:
+                REQUESTS.clear()
+            REQUESTS[method] = cache
+    return cache
+
+
+def request_line(method, url, cache):
+    """Method and target bytes -> (REQUEST_METHOD, PATH_INFO, QUERY_STRING, RAW_URI),
+    remembered in `cache` (targets_of(method), bounded) for an origin-form target, so a
+    repeated request gets the very same tuple: meter.py tells a repeat by `is`."""
+    line = (method.decode("latin-1"), *split_target(url))
+    if url[:1] == b"/":
+        if len(cache) >= 1024:
+            cache.clear()
+        cache[url] = line
+    return line
 
 
 def split_target(target):

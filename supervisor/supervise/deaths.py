@@ -68,7 +68,7 @@ def of(slot, pid, code, beat, now):
     its cell says it served, even if the master had not seen it ready yet (a request that
     kills its worker can arrive the moment the worker is up)."""
     return Death(slot.nr, pid, code, now - slot.started, slot.ready or beat.served, beat.requests, bool(slot.kill_at),
-                 beat.exiting, beat.busy, beat.what, now - beat.since if beat.busy else 0.0)
+                 beat.exiting, beat.busy, beat.what, beat.running(now))
 
 
 def on_death(table, slot, death, now, rnd):

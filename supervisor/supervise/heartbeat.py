@@ -34,8 +34,14 @@ class Beat(typing.NamedTuple):
     requests: int
     busy_seconds: float
     busy: int              # requests in progress now
-    since: float           # start (or last progress) of the oldest request in progress
+    since: float           # start (or last progress) of the oldest request in progress, or a moment after
     what: str              # that request, "METHOD /path" (no query string), or ""
+
+    def running(self, now):
+        """Seconds the oldest request in progress has run, as far as the cell says (0 while
+        its `since` lies ahead: a worker without threads writes it a little ahead, so that
+        a timeout is never early: serve/meter.py)."""
+        return max(0.0, now - self.since) if self.busy else 0.0
 
     @property
     def ready(self):

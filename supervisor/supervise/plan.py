@@ -224,7 +224,7 @@ def _timeout(slot, beat, now, timeouts):
                        "worker=%d pid=%d did not boot within --boot-timeout %g; sending SIGABRT"
                        % (slot.nr, slot.pid, timeouts.boot))]
     if beat.busy:
-        doing = "serving %s for %.1fs" % (beat.what or "a request", now - beat.since)
+        doing = "serving %s for %.1fs" % (beat.what or "a request", beat.running(now))
     else:
         doing = "no heartbeat for %.1fs" % (now - beat.beat)
     return [Signal(slot.pid, Sig.ABORT, Reason.TIMEOUT,

@@ -11,9 +11,9 @@ def env(method, path):
 
 
 def test_what_names_method_and_path_cut_to_size():
-    assert what(env("GET", "/items")) == b"GET /items"
-    assert what(env("POST", "/" + "x" * 100)) == (b"POST /" + b"x" * 100)[:WHAT]
-    assert what(env("GET", "/caf\xc3\xa9")) == b"GET /caf\xc3\xa9"      # PATH_INFO is latin-1 text
+    assert what("GET", "/items") == b"GET /items"
+    assert what("POST", "/" + "x" * 100) == (b"POST /" + b"x" * 100)[:WHAT]
+    assert what("GET", "/caf\xc3\xa9") == b"GET /caf\xc3\xa9"      # PATH_INFO is latin-1 text
 
 
 def test_one_request_at_a_time():
@@ -21,21 +21,24 @@ def test_one_request_at_a_time():
     cell = beats.take()
     beats.set(cell, 123, READY, 5.0, 7, 1.5)
     m = Meter(beats.mem, cell)
-    m.requests, m.busy_seconds = 7, 1.5
-    t0 = m.start(env("GET", "/slow"))
+    m.busy_seconds = 1.5
+    slow = ("GET", "/slow", "", "/slow")
+    m.times[m.at] = 10.0                 # the loop's turn: no request of it starts after 10.0
+    m.start(slow)
     b = beats.get(cell)
     assert (b.pid, b.state, b.beat, b.requests) == (123, READY, 5.0, 7)     # the tick part untouched
-    assert (b.busy, b.since, b.what) == (1, t0, "GET /slow")
-    m.end(t0)
-    assert beats.get(cell)[5:] == (1, t0, "GET /slow")       # until the loop turn is over
-    t1 = m.start(env("POST", "/next"))
-    assert beats.get(cell)[5:] == (1, t1, "POST /next")      # never older than the request in progress
-    m.end(t1)
+    assert (b.busy, b.since, b.what) == (1, 10.0, "GET /slow")
+    assert m.line is slow                # the request path skips start() for this very line again
+    m.times[m.at] = 11.0                 # the loop's next turn: the same request again needs no start()
+    assert beats.get(cell)[5:] == (1, 11.0, "GET /slow")
+    m.start(("POST", "/next", "", "/next"), 12.5)      # pipelined: its own clock read
+    assert beats.get(cell)[5:] == (1, 12.5, "POST /next")      # never older than the request in progress
     m.settle(9)
     b = beats.get(cell)
     assert (b.busy, b.since, b.what) == (0, 0.0, "")
     assert (b.pid, b.state, b.requests) == (123, READY, 9)
-    assert b.beat >= t1 and b.busy_seconds == m.busy_seconds > 1.5         # the beat refreshed at the end
+    assert b.beat > 12.5 and b.busy_seconds == m.busy_seconds == 1.5         # the beat refreshed at the end
+    assert m.line is None                # after settling, the next request names itself again
 
 
 def test_threads_report_the_oldest_request_in_progress():

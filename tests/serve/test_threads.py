@@ -58,6 +58,15 @@ def test_pipelined_requests_answered_in_order(server):
     assert bodies == [b"/wait", b"/a", b"/wait", b"/b", b"/c", b"/last"], out
 
 
+def test_nothing_pipelined_behind_a_closing_request_is_answered(server):
+    s = server(APP, "--threads", "4")
+    data = (b"GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            b"GET /b HTTP/1.1\r\nHost: t\r\nX-A: 1\r\n\r\n")
+    out = raw(s.port, data, timeout=10)
+    assert re.findall(rb"\r\n\r\n(/[a-z]+)", out) == [b"/a"], out
+    assert out.count(b"HTTP/1.1 ") == 1, out
+
+
 def test_graceful_term_answers_every_request_in_progress(server):
     s = server(APP, "--threads", "4")
     with concurrent.futures.ThreadPoolExecutor(4) as ex:

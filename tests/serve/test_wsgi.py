@@ -11,7 +11,8 @@ import pytest
 from supervisor.serve import wsgi
 from supervisor.serve.wsgi import (EMPTY_INPUT, LAST_CHUNK, NO_BODY, EmptyInput, FileWrapper, StartResponseError,
                              base_environ, chunk, environ_key, error_response, head_for, header_line,
-                             split_target, status_line, target, validate_head)
+                             request_line, split_target, status_line, targets_of,
+                             validate_head)
 
 # -- environ_key -------------------------------------------------------------------------
 
@@ -78,8 +79,13 @@ TARGETS = [
 @pytest.mark.parametrize("raw, expected", TARGETS)
 def test_split_target(raw, expected):
     assert split_target(raw) == expected
-    assert target(raw) == expected
-    assert target(raw) is target(raw)      # remembered
+    cache = {}
+    line = request_line(b"GET", raw, cache)
+    assert line == ("GET", *expected)
+    if raw[:1] == b"/":
+        assert cache[raw] is line          # remembered: a repeat is the very same tuple
+    else:
+        assert cache == {}                 # other forms are checked on every request
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -90,13 +96,23 @@ def test_split_target_fragment_after_query(raw, expected):
     assert split_target(raw) == expected
 
 
-def test_target_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(wsgi, "TARGETS", {})
+def test_request_line_cache_is_bounded():
+    cache = {}
     for i in range(1024):
-        target(b"/%d" % i)
-    assert len(wsgi.TARGETS) == 1024
-    assert target(b"/new?x") == ("/new", "x", "/new?x")
-    assert wsgi.TARGETS == {b"/new?x": ("/new", "x", "/new?x")}      # full: cleared, then kept
+        request_line(b"GET", b"/%d" % i, cache)
+    assert len(cache) == 1024
+    assert request_line(b"GET", b"/new?x", cache) == ("GET", "/new", "x", "/new?x")
+    assert cache == {b"/new?x": ("GET", "/new", "x", "/new?x")}      # full: cleared, then kept
+
+
+def test_one_cache_per_method_never_for_connect(monkeypatch):
+    monkeypatch.setattr(wsgi, "REQUESTS", {})
+    assert targets_of(b"GET") is targets_of(b"GET") is wsgi.REQUESTS[b"GET"]
+    assert targets_of(b"POST") is not targets_of(b"GET")
+    assert targets_of(b"CONNECT") is not targets_of(b"CONNECT") and b"CONNECT" not in wsgi.REQUESTS
+    for i in range(70):
+        targets_of(b"M%d" % i)
+    assert len(wsgi.REQUESTS) <= 64                                   # bounded
 
 
 # -- status_line ------------------------------------------------------------------------

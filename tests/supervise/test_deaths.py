@@ -326,3 +326,15 @@ def test_nearness(zombies_limit, threads_limit, threads, zombies, near):
     from supervisor.supervise import recycle
     limits = recycle.Limits(zombies=zombies_limit, threads=threads_limit)
     assert recycle.nearness(limits, threads, zombies) == near
+
+
+# (busy, since, now, seconds the request has run): a worker without threads writes its
+# `since` a little ahead of the request's start (never early), so it may lie in the future
+@pytest.mark.parametrize("busy, since, now, running", [
+    (1, 100.0, 101.5, 1.5),
+    (1, 100.01, 100.0, 0.0),      # ahead of now: not a negative age
+    (0, 0.0, 100.0, 0.0),         # nothing in progress
+    (3, 90.0, 100.0, 10.0),       # threads: the oldest of three
+])
+def test_how_long_a_request_has_run(busy, since, now, running):
+    assert Beat(9, READY, 99.0, 5, 1.0, busy, since, "GET /x").running(now) == pytest.approx(running)
