@@ -165,9 +165,8 @@ class Worker:
         what became ready meanwhile (a new connection in the listen queue included) is
         served in about the order it became ready (epoll's ready list is in that order),
         after the events the slow turn left (`carry`: after_slow_turn)."""
-        conns, lmap, clock, meter = self.conns, self.lmap, self.clock, self.meter
-        monotonic = time.monotonic
-        poll = self.ep.poll
+        lmap, clock, meter = self.lmap, self.clock, self.meter
+        monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
         times, at = meter.times, meter.at
         access_log, max_requests = self.access_log, self.max_requests
         timeout = TICK
@@ -184,7 +183,7 @@ class Worker:
                 until = now + SLICE
                 timeout = SETTLE  # the cell may say busy until the loop finds nothing to do: then settle
                 for fd, ev in events:
-                    conn = conns.get(fd)
+                    conn = conn_of(fd)
                     if conn is not None:
                         conn.on_readable()      # a connection that closes leaves `conns` itself
                     elif fd in lmap:
