@@ -12,7 +12,7 @@ running pyfork serving scripts/echo.py; the write side is then half-closed.
 The .py beside it says what Gunicorn expects: an exception name (invalid/) or the
 requests its parser must read (valid/). Settings it makes with cfg.set() that pyfork has
 too (request line and field limits, forwarded_allow_ips) start a pyfork with the same
-flag; settings pyfork lacks (proxy_protocol, permit_obsolete_folding, header_map, ...)
+flag; settings pyfork lacks (proxy_protocol, permit_obsolete_folding, ...)
 are named in the result, and the case runs against pyfork's defaults.
 
 Counted:
@@ -37,7 +37,8 @@ import peers
 
 FLAGS = {"limit_request_line": "--limit-request-line", "limit_request_fields": "--limit-request-fields",
          "limit_request_field_size": "--limit-request-field-size",
-         "forwarded_allow_ips": "--forwarded-allow-ips"}
+         "forwarded_allow_ips": "--forwarded-allow-ips", "header_map": "--header-map"}
+REFUSED_VALUES = {"header_map": ("dangerous",)}     # pyfork refuses these values at start
 STALE = {"valid/009", "valid/027"}     # issue 10: Gunicorn itself refuses these now
 KNOWN = {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 
@@ -131,7 +132,7 @@ def flags_for(settings):
     """cfg.set() calls -> (pyfork flags, names of settings pyfork lacks)."""
     flags, lacking = [], []
     for name, value in sorted(settings.items()):
-        if name in FLAGS:
+        if name in FLAGS and str(value) not in REFUSED_VALUES.get(name, ()):
             flags += [FLAGS[name], str(value)]
         else:
             lacking.append("%s=%s" % (name, value))

@@ -7,7 +7,7 @@ sentence that names what to fix; every error found is reported, then the CLI exi
 import dataclasses
 
 from . import environ as _environ
-from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _int,  # noqa: F401
+from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
                       _ips, _log_format, _loglevel, _metrics_bind, _optional_path, _paths, _percent, _size, _str,
                       _worker_class, _workers, parse_bind, parse_size)
 
@@ -40,6 +40,7 @@ SETTINGS = (
     Setting("limit_request_line", ("--limit-request-line",), _int(0), 4094, "longest request line in bytes, else 414 (0 means 8190)", metavar="BYTES"),
     Setting("limit_request_fields", ("--limit-request-fields",), _int(0), 100, "most header fields in a request, else 431 (0 means 32768)", metavar="N"),
     Setting("limit_request_field_size", ("--limit-request-field_size", "--limit-request-field-size"), _int(0), 8190, "longest header field (name and value) in bytes, else 431 (0 means the default, 8190, as in Gunicorn)", metavar="BYTES"),
+    Setting("header_map", ("--header-map",), _header_map, "drop", "header names with '_': drop them, or refuse the request with 400 (Gunicorn's drop and refuse)", metavar="drop|refuse"),
     Setting("limit_request_body", ("--limit-request-body",), _int(0), 0, "largest request body in bytes, else 413 (0: no limit)", metavar="BYTES"),
     Setting("max_requests", ("--max-requests",), _int(0), 0, "restart a worker after this many requests (0: never)", metavar="N"),
     Setting("max_requests_jitter", ("--max-requests-jitter",), _int(0), 0, "add up to this many requests at random to --max-requests per worker", metavar="N"),
@@ -91,6 +92,7 @@ class Config:
     limit_request_line: int
     limit_request_fields: int
     limit_request_field_size: int
+    header_map: str
     limit_request_body: int
     max_requests: int
     max_requests_jitter: int

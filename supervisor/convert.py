@@ -161,6 +161,19 @@ def _worker_class(value, name):
     raise ConfigError("%s: %r is not available: %s; use --threads N" % (name, value, why))
 
 
+def _header_map(value, name):
+    """Gunicorn's header_map for header names with '_': drop them (the default) or refuse
+    the request (400). 'dangerous' (pass them as if '-') is refused: it is what lets a
+    client's X_Forwarded_For pose as the proxy's X-Forwarded-For."""
+    text = str(value).strip().lower()
+    if text in ("drop", "refuse"):
+        return text
+    if text == "dangerous":
+        raise ConfigError("%s: 'dangerous' is not available: a client's X_Forwarded_For would pose as the "
+                          "proxy's X-Forwarded-For; use drop or refuse" % name)
+    raise ConfigError("%s: %r is not one of drop, refuse" % (name, value))
+
+
 def _metrics_bind(value, name):
     if value in (None, ""):
         return None

@@ -156,8 +156,7 @@ TABLE = (
     Row("casefold_http_method", ("--casefold-http-method",), R, _STRICT, _SW, False),
     Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME and PATH_INFO from the request "
         "alone; mount the app's prefix in the app", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
-    Row("header_map", ("--header-map",), R, "pyfork drops header names with '_' (Gunicorn's 'drop'), always; "
-        "have the client send '-'", Arg.VALUE, "drop"),
+    Row("header_map", ("--header-map",), S, "header_map: drop (the default) or refuse; 'dangerous' is refused"),
     Row("asgi_loop", ("--asgi-loop",), H, _ONLY % "ASGI workers"),
     Row("asgi_lifespan", ("--asgi-lifespan",), H, _ONLY % "ASGI workers"),
     Row("asgi_disconnect_grace_period", ("--asgi-disconnect-grace-period",), H, _ONLY % "ASGI workers"),

@@ -250,6 +250,9 @@ BAD_VALUES = [
     ({"keepalive": "nan"}, {}, "flag --keep-alive: nan is too small; the least allowed is 0"),
     ({"boot_timeout": "-0.5"}, {}, "flag --boot-timeout: -0.5 is too small; the least allowed is 0"),
     ({"limit_request_field_size": "x"}, {}, "flag --limit-request-field-size: 'x' is not a whole number"),
+    ({"header_map": "dangerous"}, {}, "flag --header-map: 'dangerous' is not available: a client's "
+     "X_Forwarded_For would pose as the proxy's X-Forwarded-For; use drop or refuse"),
+    ({}, {"PYFORK_HEADER_MAP": "keep"}, "environment variable PYFORK_HEADER_MAP: 'keep' is not one of drop, refuse"),
     ({}, {"PYFORK_MAX_REQUESTS_JITTER": "some"},
      "environment variable PYFORK_MAX_REQUESTS_JITTER: 'some' is not a whole number"),
     ({}, {"PYFORK_PRELOAD": "maybe"}, "environment variable PYFORK_PRELOAD: 'maybe' is not true or false"),

@@ -265,7 +265,6 @@ DEFAULTS = [
     ("secure_scheme_headers", {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
      True),
     ("secure_scheme_headers", {"X-Scheme": "https"}, False),
-    ("header_map", "drop", True), ("header_map", "dangerous", False),
 ]
 
 

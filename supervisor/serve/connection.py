@@ -183,8 +183,10 @@ class Connection(Responder, NoSwitch):
         key = ENV_KEYS.get(name)
         if not key:
             key = environ_key(name)
-            if not key:
-                return                  # a name with '_': dropped
+            if not key:                 # a name with '_': dropped, or refused (--header-map refuse)
+                if self.ctx.refuse_underscores:
+                    raise HTTPError(400, "header name %r has '_' (--header-map refuse)" % name[:40])
+                return
             if key in FRAMING:
                 self.plain = False
         value = value.rstrip(b" \t").decode("latin-1")    # trailing OWS is not part of the value

@@ -36,6 +36,7 @@ class Context:
     hook_worker: object = None    # what Gunicorn's hooks get as `worker`
     access: object = None         # access(env, code, headers, sent, seconds), or None: no access log
     keepalive: bool = True        # False: every response says "Connection: close" (--keep-alive 0, stopping)
+    refuse_underscores: bool = False   # a header name with '_': 400 (--header-map refuse), else dropped
     wrapped: bool = False         # run() surrounds the app call (hooks, access log, no keep-alive)
     head_limit: int = 0           # bytes a request head may take before 431 (line + fields + CRLFs)
     field_room: int = 0           # bytes of a field line's name, value and trailing OWS: the line counted

@@ -101,7 +101,8 @@ class Worker:
             limit_field_size=cfg.limit_request_field_size, limit_body=cfg.limit_request_body,
             send_timeout=max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0,
             hooks=cfg.hooks, hook_worker=self, access=self.access if self.access_log else None,
-            keepalive=cfg.keepalive != 0, meter=self.meter, conns=self.conns)
+            keepalive=cfg.keepalive != 0, meter=self.meter, conns=self.conns,
+            refuse_underscores=cfg.header_map == "refuse")
 
     # -- life -----------------------------------------------------------------------------
 

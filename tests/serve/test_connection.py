@@ -106,6 +106,12 @@ def echo(environ, start_response):
     return [body]
 
 
+def fields(environ, start_response):
+    body = " ".join(sorted(k for k in environ if k.startswith("HTTP_"))).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
 def stream(environ, start_response):
     start_response("200 OK", [])
     yield b"one "
@@ -206,6 +212,10 @@ CASES = [
     ("two different Content-Lengths", echo, {},
      [b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"],
      [(400, b"close", b"400 Bad Request\n")], True, 0),
+    ("a name with '_': dropped", fields, {}, [b"GET / HTTP/1.1\r\nHost: t\r\nX_A: 1\r\nX-B: 2\r\n\r\n"],
+     [(200, None, b"HTTP_HOST HTTP_X_B")], False, 1),
+    ("a name with '_', --header-map refuse: 400", fields, {"refuse_underscores": True},
+     [b"GET / HTTP/1.1\r\nHost: t\r\nX_A: 1\r\n\r\n"], [(400, b"close", b"400 Bad Request\n")], True, 0),
     ("a good request, then a bad one", hello, {}, [GET + b"\x00bad\r\n\r\n"],
      [OK_A, (400, b"close", b"400 Bad Request\n")], True, 1),
     # response framing
