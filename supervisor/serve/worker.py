@@ -169,9 +169,7 @@ class Worker:
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
         times, at = meter.times, meter.at
-        access_log, max_requests = self.access_log, self.max_requests
-        timeout = TICK
-        shed_until = 0.0  # while shedding: until when
+        access_log, max_requests, timeout, shed_until = self.access_log, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
             events = poll(timeout)
