@@ -12,10 +12,12 @@ Throughput (the default)
 
       req/s       wrk's Requests/sec
       p99 ms      the 99% line of wrk's --latency distribution
-      CPU us/req  utime+stime of the master and all its workers, sampled with psutil
-                  right before and right after the wrk run (the master's children_*
-                  times cover a worker reaped in between), divided by the requests
-                  wrk completed. Unlike req/s this holds on a shared box: it does not
+      CPU us/req  CPU time of the master and all its workers (every thread, user and
+                  kernel, from /proc/PID/task/*/schedstat: the scheduler's ns clock, not
+                  the 100 Hz tick samples of utime+stime, which alone moved a server's
+                  figure by several percent run to run), read right before and right
+                  after the wrk run (utime+stime of a worker reaped in between), divided
+                  by the requests wrk completed. Unlike req/s this holds on a shared box: it does not
                   depend on how much CPU other work leaves the server.
       errors      wrk's socket errors (connect/read/write/timeout) plus non-2xx
                   responses, summed over the runs
@@ -146,6 +148,24 @@ def server_env():
     return env
 
 
+def run_seconds(pid):
+    """Seconds every thread of `pid` has run on a CPU, user and kernel, from the scheduler's
+    own clock (/proc/PID/task/*/schedstat, in ns). utime+stime (psutil's cpu_times) are
+    sampled at each 100 Hz tick instead: over a 4 s run that alone moves a server's CPU per
+    request by several percent from run to run. 0.0 for a process that is gone."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/schedstat" % (pid, tid)) as f:
+                    total += int(f.read().split()[0])
+            except (FileNotFoundError, ProcessLookupError):
+                pass            # a thread that ended just now
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return total / 1e9
+
+
 class Server:
     """One server we started: its master by PID, and every worker we have seen."""
 
@@ -199,15 +219,12 @@ class Server:
                            % (self.name, timeout, self.log_tail()))
 
     def cpu_seconds(self):
-        """utime+stime of the master, its reaped children and its live workers."""
+        """CPU time of the master and its live workers, every thread, as the scheduler clocks it
+        (run_seconds), plus utime+stime of the children the master reaped."""
         t = self.master.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
+        total = run_seconds(self.master.pid) + t.children_user + t.children_system
         for kid in self.children():
-            try:
-                c = kid.cpu_times()
-            except psutil.NoSuchProcess:
-                continue        # reaped since we listed it: now in children_* (next sample)
-            total += c.user + c.system
+            total += run_seconds(kid.pid)   # 0 when reaped since we listed it: then in children_* (next sample)
         return total
 
     def stop(self, timeout=10.0):
@@ -478,7 +495,7 @@ def print_throughput(report, args):
                                                 fmt(r["p99_ms"], ".2f"), fmt(r["cpu_us_per_req"], ".1f"),
                                                 r["errors"]))
     print("\nerrors: wrk socket errors + non-2xx responses, summed over the runs. "
-          "CPU µs/req: master + workers utime+stime / requests.")
+          "CPU µs/req: master + workers CPU time (schedstat) / requests.")
     if report["ratios"]:
         print("\n| server | mode | req/s ratio | vs | CPU µs/req ratio | vs |")
         print("|---|---|---:|---|---:|---|")
