@@ -78,7 +78,7 @@ class Connection(Responder, NoSwitch):
         except OSError:
             self.close()
             return
-        if n == 0:      # EOF: a request in progress is incomplete and never reaches the app
+        if not n:       # EOF: a request in progress is incomplete and never reaches the app
             self.close()
             return
         self.last = ctx.clock.now

@@ -10,19 +10,22 @@ from .meter import Meter
 
 class Clock:
     """What the loop refreshes for its connections, shared by reference: `now` (monotonic,
-    at the last wake-up) and `date` (the Date and Server header lines, once a second)."""
-    __slots__ = ("now", "date")
+    at the last wake-up), `date` (the Date and Server header lines, once a second) and
+    `shed`: the worker is saturated, so responses say "Connection: close" (read when a
+    response is made: with threads, a request in progress when shedding starts closes too)."""
+    __slots__ = ("now", "date", "shed")
 
     def __init__(self, now=0.0, date=b""):
         self.now = now
         self.date = date
+        self.shed = False
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Context:
     """All a connection reads that is not its own. Fixed for the worker's life, but for the
-    clock's values; a graceful stop or
-    shedding (worker.py) hands every connection a replaced one (keepalive off)."""
+    clock's values; a graceful stop hands
+    every connection a replaced one (keepalive off)."""
     app: object
     log: object
     clock: Clock

@@ -68,8 +68,10 @@ class Responder:
                     body = _bytes(body)
                 if len(body) == self.fast_length and env["REQUEST_METHOD"] != "HEAD":
                     # the length as declared, a status with a body, no close from the app
-                    self.sent = True
-                    self.out.append(b"".join((self.head, self.ctx.clock.date, END if self.plain else self.end(env), body)))
+                    # (`sent` stays False: nothing reads it before the next request resets it)
+                    clock = self.ctx.clock
+                    self.out.append(b"".join((self.head, clock.date,
+                                              END if self.plain and not clock.shed else self.end(env), body)))
                     return len(body)
                 return self.respond_bytes(env, body)
             return self.respond_iter(env, result)
@@ -147,7 +149,7 @@ class Responder:
         """The end of a response head. The one place keep-alive is decided for a response:
         it stays open unless the request, the app, the framing or the worker says close."""
         ctx = self.ctx
-        if self.app_close or not self.keep or not ctx.keepalive or framing is Framing.CLOSE:
+        if self.app_close or not self.keep or not ctx.keepalive or framing is Framing.CLOSE or ctx.clock.shed:
             self.keep = False
             return END_CLOSE
         if env["SERVER_PROTOCOL"] == "HTTP/1.0":

@@ -334,7 +334,9 @@ class Worker:
         if self.stopping:
             return
         self.stopping = True
-        self.keep_alive()           # "Connection: close" from now on
+        self.ctx = dataclasses.replace(self.ctx, keepalive=False)    # "Connection: close" from now on
+        for conn in self.conns.values():
+            conn.ctx = self.ctx
         now = self.clock.now
         self.deadline = now + self.cfg.graceful_timeout
         self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, now, self.requests, self.meter.busy_seconds)
@@ -351,17 +353,7 @@ class Worker:
         their clients go back to the shared listen queue, which any free worker serves first
         come first (on a keep-alive connection a request would wait for this worker even
         while another one is idle)."""
-        self.shedding = on
-        self.keep_alive()
-
-    def keep_alive(self):
-        """Hand every connection the Context for now: keep-alive unless the flag says no,
-        the worker is stopping or it sheds (a swap is rare; the request path reads a flag)."""
-        on = self.cfg.keepalive != 0 and not self.stopping and not self.shedding
-        if on != self.ctx.keepalive:
-            self.ctx = dataclasses.replace(self.ctx, keepalive=on)
-            for conn in self.conns.values():
-                conn.ctx = self.ctx
+        self.shedding = self.clock.shed = on
 
     def close_idle(self, now, idle):
         """Close connections idle between requests for `idle` seconds, and those stuck
