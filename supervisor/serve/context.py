@@ -11,8 +11,9 @@ from .meter import Meter
 class Clock:
     """What the loop refreshes for its connections, shared by reference: `now` (monotonic,
     at the last wake-up), `date` (the Date and Server header lines, once a second) and
-    `shed`: the worker is saturated, so responses say "Connection: close" (read when a
-    response is made: with threads, a request in progress when shedding starts closes too)."""
+    `shed`: the worker is saturated, so responses say "Connection: close" and their clients
+    go back to the shared listen queue, which any free worker serves first come first (read
+    when a response is made: with threads, a request in progress when shedding starts closes too)."""
     __slots__ = ("now", "date", "shed")
 
     def __init__(self, now=0.0, date=b""):

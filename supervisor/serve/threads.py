@@ -361,8 +361,7 @@ def serve(w, tick, shed_hold, batch):
                 w.on_signals()
         # requests waited for a thread lately: answer "Connection: close", so clients go
         # back to the shared listen queue, which workers read only with a thread free
-        if (now - pool.waited_at < shed_hold) != w.shedding:
-            w.shed(not w.shedding)
+        clock.shed = now - pool.waited_at < shed_hold
         full = pool.inflight >= w.threads
         if full == w.listening and not w.stopping:
             w.listen(not full)

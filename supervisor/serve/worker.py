@@ -65,7 +65,6 @@ class Worker:
         self.ppid = ppid
         self.conns = {}           # fd -> open connection (one that closes removes itself)
         self.stopping = False
-        self.shedding = False     # saturated: responses say "Connection: close" (shed)
         self.deadline = None
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
@@ -204,7 +203,7 @@ class Worker:
                 self.log.flush_access()     # one write for this turn's lines
             if shed_until and now >= shed_until:
                 shed_until = 0.0
-                self.shed(False)
+                clock.shed = False            # no longer saturated: keep-alive again
             if now >= self.next_tick or meter.requests >= max_requests or self.stopping:
                 if self.end_turn(now):
                     return
@@ -212,11 +211,10 @@ class Worker:
     def after_slow_turn(self, carry, events, now, shed_until):
         """The turn after a slow one: its events are the ones the slow turn left, first, then
         the new ones. If new ones came while the app ran, the worker is saturated: it sheds
-        for SHED_HOLD seconds. -> (events, until when it sheds)."""
+        for SHED_HOLD seconds (Clock.shed). -> (events, until when it sheds)."""
         if events and not self.stopping:
             shed_until = now + SHED_HOLD
-            if not self.shedding:
-                self.shed(True)
+            self.clock.shed = True
         left = {fd for fd, _ in carry}
         return carry + [e for e in events if e[0] not in left], shed_until
 
@@ -347,13 +345,6 @@ class Worker:
                 pass
             sock.close()
         self.close_idle(now, STOP_IDLE)
-
-    def shed(self, on):
-        """Fair order: while a worker is saturated its responses say "Connection: close", so
-        their clients go back to the shared listen queue, which any free worker serves first
-        come first (on a keep-alive connection a request would wait for this worker even
-        while another one is idle)."""
-        self.shedding = self.clock.shed = on
 
     def close_idle(self, now, idle):
         """Close connections idle between requests for `idle` seconds, and those stuck
