@@ -88,6 +88,7 @@ class Meter:
             del self.starts[key]
             self.busy_seconds += t1 - t0
             self._write_work()
+        return t1
 
     def _write_work(self):
         starts = self.starts
