@@ -33,7 +33,11 @@ Slow app (--slow, instead of throughput): scripts/waiting.py, an app that waits 
               Ideal (one first-come queue): 2 x threads / 20 ms req/s, and a latency
               of 64 x 20 ms / (2 x threads): 640 ms with 1 thread, 80 ms with 8.
       mixed   9 requests in 10 answered at once, 1 waits 200 ms, 32 connections: the
-              fast requests' p99 and max (do they wait behind the slow ones?).
+              fast requests' p99 and max (do they wait behind the slow ones?). Run 1
+              puts each connection's slow request at phase i % 10; run k > 1 draws the
+              phases with seed k - 1, the same for every server (one fixed pattern is
+              one trajectory per server, its fast p99 400 or 600 ms run after run).
+    With --runs 2 or more, a table of medians per server follows each load's runs.
 
 Lifecycle (--lifecycle, instead of throughput): pyfork and Gunicorn sync side by side
     (a) start: process start to the first answered request (connect + GET polled every
@@ -524,11 +528,12 @@ def slow_app(args, logdir):
             server.wait_ready()
             slowload.drive(server.port, 8, 1.0, every)          # warm-up
         for i in range(args.runs):
+            seed = i if i else None     # run 1: the fixed pattern; then a seeded one per run, the same for every server
             for server in servers:
                 before = server.cpu_seconds()
-                r = slowload.drive(server.port, conns, args.duration, every)
+                r = slowload.drive(server.port, conns, args.duration, every, seed)
                 server.check_alive()
-                row = {"load": load, "server": server.name, "run": i + 1, "errors": r["errors"],
+                row = {"load": load, "server": server.name, "run": i + 1, "seed": seed, "errors": r["errors"],
                        "cpu_s": server.cpu_seconds() - before}
                 row.update({kind: slowload.summary(r[kind], r["seconds"]) for kind in ("fast", "slow")})
                 print("%s run %d/%d %-17s fast %6.0f req/s p99 %7.1f ms max %7.1f ms  errors %d"
@@ -551,6 +556,7 @@ def print_slow(rows, args):
             f = r["fast"]
             print("| %s | %d | %.0f | %s | %s | %s | %d |" % (r["server"], r["run"], f["rps"], fmt(f["p50_ms"], ".0f"),
                                                           fmt(f["p99_ms"], ".0f"), fmt(f["max_ms"], ".0f"), r["errors"]))
+    print_slow_medians(rows, "waits", args)
     print("\nMixed: 9 requests in 10 answered at once, 1 waits 200 ms, 32 keep-alive connections.\n")
     print("| server | run | fast req/s | fast p50 ms | fast p99 ms | fast max ms | slow p99 ms | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -560,6 +566,23 @@ def print_slow(rows, args):
             print("| %s | %d | %.0f | %s | %s | %s | %s | %d |" % (
                 r["server"], r["run"], f["rps"], fmt(f["p50_ms"], ".1f"), fmt(f["p99_ms"], ".0f"),
                 fmt(f["max_ms"], ".0f"), fmt(s["p99_ms"], ".0f"), r["errors"]))
+    print_slow_medians(rows, "mixed", args)
+
+
+def print_slow_medians(rows, load, args):
+    """Per server, the median over the runs of each column (the p99 of a load with a
+    fixed pattern of slow requests is bimodal from run to run: one run decides nothing)."""
+    if args.runs < 2:
+        return
+    print("\nMedians of %d runs, %s:\n" % (args.runs, load))
+    print("| server | req/s | p50 ms | p99 ms | max ms | slow p99 ms |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name in dict.fromkeys(r["server"] for r in rows if r["load"] == load):
+        runs = [r for r in rows if r["load"] == load and r["server"] == name]
+        col = lambda kind, key: median([r[kind][key] for r in runs if r[kind][key] is not None])   # noqa: E731
+        print("| %s | %s | %s | %s | %s | %s |" % (
+            name, fmt(col("fast", "rps"), ".0f"), fmt(col("fast", "p50_ms"), ".1f"), fmt(col("fast", "p99_ms"), ".0f"),
+            fmt(col("fast", "max_ms"), ".0f"), fmt(col("slow", "p99_ms"), ".0f")))
 
 
 # -- lifecycle --------------------------------------------------------------------------

@@ -5,14 +5,17 @@ Like wrk: `conns` connections, each sending its next GET as soon as the previous
 arrived, for `duration` seconds, all from one selectors loop. Unlike wrk it tells request
 kinds apart: with slow_every=10, every 10th request of a connection asks for /slow (the
 phase differs per connection), and latencies are kept per kind, so the fast requests'
-p99 can be read on its own. A response with "Connection: close" (Gunicorn sync, or a
+p99 can be read on its own. The phases are i % slow_every for connection i, or, with a
+seed, drawn at random: one fixed pattern is one deterministic trajectory per server (its
+fast p99 sits at 400 or 600 ms, run after run), so a comparison should sample several. A response with "Connection: close" (Gunicorn sync, or a
 server sending clients back to the shared queue) is followed by a new connection, whose
 connect time counts in the next request's latency.
 
-    python scripts/slowload.py PORT [--conns 64] [--duration 8] [--slow-every 0]
+    python scripts/slowload.py PORT [--conns 64] [--duration 8] [--slow-every 0] [--seed N]
 """
 import argparse
 import json
+import random
 import selectors
 import socket
 import time
@@ -52,12 +55,22 @@ def _complete(buf):
     return end + 4 + length, b"connection: close" in head or head.startswith(b"http/1.0")
 
 
-def drive(port, conns, duration, slow_every=0):
+def phases(conns, slow_every, seed=None):
+    """Each connection's phase: where in its cycle of slow_every requests the slow one falls."""
+    if not slow_every:
+        return [0] * conns
+    if seed is None:
+        return [i % slow_every for i in range(conns)]
+    rnd = random.Random(seed)
+    return [rnd.randrange(slow_every) for _ in range(conns)]
+
+
+def drive(port, conns, duration, slow_every=0, seed=None):
     """-> {"fast": [seconds], "slow": [seconds], "errors": n, "seconds": elapsed}."""
     sel = selectors.DefaultSelector()
     lat = {"fast": [], "slow": []}
     errors = 0
-    clients = [Client(i % slow_every if slow_every else 0) for i in range(conns)]
+    clients = [Client(phase) for phase in phases(conns, slow_every, seed)]
 
     def send(c, now):
         c.count += 1
@@ -136,8 +149,9 @@ def main():
     p.add_argument("--conns", type=int, default=64)
     p.add_argument("--duration", type=float, default=8)
     p.add_argument("--slow-every", type=int, default=0)
+    p.add_argument("--seed", type=int, default=None, help="draw the phases at random with this seed")
     a = p.parse_args()
-    r = drive(a.port, a.conns, a.duration, a.slow_every)
+    r = drive(a.port, a.conns, a.duration, a.slow_every, a.seed)
     print(json.dumps({kind: summary(r[kind], r["seconds"]) for kind in ("fast", "slow")} | {"errors": r["errors"]}))
 
 
