@@ -523,6 +523,8 @@ def slow_app(args, logdir):
     import slowload
     out = []
     for load, app, conns, every in SLOW_LOADS:
+        if args.load not in (None, load):
+            continue
         servers = [Server(name, args, logdir, extra=flags, app=app).start() for name, flags in SLOW_SERVERS]
         for server in servers:
             server.wait_ready()
@@ -547,6 +549,13 @@ def slow_app(args, logdir):
 
 def print_slow(rows, args):
     print("\n## Slow app: 2 workers, scripts/slowload.py for %d s, %d run(s) each\n" % (args.duration, args.runs))
+    if any(r["load"] == "waits" for r in rows):
+        print_waits(rows, args)
+    if any(r["load"] == "mixed" for r in rows):
+        print_mixed(rows, args)
+
+
+def print_waits(rows, args):
     print("Every request waits 20 ms, 64 keep-alive connections. Ideal: 100 req/s and 640 ms with 1 thread "
           "per worker, 800 req/s and 80 ms with 8.\n")
     print("| server | run | req/s | p50 ms | p99 ms | max ms | errors |")
@@ -557,6 +566,9 @@ def print_slow(rows, args):
             print("| %s | %d | %.0f | %s | %s | %s | %d |" % (r["server"], r["run"], f["rps"], fmt(f["p50_ms"], ".0f"),
                                                           fmt(f["p99_ms"], ".0f"), fmt(f["max_ms"], ".0f"), r["errors"]))
     print_slow_medians(rows, "waits", args)
+
+
+def print_mixed(rows, args):
     print("\nMixed: 9 requests in 10 answered at once, 1 waits 200 ms, 32 keep-alive connections.\n")
     print("| server | run | fast req/s | fast p50 ms | fast p99 ms | fast max ms | slow p99 ms | errors |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
@@ -567,6 +579,14 @@ def print_slow(rows, args):
                 r["server"], r["run"], f["rps"], fmt(f["p50_ms"], ".1f"), fmt(f["p99_ms"], ".0f"),
                 fmt(f["max_ms"], ".0f"), fmt(s["p99_ms"], ".0f"), r["errors"]))
     print_slow_medians(rows, "mixed", args)
+    for ours, theirs in (("pyfork", "gunicorn-sync"), ("pyfork-threads8", "gunicorn-gthread")):
+        pairs = [(a["fast"]["p99_ms"], b["fast"]["p99_ms"]) for a in rows for b in rows
+                 if a["load"] == b["load"] == "mixed" and a["run"] == b["run"]
+                 and a["server"] == ours and b["server"] == theirs and a["fast"]["p99_ms"] and b["fast"]["p99_ms"]]
+        if pairs:
+            print("\n%s against %s, fast p99 run by run (same pattern): at most theirs in %d of %d runs, "
+                  "mean %.0f against %.0f ms." % (ours, theirs, sum(a <= b for a, b in pairs), len(pairs),
+                                                   statistics.mean(a for a, _ in pairs), statistics.mean(b for _, b in pairs)))
 
 
 def print_slow_medians(rows, load, args):
@@ -793,6 +813,8 @@ def parse_args(argv):
     parser.add_argument("--slow", action="store_true",
                         help="measure an app that waits (20 ms; and 9 fast to 1 slow) with threads 1 and 8 "
                              "(pyfork vs Gunicorn sync and gthread) instead")
+    parser.add_argument("--load", choices=[load for load, *_ in SLOW_LOADS],
+                        help="with --slow: only this load (default: both)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON here")
     parser.add_argument("--python", default=sys.executable,
                         help="interpreter the servers run with (default: this one, %(default)s)")
