@@ -28,8 +28,9 @@ WHAT = 48                  # bytes of "METHOD /path" kept
 _BEAT_AT = struct.calcsize("=qq")
 _TAIL = struct.Struct("=dqd" + WORK.format.lstrip("=<>!@"))
 _SINCE_AT = TICK.size + struct.calcsize("=q")      # the work part's `since`, a float
+_LATER = struct.Struct("=d" + WORK.format[3:])      # the work part after `busy`: since, what
 assert _BEAT_AT + _TAIL.size == CELL_SIZE and TICK.format.endswith("dqd")   # the layout this relies on
-assert CELL_SIZE % 8 == 0 and _SINCE_AT % 8 == 0 and WORK.format.lstrip("=").startswith("qd")
+assert CELL_SIZE % 8 == 0 and _SINCE_AT % 8 == 0 and WORK.format.startswith("=qd")
 
 
 def what(method, path):
@@ -44,7 +45,7 @@ class Meter:
     of the cell, for the loop's per-event write); `line` is the identity of the request the
     cell names (wsgi.request_line hands out one tuple per method and target, so `is` tells
     a repeat)."""
-    __slots__ = ("mem", "base", "requests", "busy_seconds", "starts", "lock", "times", "at",
+    __slots__ = ("mem", "base", "requests", "busy_seconds", "starts", "lock", "times", "at", "counts",
                  "line")
 
     def __init__(self, mem=None, cell=0):
@@ -52,6 +53,7 @@ class Meter:
         self.base = cell * CELL_SIZE if mem is not None else 0
         self.times = memoryview(self.mem).cast("d")
         self.at = (self.base + _SINCE_AT) // 8
+        self.counts = memoryview(self.mem).cast("q")      # counts[at - 1] is the work part's `busy`
         self.requests = 0
         self.busy_seconds = 0.0
         self.line = None
@@ -65,8 +67,7 @@ class Meter:
         environ fields (method, path, query, target: wsgi.request_line). `since`: when it
         started, or a moment after (monotonic); None: the `since` the loop wrote for this turn."""
         self.line = line
-        WORK.pack_into(self.mem, self.base + TICK.size, 1, self.times[self.at] if since is None else since,
-                       what(line[0], line[1]))
+        self._work(1, self.times[self.at] if since is None else since, what(line[0], line[1]))
 
     def settle(self, requests):
         """The loop turn's requests are done: nothing in progress, the loop alive as of now."""
@@ -94,9 +95,23 @@ class Meter:
         starts = self.starts
         if starts:
             since, doing = min(starts.values())
-            WORK.pack_into(self.mem, self.base + TICK.size, len(starts), since, doing)
+            self._work(len(starts), since, doing)
         else:
-            WORK.pack_into(self.mem, self.base + TICK.size, 0, 0.0, b"")
+            self._work(0, 0.0, b"")
+
+    def _work(self, busy, since, doing):
+        """Write the work part so that the master, reading while this process is
+        descheduled halfway through (two reads that agree are no proof then), never sees
+        a busy cell with a since that is not a request's: with requests in progress,
+        since (one aligned 8-byte store) and what first, then busy; going idle, busy
+        first. (pack_into writes field by field, busy first: a busy of 1 over the idle
+        cell's since of 0 once had a worker aborted for a request of "24344.1s".)"""
+        if busy:
+            _LATER.pack_into(self.mem, self.base + _SINCE_AT, since, doing)
+            self.counts[self.at - 1] = busy
+        else:
+            self.counts[self.at - 1] = 0
+            _LATER.pack_into(self.mem, self.base + _SINCE_AT, 0.0, b"")
 
     def busy(self):
         """Requests in progress now (threads)."""

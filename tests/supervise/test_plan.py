@@ -120,6 +120,11 @@ OVERDUE = [
     # threads: the loop ticks on, the oldest request in progress is stuck
     (Slot(0, pid=1, ready=True), beat(129.5, busy=3, since=100.0), 130.5, T, Overdue.ABORT),
     (Slot(0, pid=1, ready=True), beat(129.5, busy=0, since=100.0), 130.5, T, None),   # since is stale when idle
+    # a torn read: busy written, since still the idle cell's 0.0 (or older than the worker)
+    (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=0.0), 130.5, T, None),
+    (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=49.0), 130.5, T, None),
+    (Slot(0, pid=1, ready=True, started=50.0), beat(99.0, busy=1, since=0.0), 130.5, T, Overdue.ABORT),  # the tick is late
+    (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=50.0), 130.5, T, Overdue.ABORT),
 ]
 
 
