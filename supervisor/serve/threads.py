@@ -346,13 +346,14 @@ def serve(w, tick, shed_hold, batch):
     AHEAD requests wait for one, it stops listening, so new connections go to a worker
     with a free thread (or wait in the shared queue).
 
-    Fair order: for `shed_hold` seconds after a request waited SLOW_WAIT for a thread, or
-    after the loop saw clients in the listen queue while every thread was busy and
-    requests took SLOW_WAIT lately, responses say "Connection: close" (Clock.shed), so
-    their clients go back to that queue behind the ones already waiting. Without the
-    second test, a worker whose held connections kept every thread busy left queued
-    clients waiting, and the waits load's p99 was 105-120 ms (87-90 with it); requests
-    that take microseconds never shed, so hello world stays keep-alive.
+    Fair order: while requests take SLOW_WAIT or more (one did in the last `shed_hold`
+    seconds), and for `shed_hold` seconds after a request waited SLOW_WAIT for a thread
+    or the loop saw clients in the listen queue with every thread busy, responses say
+    "Connection: close" (Clock.shed), so their clients go back to that queue behind the
+    ones already waiting. Without the listen-queue test, a worker whose held connections
+    kept every thread busy left queued clients waiting: the waits load's p99 was 105-120
+    ms (87-90 with it). Requests that take microseconds never shed, not even when the
+    CPU is saturated and they wait for a thread: reconnecting would only cost more CPU.
 
     `tick`, `shed_hold`, `batch`: worker.py's TICK, SHED_HOLD and ACCEPT_BATCH."""
     conns, lmap, clock, pool, ep = w.conns, w.lmap, w.clock, w.pool, w.ep
@@ -380,9 +381,10 @@ def serve(w, tick, shed_hold, batch):
             else:
                 w.on_signals()
         full = pool.inflight >= w.threads
-        if full and now - pool.slow_at < shed_hold and not w.stopping and any(map(queued, socks)):
+        slow = now - pool.slow_at < shed_hold
+        if slow and full and not w.stopping and any(map(queued, socks)):
             pool.waited_at = now     # clients in the listen queue wait while slow requests hold every thread
-        clock.shed = now - pool.waited_at < shed_hold
+        clock.shed = slow and now - pool.waited_at < shed_hold
         room = pool.inflight < w.threads + AHEAD
         if room != w.listening and not w.stopping:
             w.listen(room)
