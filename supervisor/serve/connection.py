@@ -7,7 +7,8 @@ closes the connection after the error), a body cut short (never reaches the app)
 Calling the app and writing its response is respond.py's part (Responder).
 
 A Connection knows no Worker: it reads a frozen Context (context.py: limits, app, hooks,
-log, clock) and counts the requests it answers in the Context's meter, for the worker. A test drives it bytes in, bytes out through a stand-in socket
+log, clock) and counts the requests it answers in the Context's meter, for the worker.
+A test drives it bytes in, bytes out through a stand-in socket
 (tests/serve/test_connection.py).
 
 This is the hot path: per request it does dict lookups in caches that wsgi.py fills

@@ -41,10 +41,10 @@ def what(method, path):
 class Meter:
     """One worker's writes to its cell from the request path. `requests` counts the requests
     answered (the request path adds to it; the tick part carries it to the master);
-    `busy_seconds` sums the time the loop spent on turns with events. `times[at]` is the cell's `since` (a float view
-    of the cell, for the loop's per-event write); `line` is the identity of the request the
-    cell names (wsgi.request_line hands out one tuple per method and target, so `is` tells
-    a repeat)."""
+    `busy_seconds` sums the time the loop spent on turns with events. `times[at]` is the
+    cell's `since` (a float view of the cell, for the loop's write once a turn);
+    `counts[at - 1]` its `busy`; `line` is the identity of the request the cell names
+    (wsgi.request_line hands out one tuple per method and target, so `is` tells a repeat)."""
     __slots__ = ("mem", "base", "requests", "busy_seconds", "starts", "lock", "times", "at", "counts",
                  "line")
 
@@ -53,7 +53,7 @@ class Meter:
         self.base = cell * CELL_SIZE if mem is not None else 0
         self.times = memoryview(self.mem).cast("d")
         self.at = (self.base + _SINCE_AT) // 8
-        self.counts = memoryview(self.mem).cast("q")      # counts[at - 1] is the work part's `busy`
+        self.counts = memoryview(self.mem).cast("q")
         self.requests = 0
         self.busy_seconds = 0.0
         self.line = None

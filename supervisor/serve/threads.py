@@ -23,13 +23,14 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 
 from ..supervise.listeners import queued
 from .connection import Connection
+from .context import threaded_shed
 from .respond import MSG_DONTWAIT, _Gone, refusal
 from .wsgi import error_response
 
 # Requests a worker reads beyond its threads: one waiting in the pool lets a thread that
 # finishes start on it at once, not after the loop has woken, accepted and read (about
-# 0.6 ms a request: the waits load went from 764 to 787 req/s with 8 threads, its p99 from
-# 89 to 99 ms, as that request may wait up to one request's time for its thread).
+# 0.6 ms a request: the waits load went from 764 to 791 req/s with 8 threads, its p99 from
+# 90 to 95 ms, as that request may wait up to one request's time for its thread).
 AHEAD = 1
 SLOW_WAIT = 0.01         # a request that waited this long for a thread (or ran this long in one)
 HIGH_WATER = 1 << 20     # bytes a streamed response may have unsent before its thread waits
@@ -344,22 +345,15 @@ def serve(w, tick, shed_hold, batch):
     """The loop of a worker `w` with app threads: it reads requests, hands them to the
     pool, writes the responses the threads hand back. While every thread is busy and
     AHEAD requests wait for one, it stops listening, so new connections go to a worker
-    with a free thread (or wait in the shared queue).
-
-    Fair order: while requests take SLOW_WAIT or more (one did in the last `shed_hold`
-    seconds), and for `shed_hold` seconds after a request waited SLOW_WAIT for a thread
-    or the loop saw clients in the listen queue with every thread busy, responses say
-    "Connection: close" (Clock.shed), so their clients go back to that queue behind the
-    ones already waiting. Without the listen-queue test, a worker whose held connections
-    kept every thread busy left queued clients waiting: the waits load's p99 was 105-120
-    ms (87-90 with it). Requests that take microseconds never shed, not even when the
-    CPU is saturated and they wait for a thread: reconnecting would only cost more CPU.
-
+    with a free thread (or wait in the shared queue). Fair order: context.threaded_shed.
     `tick`, `shed_hold`, `batch`: worker.py's TICK, SHED_HOLD and ACCEPT_BATCH."""
     conns, lmap, clock, pool, ep = w.conns, w.lmap, w.clock, w.pool, w.ep
     monotonic = time.monotonic
     poll = ep.poll
     socks = [sock for sock, _, _ in lmap.values()]
+
+    def waiting():
+        return any(map(queued, socks))
     while True:
         events = poll(tick)
         clock.now = now = monotonic()
@@ -380,11 +374,8 @@ def serve(w, tick, shed_hold, batch):
                     w.accept(*lmap[fd], min(batch, w.threads + AHEAD - pool.inflight))
             else:
                 w.on_signals()
-        full = pool.inflight >= w.threads
-        slow = now - pool.slow_at < shed_hold
-        if slow and full and not w.stopping and any(map(queued, socks)):
-            pool.waited_at = now     # clients in the listen queue wait while slow requests hold every thread
-        clock.shed = slow and now - pool.waited_at < shed_hold
+        clock.shed, pool.waited_at = threaded_shed(now, shed_hold, pool.slow_at, pool.waited_at,
+                                                   pool.inflight >= w.threads and not w.stopping, waiting)
         room = pool.inflight < w.threads + AHEAD
         if room != w.listening and not w.stopping:
             w.listen(room)
@@ -404,4 +395,3 @@ def rearm(w, conn):
     if wants != conn.mask:
         w.ep.modify(conn.fd, wants)
         conn.mask = wants
-
