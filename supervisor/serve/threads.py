@@ -72,9 +72,10 @@ class Pool:
         out = conn.out
         with self.lock:
             if out:
-                size = sum(map(len, out))
-                conn.outbox.extend(out)
-                conn.backlog += size
+                if not conn.timed_out:        # else the loop answered 504 already: drop it
+                    size = sum(map(len, out))
+                    conn.outbox.extend(out)
+                    conn.backlog += size
                 out.clear()
             if finished:
                 conn.finished = True
@@ -126,7 +127,7 @@ class ThreadedConnection(Connection):
     """A Connection whose requests run in the pool. Loop side: on_readable, drain, on_writable.
     Thread side: work (and flush, which hands output to the loop instead of sending it)."""
     __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask",
-                 "handed_at", "running")
+                 "handed_at", "running", "key", "timed_out")
 
     def __init__(self, ctx, sock, base, trust, pool):
         super().__init__(ctx, sock, base, trust)
@@ -141,6 +142,8 @@ class ThreadedConnection(Connection):
         self.refusal = None       # an error response to send once the queued requests are answered
         self.handed_at = 0.0      # when its request went to the pool
         self.mask = 0             # the epoll events registered for it (the worker's)
+        self.key = None           # the thread serving its request (the meter's key), while one does
+        self.timed_out = False    # its request passed --timeout: the loop answered 504 (pool lock)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -292,6 +295,7 @@ class ThreadedConnection(Connection):
         ctx = self.ctx
         self.plain, self.keep = plain, keep
         meter = ctx.meter
+        self.key = key
         t0 = meter.thread_start(key, env)
         if t0 - self.handed_at > SLOW_WAIT:
             self.pool.waited_at = t0       # requests wait for a thread: the worker is saturated
@@ -304,6 +308,7 @@ class ThreadedConnection(Connection):
             self.keep = False
             ctx.log.exception("app thread: error serving %s %s", env.get("REQUEST_METHOD"), env.get("RAW_URI"))
         finally:
+            self.key = None
             t1 = meter.thread_end(key, t0)
             if t1 - t0 > SLOW_WAIT:
                 self.pool.slow_at = t1
@@ -311,7 +316,7 @@ class ThreadedConnection(Connection):
 
     def flush(self):
         """A streamed response: hand what is ready to the loop; wait if the client lags far."""
-        if self.closed:
+        if self.closed or self.timed_out:
             raise _Gone()
         pool = self.pool
         pool.hand(self)
@@ -337,6 +342,25 @@ class ThreadedConnection(Connection):
             sent += len(data)
             self.flush()
         return sent
+
+
+def answer_504(conn):
+    """From the loop: the request in a thread passed --timeout. Its client gets 504 now and
+    the connection closes once it is out (cut, if the response had begun); what the stuck
+    thread hands later is dropped, and it still holds its thread (pool.inflight) until it ends."""
+    with conn.pool.lock:
+        conn.timed_out = True
+        begun = getattr(conn, "sent", False)    # the head went out (or is on its way): too late for a 504
+    conn.keep = False
+    conn.queued.clear()
+    conn.refusal = None
+    conn.running = False       # the loop lets go of it; drain() counts the thread's end
+    if begun:
+        conn.close()
+        return
+    data = error_response(504)
+    conn.unsent = memoryview(data) if conn.unsent is None else memoryview(bytes(conn.unsent) + data)
+    conn.on_writable()
 
 
 # -- the worker's loop with threads ---------------------------------------------------------

@@ -23,7 +23,7 @@ from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
 from .meter import Meter
-from . import threads
+from . import threads, timeouts
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..supervise.signals import MASTER, WORKER, Command, Signals
@@ -76,6 +76,9 @@ class Worker:
         self.second = 0
         self.threads = cfg.threads
         self.pool = None
+        self.timed_out = 0.0      # seconds its timed-out request had run when answered 504 (0: none)
+        self.flags = 0            # heartbeat state flags (TIMED_OUT)
+        self.extended = {}        # request key -> (its start, which request): extend_timeout's cap
         self.meter = Meter(beats.mem if beats is not None else None, cell)
         self.ctx = self.context()
 
@@ -114,6 +117,8 @@ class Worker:
             # Gunicorn's way: a Python handler, so the hook can run. It runs only if the
             # interpreter regains control; the master's SIGKILL follows either way.
             signal.signal(signal.SIGABRT, self.on_abort)
+        if self.threads <= 1:
+            signal.signal(signal.SIGUSR2, self.on_timeout)    # raise in the app (threads: the loop answers)
         self.title()
         if self.app is None:
             self.app, code = load_logged(self.cfg.app, self.log, "worker=%d" % self.slot)
@@ -123,18 +128,21 @@ class Worker:
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         base["wsgi.multithread"] = self.threads > 1
+        base["pyfork.extend_timeout"] = self.extend_timeout
         self.listeners = [(sock, listener_environ(base, sock.getsockname())) for sock in self.listeners]
         gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
-        try:
-            os.write(self.ready_fd, b"r")    # wake the master: it may be waiting on us
-        except OSError:
-            pass
-        os.close(self.ready_fd)
+        self.wake_master()      # it may be waiting on us (the fd stays open: a timeout wakes it too)
         if self.threads > 1:
             self.pool = Pool(self.threads, self.meter, self.log)
         self.serve()
         return exits.OK
+
+    def wake_master(self):
+        try:
+            os.write(self.ready_fd, b"r")
+        except OSError:
+            pass
 
     def title(self):
         setproctitle.setproctitle("pyfork worker %d [%s] requests=%d" % (self.slot, self.cfg.app, self.requests))
@@ -241,6 +249,8 @@ class Worker:
     def end_turn(self, now):
         """After a wake-up (the loop without threads calls it only when one of its tests
         holds): count toward max_requests, tick. True when a stopping worker is done."""
+        if self.timed_out and not self.stopping:
+            timeouts.recycle(self)
         if self.requests >= self.max_requests and not self.stopping:
             self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                           self.slot, os.getpid(), self.max_requests)
@@ -314,6 +324,17 @@ class Worker:
             elif cmd is Command.REOPEN:
                 self.log.reopen()
                 faulthandler.enable(file=self.log.stream, all_threads=True)
+            elif cmd is Command.TIMEOUT and self.pool is not None:
+                timeouts.answer_threads(self, time.monotonic())
+
+    def on_timeout(self, signum, frame):
+        """SIGUSR2 without threads (the master: the request passed --timeout): raise
+        RequestTimeout in the app, if the app is where the main thread is (timeouts.py)."""
+        timeouts.raise_in_app(self, frame)
+
+    def extend_timeout(self, seconds):
+        """environ["pyfork.extend_timeout"](seconds): this request may run `seconds` more."""
+        return timeouts.extend(self, seconds)
 
     def on_abort(self, signum, frame):
         faulthandler.dump_traceback(file=self.log.stream, all_threads=True)
@@ -337,7 +358,8 @@ class Worker:
             conn.ctx = self.ctx
         now = self.clock.now
         self.deadline = now + self.cfg.graceful_timeout
-        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, now, self.requests, self.meter.busy_seconds)
+        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING | self.flags, now, self.requests,
+                       self.meter.busy_seconds)
         for sock, _ in self.listeners:
             try:
                 self.ep.unregister(sock.fileno())
@@ -358,8 +380,10 @@ class Worker:
 
     def tick(self, now):
         """Once a second: beat, refresh the Date header, drop idle connections, check the master."""
-        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING if self.stopping else heartbeat.READY,
+        self.beats.set(self.cell, os.getpid(), (heartbeat.STOPPING if self.stopping else heartbeat.READY) | self.flags,
                        now, self.requests, self.meter.busy_seconds)
+        if self.timed_out and self.pool is not None:
+            timeouts.answer_threads(self, now)      # a neighbour past its own deadline since
         second = int(time.time())
         if second != self.second:
             self.second = second

@@ -20,6 +20,7 @@ class Command(enum.Enum):
     MORE = "one worker more"
     FEWER = "one worker fewer"
     REAP = "reap"
+    TIMEOUT = "answer 504"      # a worker's request passed --timeout (plan.Sig.TIMEOUT)
 
 
 # The master's table (Unicorn's set; TERM graceful as Heroku, Docker and Kubernetes expect).
@@ -36,12 +37,16 @@ MASTER = {
     signal.SIGCHLD: Command.REAP,
 }
 
-# A worker's table: the master tells it to stop or to reopen its logs.
+# A worker's table: the master tells it to stop, to reopen its logs, or to answer a
+# request past --timeout with 504 (USR2: the master's own USR2 never reaches a worker,
+# each worker being in a process group of its own, and a stray one changes nothing:
+# the worker answers only a request that is past its deadline by its own clock).
 WORKER = {
     signal.SIGTERM: Command.STOP,
     signal.SIGQUIT: Command.STOP,
     signal.SIGINT: Command.QUICK_STOP,
     signal.SIGUSR1: Command.REOPEN,
+    signal.SIGUSR2: Command.TIMEOUT,
 }
 
 

@@ -116,15 +116,20 @@ OVERDUE = [
     # issue 11: a request in progress counts from its start, not from the tick before it
     (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 129.9, T, None),  # tick says 30.8 s
     (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.0, T, None),
-    (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.01, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.01, T, Overdue.ANSWER),   # issue 24: a 504
     # threads: the loop ticks on, the oldest request in progress is stuck
-    (Slot(0, pid=1, ready=True), beat(129.5, busy=3, since=100.0), 130.5, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(129.5, busy=3, since=100.0), 130.5, T, Overdue.ANSWER),
     (Slot(0, pid=1, ready=True), beat(129.5, busy=0, since=100.0), 130.5, T, None),   # since is stale when idle
     # a torn read: busy written, since still the idle cell's 0.0 (or older than the worker)
     (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=0.0), 130.5, T, None),
     (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=49.0), 130.5, T, None),
-    (Slot(0, pid=1, ready=True, started=50.0), beat(99.0, busy=1, since=0.0), 130.5, T, Overdue.ABORT),  # the tick is late
-    (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=50.0), 130.5, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True, started=50.0), beat(99.0, busy=1, since=0.0), 130.5, T, Overdue.ANSWER),  # the tick is late
+    (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=50.0), 130.5, T, Overdue.ANSWER),
+    # issue 24: told to answer 504, it has ANSWER_GRACE to say so; no answer: SIGABRT
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(99.1, busy=1, since=100.0), 130.9, T, Overdue.WAIT),
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(99.1, busy=1, since=100.0), 131.0, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(130.2), 130.5, T, None),      # the request ended: fine
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(129.5, busy=1, since=130.1), 131.5, T, None),   # another one
 ]
 
 
@@ -255,17 +260,22 @@ def test_a_second_term_changes_nothing_and_int_hurries_it():
     assert t.stop_at == 102.0 + plan.QUICK_STOP
 
 
-def test_timeout_aborts_then_kills():
+def test_timeout_asks_for_a_504_then_aborts_then_kills():
     t = table({"pid": 10, "ready": True}, timeouts=Timeouts(2.0, 60.0, 30.0))
     beats = {10: beat(99.0, busy=1, since=100.0, what="GET /hang")}
     assert plan.actions(t, beats, 102.0) == []
     got = plan.actions(t, beats, 102.1)
-    assert got == [Signal(10, Sig.ABORT, Reason.TIMEOUT, "worker=0 pid=10 timed out: serving GET /hang for "
-                          "2.1s (--timeout 2); sending SIGABRT, its stack follows")]
-    assert plan.actions(t, beats, 102.1 + plan.KILL_AFTER - 0.01) == []
-    assert brief(plan.actions(t, beats, 102.1 + plan.KILL_AFTER)) == [("KILL", 10, "hung")]
-    assert plan.actions(t, beats, 104.2) == []                            # not again at once
-    assert brief(plan.actions(t, beats, 104.1 + plan.KILL_AGAIN)) == [("KILL", 10, "hung")]
+    assert got == [Signal(10, Sig.TIMEOUT, Reason.ANSWER, "worker=0 pid=10 timed out: serving GET /hang for "
+                          "2.1s (--timeout 2); answering 504")]
+    assert plan.deadline(t, beats, 102.1) == 102.1 + plan.ANSWER_GRACE
+    assert plan.actions(t, beats, 102.1 + plan.ANSWER_GRACE - 0.01) == []      # once, then its grace
+    got = plan.actions(t, beats, 103.1)         # no answer: stuck in C code
+    assert got == [Signal(10, Sig.ABORT, Reason.TIMEOUT, "worker=0 pid=10 did not answer 504 within 1s "
+                          "(stuck in C code?); sending SIGABRT, its stack follows")]
+    assert plan.actions(t, beats, 103.1 + plan.KILL_AFTER - 0.01) == []
+    assert brief(plan.actions(t, beats, 103.1 + plan.KILL_AFTER)) == [("KILL", 10, "hung")]
+    assert plan.actions(t, beats, 105.2) == []                            # not again at once
+    assert brief(plan.actions(t, beats, 105.1 + plan.KILL_AGAIN)) == [("KILL", 10, "hung")]
 
 
 def test_timeout_without_a_request_counts_from_the_tick():
