@@ -146,8 +146,8 @@ class Master:
             return
         gap = plan.stalled(self.table, now, self.asleep, self.wake)
         if gap is not None:
-            self.log.warning("master pid=%d: stalled for %.1fs (the dyno frozen, or the master off the CPU); "
-                             "that time does not count toward any worker's timeout", self.pid, gap)
+            self.log.warning("master pid=%d: stalled for %.1fs (the dyno frozen, or the master off the CPU or "
+                             "busy); that time does not count toward any worker's timeout", self.pid, gap)
 
     def beats(self):
         """{pid: Beat} of the live workers (a few microseconds each: shared memory)."""
@@ -180,8 +180,7 @@ class Master:
             if self.polled.get(fd) != mask:
                 self.poller.register(fd, mask)
         self.polled = want
-        self.asleep = time.monotonic()
-        self.wake = self.asleep + wait
+        self.asleep, self.wake = now, now + wait      # this turn, and when the next one is due at the latest
         events = self.poller.poll(wait * 1000.0)
         t = time.monotonic()
         for fd, ev in events:

@@ -57,3 +57,16 @@ def query_of_death(environ, start_response):
     if path == "/slow":
         time.sleep(float(environ["QUERY_STRING"] or 1))
     return _reply(start_response, os.getpid())
+
+
+def children(environ, start_response):
+    """/run waits on a `sleep 3600` child (a PDF renderer or ffmpeg that hangs); /spawn?N
+    starts `sleep N` and answers its pid without waiting for it; anything else: the pid."""
+    import subprocess
+    path = environ["PATH_INFO"]
+    if path == "/run":
+        subprocess.run(["sleep", "3600"])
+    elif path == "/spawn":
+        child = subprocess.Popen(["sleep", environ["QUERY_STRING"] or "30"])
+        return _reply(start_response, child.pid)
+    return _reply(start_response, os.getpid())
