@@ -287,7 +287,7 @@ class Master:
                              others, "" if others == 1 else "s", self.table.timeouts.graceful) if others > 0 else "")
         entry = self.table.leaving.get(a.pid)
         beat = self.heartbeat.get(entry.cell) if entry is not None and entry.cell is not None else None
-        self.see.recycled(a.nr, a.pid, "timeout", why, beat, now)
+        self.see.recycled(a.nr, a.pid, "timeout", "answered 504, recycled", beat, now)   # "timeout; answered 504, .."
 
     def sweep(self, a):
         """SIGTERM, then SIGKILL, to what a dead worker left in its process group (sweep.py)."""
