@@ -37,10 +37,12 @@ from ports import free_port  # noqa: E402
 
 CONNECTIONS = 16
 BODY = b"Hello, World!"
-# Under valgrind a turn takes far longer than SLICE: without this, fair order would cut
-# every turn short and shed keep-alive (a pyfork without serve/worker.py ignores it).
+# Under valgrind a turn takes far longer than SLICE, and a request longer than threads'
+# SLOW_WAIT: without this, fair order would cut every turn short and shed keep-alive (a
+# pyfork without serve/worker.py ignores it).
 RUN = ("import os, runpy, sys; sys.path.insert(0, {root!r}); "
-       "exec('import supervisor.serve.worker as w; w.SLICE = w.LEAD = 100.0') "
+       "exec('import supervisor.serve.worker as w; w.SLICE = w.LEAD = 100.0; "
+       "import supervisor.serve.threads as t; t.SLOW_WAIT = 100.0') "
        "if os.path.isdir(os.path.join({root!r}, 'supervisor', 'serve')) else None; "
        "runpy.run_module('supervisor', run_name='__main__')")
 
