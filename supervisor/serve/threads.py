@@ -344,25 +344,6 @@ class ThreadedConnection(Connection):
         return sent
 
 
-def answer_504(conn):
-    """From the loop: the request in a thread passed --timeout. Its client gets 504 now and
-    the connection closes once it is out (cut, if the response had begun); what the stuck
-    thread hands later is dropped, and it still holds its thread (pool.inflight) until it ends."""
-    with conn.pool.lock:
-        conn.timed_out = True
-        begun = getattr(conn, "sent", False)    # the head went out (or is on its way): too late for a 504
-    conn.keep = False
-    conn.queued.clear()
-    conn.refusal = None
-    conn.running = False       # the loop lets go of it; drain() counts the thread's end
-    if begun:
-        conn.close()
-        return
-    data = error_response(504)
-    conn.unsent = memoryview(data) if conn.unsent is None else memoryview(bytes(conn.unsent) + data)
-    conn.on_writable()
-
-
 # -- the worker's loop with threads ---------------------------------------------------------
 
 def serve(w, tick, shed_hold, batch):

@@ -27,7 +27,7 @@ from . import threads, timeouts
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, http_date, listener_environ, peer_trusted
+from .wsgi import base_environ, http_date, listener_environ, peer_trusted, roomy
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -47,23 +47,6 @@ LEAD = SLICE + ACCEPT_WINDOW
 SETTLE = 0.05     # seconds: after requests, how soon an idle loop clears the cell's work part
 SHED_HOLD = 1.0   # seconds a saturated worker keeps answering "Connection: close"
 SERVER = "pyfork"
-
-
-def roomy(template):
-    """The environ template as a dict with room to grow: each request's environ is its copy
-    (dict.copy clones the hash table at its size), filled with the request's keys. Cloned
-    from a table of the template's own size, a hello-world request's 22nd key made the copy
-    grow (a new table, every key re-inserted: 800 instructions, 2.7% of a keep-alive
-    request, when "pyfork.extend_timeout" became the template's 17th key), as any request
-    with a header or two more did before. Grown once here, the copies start with room.
-    Falls back to a plain copy if this Python's dict does not keep the room."""
-    d, size, fill = dict(template), sys.getsizeof(template), []
-    while sys.getsizeof(d) == size and len(fill) < 64:
-        fill.append("\0room%d" % len(fill))
-        d[fill[-1]] = None
-    for key in fill:
-        del d[key]
-    return d if sys.getsizeof(d.copy()) > size else dict(template)
 
 
 class Worker:

@@ -224,7 +224,7 @@ class Master:
             elif type(a) is Recycled:
                 self.timed_out(a, now)
             elif type(a) is Sweep:
-                self.sweep(a)
+                sweep.carry_out(self.table, self.log, a, SIGNALS[a.sig])
             elif type(a) is Booted:
                 self.log.info("worker=%d pid=%d booted in %.0fms", a.nr, a.pid, a.seconds * 1000)
         self.title()
@@ -288,15 +288,6 @@ class Master:
         entry = self.table.leaving.get(a.pid)
         beat = self.heartbeat.get(entry.cell) if entry is not None and entry.cell is not None else None
         self.see.recycled(a.nr, a.pid, "timeout", "answered 504, recycled", beat, now)   # "timeout; answered 504, .."
-
-    def sweep(self, a):
-        """SIGTERM, then SIGKILL, to what a dead worker left in its process group (sweep.py)."""
-        reached = sweep.signal_group(a.pgid, SIGNALS[a.sig])
-        if reached:
-            after = None if a.sig is plan.Sig.TERM else plan.SWEEP_GRACE
-            self.log.warning("%s", sweep.line(plan.label(a.nr), a.pgid, a.sig.value, reached, after))
-        elif a.sig is plan.Sig.TERM:
-            self.table.sweeps.pop(a.pgid, None)     # nothing there: no second look
 
     def workers(self):
         """[(slot, pid, Beat)] of the ready workers."""

@@ -12,6 +12,8 @@ its group is not ours.
 """
 import os
 
+from . import plan
+
 CMD = 80      # characters of a command line in the log
 NAMED = 8     # processes named in one log line; the rest are counted
 
@@ -76,3 +78,14 @@ def line(who, pgid, signame, reached, after=None):
         else "group: %d process%s still alive %gs after SIGTERM" % (len(reached), "" if len(reached) == 1 else "es",
                                                                       after)
     return "%s pid=%d %s: sending %s to %s%s" % (who, pgid, when, signame, named, more)
+
+
+def carry_out(table, log, action, signum):
+    """A plan.Sweep: SIGTERM, then SIGKILL, to what a dead worker left in its group; said in
+    one line with each pid and command. Nothing there after the SIGTERM: no second look."""
+    reached = signal_group(action.pgid, signum)
+    if reached:
+        after = None if action.sig is plan.Sig.TERM else plan.SWEEP_GRACE
+        log.warning("%s", line(plan.label(action.nr), action.pgid, action.sig.value, reached, after))
+    elif action.sig is plan.Sig.TERM:
+        table.sweeps.pop(action.pgid, None)
