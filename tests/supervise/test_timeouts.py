@@ -130,3 +130,13 @@ def test_a_frozen_dyno_kills_nobody(workers):
     assert r["same_workers"] and r["timed_out"] == 0 and r["died"] == 0, r
     assert r["stalled"] == 1 and r["after"] == 200, r
     assert re.search(r"master pid=\d+: stalled for [67]\.\ds", r["log"]), r["log"]
+
+
+@pytest.mark.timeout(60)
+def test_a_quick_stop_reaches_the_apps_children_as_ctrl_c_did(server):
+    """Each worker leads its own group, so a terminal's Ctrl-C reaches the master alone: the
+    master passes INT on to each worker's group, and the app's children still get it."""
+    s = server("sup_apps:children", workers=1)
+    child = int(get(s.port, "/spawn?60")[2])
+    assert s.stop(signal.SIGINT) == 0
+    assert wait_for(lambda: not alive(child), 5)
