@@ -26,6 +26,7 @@ from .meter import Meter
 from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
+from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ, http_date, listener_environ, peer_trusted
 
@@ -69,7 +70,7 @@ class Worker:
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
         self.access_log = bool(cfg.access_logfile)
-        self.access_line = accesslog.compile_format(cfg.access_logformat) if self.access_log else None
+        self.access_line = accesslog.compile_format(cfg.access_logformat, ZONE) if self.access_log else None
         self.trusted = {}
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
