@@ -66,6 +66,7 @@ def no_zombies(s):
     return s.zombies()       # tolerant of a child exiting while it is listed
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_killed_workers_are_replaced_under_load(server):
     s = server("sup_apps:app", "--preload", workers=3)
