@@ -22,7 +22,7 @@ from .. import exits, hooks
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
-from .meter import Meter
+from .meter import SERVED, Meter
 from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
@@ -167,7 +167,7 @@ class Worker:
         after the events the slow turn left (`carry`: after_slow_turn)."""
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
-        times, at = meter.times, meter.at
+        times, at, cell = meter.times, meter.at, meter.cell
         access_log, max_requests, timeout, shed_until = self.access_log, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
@@ -195,8 +195,8 @@ class Worker:
                         timeout = 0
                         break
                 meter.busy_seconds += t - now
-            elif timeout == SETTLE:
-                meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
+            elif timeout != TICK:     # SETTLE, or 0 after a slow turn: settle either way, else
+                meter.settle(self.requests)   # poll(0) spins and the cell says busy for ever
                 self.rotate()
                 timeout = TICK
             if access_log:
@@ -204,7 +204,7 @@ class Worker:
             if shed_until and now >= shed_until:
                 shed_until = 0.0
                 clock.shed = False            # no longer saturated: keep-alive again
-            if now >= self.next_tick or meter.requests >= max_requests or self.stopping:
+            if now >= self.next_tick or cell[SERVED] >= max_requests or self.stopping:
                 if self.end_turn(now):
                     return
 
@@ -257,7 +257,7 @@ class Worker:
         instead of waiting behind it. None past max_requests: the worker serves no more than that."""
         until = self.clock.now + ACCEPT_WINDOW
         for _ in range(batch):
-            if self.meter.requests >= self.max_requests or not self.accept_one(lsock, tmpl, kind):
+            if self.meter.cell[SERVED] >= self.max_requests or not self.accept_one(lsock, tmpl, kind):
                 return
             if time.monotonic() > until:
                 return
