@@ -22,7 +22,6 @@ import time
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from . import strict
-from .meter import SERVED
 from .respond import MSG_DONTWAIT, Responder, _Gone, refusal
 from .strict import HOSTS, TRAILERS, check_host
 from .strict import Refused as HTTPError     # raised from a parser callback: answer, close
@@ -71,7 +70,7 @@ class Connection(Responder, NoSwitch):
 
     def on_readable(self):
         """Read what the socket has, parse it, answer complete requests (counted in
-        ctx.meter's cell); `closed` says whether the connection is gone."""
+        ctx.meter.requests); `closed` says whether the connection is gone."""
         ctx = self.ctx
         try:
             n = self.sock.recv_into(ctx.buf, 0, MSG_DONTWAIT)
@@ -320,7 +319,7 @@ class Connection(Responder, NoSwitch):
             self.run(env)
         else:
             self.serve(env, ctx.app)
-        meter.cell[SERVED] += 1      # the count in the heartbeat cell: the master's as of now (meter.py)
+        meter.requests += 1
         self.answered = True
 
     def closing(self):

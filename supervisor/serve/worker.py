@@ -178,6 +178,7 @@ class Worker:
                 events, shed_until = self.after_slow_turn(carry, events, now, shed_until)
                 carry = None
             if events:
+                cell[SERVED] = meter.requests     # the count as of this turn, for a death line (meter.py)
                 until = now + SLICE
                 timeout = SETTLE  # the cell may say busy until the loop finds nothing to do: then settle
                 for fd, ev in events:
@@ -204,7 +205,7 @@ class Worker:
             if shed_until and now >= shed_until:
                 shed_until = 0.0
                 clock.shed = False            # no longer saturated: keep-alive again
-            if now >= self.next_tick or cell[SERVED] >= max_requests or self.stopping:
+            if now >= self.next_tick or meter.requests >= max_requests or self.stopping:
                 if self.end_turn(now):
                     return
 
@@ -257,7 +258,7 @@ class Worker:
         instead of waiting behind it. None past max_requests: the worker serves no more than that."""
         until = self.clock.now + ACCEPT_WINDOW
         for _ in range(batch):
-            if self.meter.cell[SERVED] >= self.max_requests or not self.accept_one(lsock, tmpl, kind):
+            if self.meter.requests >= self.max_requests or not self.accept_one(lsock, tmpl, kind):
                 return
             if time.monotonic() > until:
                 return
