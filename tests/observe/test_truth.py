@@ -127,7 +127,8 @@ def _groups(log):
         elif "memory_quota" in s:
             cur["dyno"] = s
         elif "workers" in s:
-            cur["tasks"] = dict(s, quota_from=metrics.quota_from(line))
+            source = re.search(r" quota_from=(\S+)", line)
+            cur["tasks"] = dict(s, quota_from=source.group(1) if source else None)
             out.append(cur)
             cur = {"workers": {}}
     return out
