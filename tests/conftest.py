@@ -188,6 +188,37 @@ def _status(p):
         return "gone"
 
 
+def closed_folder(path, uid):
+    """The first folder from / down to `path` that user `uid` may not search, or None."""
+    import stat
+    current = os.sep
+    for part in os.path.abspath(path).split(os.sep)[1:]:
+        current = os.path.join(current, part)
+        st = os.stat(current)
+        if st.st_uid != uid and not st.st_mode & stat.S_IXOTH:
+            return current
+    return None
+
+
+def open_copy(files, uid, where=None):
+    """A new folder that user `uid` (a worker after --user) can read, holding copies of
+    `files`: a checkout may sit in a folder only its owner can open (`mktemp -d` makes them
+    0700), and then tests/apps is out of that user's reach. -> the folder; the caller
+    removes it. pytest.skip, saying why, when no such folder can be made."""
+    import shutil
+    import tempfile
+    where = where or ("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir())
+    closed = closed_folder(where, uid)
+    if closed:
+        pytest.skip("no folder a user of uid %d can read: %s is closed to it" % (uid, closed))
+    folder = tempfile.mkdtemp(prefix="pyfork-open-", dir=where)
+    os.chmod(folder, 0o755)
+    for f in files:
+        shutil.copy(f, folder)
+        os.chmod(os.path.join(folder, os.path.basename(f)), 0o644)
+    return folder
+
+
 def raw(port, data, timeout=5.0, shut=False):
     """Send bytes, read until the server closes (or timeout); return the bytes received."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:

@@ -22,7 +22,7 @@ from .. import exits, hooks
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
-from .meter import Meter
+from .meter import SERVED, Meter
 from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
@@ -168,7 +168,7 @@ class Worker:
         after the events the slow turn left (`carry`: after_slow_turn)."""
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
-        times, at = meter.times, meter.at
+        times, at, cell = meter.times, meter.at, meter.cell
         access_log, max_requests, timeout, shed_until = self.access_log, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
@@ -179,6 +179,7 @@ class Worker:
                 events, shed_until = self.after_slow_turn(carry, events, now, shed_until)
                 carry = None
             if events:
+                cell[SERVED] = meter.requests     # the count as of this turn, for a death line (meter.py)
                 until = now + SLICE
                 timeout = SETTLE  # the cell may say busy until the loop finds nothing to do: then settle
                 for fd, ev in events:
@@ -196,8 +197,8 @@ class Worker:
                         timeout = 0
                         break
                 meter.busy_seconds += t - now
-            elif timeout == SETTLE:
-                meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
+            elif timeout != TICK:     # SETTLE, or 0 after a slow turn: settle either way, else
+                meter.settle(self.requests)   # poll(0) spins and the cell says busy for ever
                 self.rotate()
                 timeout = TICK
             if access_log:
