@@ -219,9 +219,12 @@ def shared_servers():
 
 
 def shared(app="http_app:app"):
-    """A server for a test that only sends requests (no flags, no record file): one per app
-    for the module, as a process per test made this file the suite's slowest. The worker
-    must still be the one the module started (assert_same_worker checks it after each)."""
+    """A server for a test that sends one request per connection (no flags, no record file):
+    one per app for the module, as a process per test made this file the suite's slowest.
+    The worker must still be the one the module started (assert_same_worker checks it).
+    Tests of keep-alive keep a server of their own: on a shared one, an earlier test's
+    connection closing beside a request is someone waiting, and fair order may answer
+    that request with Connection: close."""
     s = _SHARED.get(app)
     if s is None or s.proc.poll() is not None:
         s = _SHARED[app] = Server(app)
@@ -327,7 +330,7 @@ def test_wsgi_input_methods(server, mode):
 
 
 def test_url_scheme_from_trusted_proxy(server):
-    s, _, pid = shared()     # default --forwarded-allow-ips: 127.0.0.1
+    s, _, pid = start(server)     # default --forwarded-allow-ips: 127.0.0.1
     with Client(s.port) as c:
         c.send(req("GET", "/env", [("X-Forwarded-Proto", "https")]))
         https = c.response()
@@ -414,7 +417,7 @@ def test_request_split_across_packets(server):
 
 
 def test_keepalive_two_requests_on_one_connection(server):
-    s, _, pid = shared()
+    s, _, pid = start(server)
     with Client(s.port) as c:
         c.send(req("GET", "/pid"))
         first = c.response()
@@ -433,7 +436,7 @@ BOTH = pytest.mark.parametrize("app", ["http_app:app", "http_app:unvalidated"], 
 
 @BOTH
 def test_pipelined_requests_answered_in_order(server, app):
-    s, _, pid = shared(app)
+    s, _, pid = start(server, app)
     with Client(s.port) as c:
         c.send(req("GET", "/env?n=1") + req("POST", "/env?n=2", [("Content-Length", "3")], b"two")
                + req("GET", "/env?n=3", [("Connection", "close")]))
@@ -473,7 +476,7 @@ PROTOCOL_CASES = [
 
 @BOTH
 def test_protocol_and_keepalive_by_version_and_connection_header(server, app):
-    s, _, pid = shared(app)
+    s, _, pid = start(server, app)
     for version, connection, protocol, closes, says in PROTOCOL_CASES:
         case = (version, connection)
         with Client(s.port) as c:
@@ -506,7 +509,7 @@ def test_idle_keepalive_connection_closed_after_keepalive_seconds(server):
 
 
 def test_expect_100_continue(server):
-    s, _, pid = shared()
+    s, _, pid = start(server)
     with Client(s.port) as c:
         c.send(req("POST", "/env", [("Content-Length", "11"), ("Expect", "100-continue")]))
         interim = c.response()             # must come before we send any body
@@ -521,7 +524,7 @@ def test_expect_100_continue(server):
 # -- bodies and framing -------------------------------------------------------------------
 
 def test_chunked_request_body_decoded(server):
-    s, _, pid = shared()
+    s, _, pid = start(server)
     body = b"3\r\nhel\r\n6;ext=1\r\nlo wor\r\n2\r\nld\r\n0\r\n\r\n"
     with Client(s.port) as c:
         c.send(req("POST", "/env", [("Transfer-Encoding", "chunked")], body))
@@ -534,7 +537,7 @@ def test_chunked_request_body_decoded(server):
 
 
 def test_streamed_response_chunked_on_http11(server):
-    s, _, pid = shared()
+    s, _, pid = start(server)
     with Client(s.port) as c:
         c.send(req("GET", "/stream"))
         r = c.response()
@@ -580,7 +583,7 @@ def test_head_has_headers_but_no_body(server, app):
 @BOTH
 @pytest.mark.parametrize("code", [204, 304])
 def test_no_body_statuses(server, code, app):
-    s, _, pid = shared(app)
+    s, _, pid = start(server, app)
     with Client(s.port) as c:
         c.send(req("GET", "/status?code=%d" % code) + req("GET", "/pid"))
         r = c.response()
@@ -598,7 +601,7 @@ def test_no_body_statuses(server, code, app):
     "http_app:unvalidated",
 ], ids=["validated", "list-path"])
 def test_write_callable_body_precedes_iterable(server, app):
-    s, _, pid = shared(app)
+    s, _, pid = start(server, app)
     with Client(s.port) as c:
         c.send(req("GET", "/write") + req("GET", "/pid"))
         r = c.response()
