@@ -22,10 +22,11 @@ from .. import exits, hooks
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
-from .meter import Meter
+from .meter import SERVED, Meter
 from . import threads, timeouts
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
+from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ, http_date, listener_environ, peer_trusted, roomy
 
@@ -69,7 +70,7 @@ class Worker:
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
         self.access_log = bool(cfg.access_logfile)
-        self.access_line = accesslog.compile_format(cfg.access_logformat) if self.access_log else None
+        self.access_line = accesslog.compile_format(cfg.access_logformat, ZONE) if self.access_log else None
         self.trusted = {}
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
@@ -175,7 +176,7 @@ class Worker:
         after the events the slow turn left (`carry`: after_slow_turn)."""
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
-        times, at = meter.times, meter.at
+        times, at, cell = meter.times, meter.at, meter.cell
         access_log, max_requests, timeout, shed_until = self.access_log, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
@@ -186,6 +187,7 @@ class Worker:
                 events, shed_until = self.after_slow_turn(carry, events, now, shed_until)
                 carry = None
             if events:
+                cell[SERVED] = meter.requests     # the count as of this turn, for a death line (meter.py)
                 until = now + SLICE
                 timeout = SETTLE  # the cell may say busy until the loop finds nothing to do: then settle
                 for fd, ev in events:
@@ -203,8 +205,8 @@ class Worker:
                         timeout = 0
                         break
                 meter.busy_seconds += t - now
-            elif timeout == SETTLE:
-                meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
+            elif timeout != TICK:     # SETTLE, or 0 after a slow turn: settle either way, else
+                meter.settle(self.requests)   # poll(0) spins and the cell says busy for ever
                 self.rotate()
                 timeout = TICK
             if access_log:

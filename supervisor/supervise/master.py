@@ -40,6 +40,8 @@ class Master:
         self.pid = os.getpid()
         self.verdict = None
         self.app = None
+        self.preloaded_in = 0.0     # seconds the --preload import took
+        self.probe = None           # commands.Probe: new code being imported for a HUP (--preload)
         self.rng = random.Random()
         self.next_guard = 0.0
         self.next_sample = 0.0
@@ -298,6 +300,7 @@ class Master:
         biggest task holder when the dyno nears its task limit. Returns the seconds
         until the next guard: sooner while the task count is past half its limit."""
         self.see.guard(now)
+        commands.probe_overdue(self, now)
         recycle_these, pressure = self.monitor.guard(self.workers(), self.limits)
         for slot, why in recycle_these:
             self.recycle(slot, why, now)
@@ -342,6 +345,9 @@ class Master:
                 self.sigkilled.discard(pid)
                 if code == -signal.SIGKILL:
                     code = exits.KILLED_BY_US
+            if self.probe is not None and pid == self.probe.pid:
+                commands.probed(self, code)
+                continue
             who = plan.gone(self.table, pid)
             if who is None:
                 self.log.debug("reaped orphan pid=%d (%s)", pid, exits.exit_description(code))

@@ -7,7 +7,7 @@ import os
 import select
 import time
 
-from . import notify
+from . import notify, preload
 from .. import exits, hooks
 from ..config import AUTO
 from ..exits import StartError
@@ -29,12 +29,13 @@ def start(master):
     master.table.inherited = [int(p) for p in inherited.split(",") if p.isdigit()]
     try:
         master.listeners = bind(master.cfg, inherited_fds(master.environ))
+        before = preload.socket_fds() if master.cfg.preload else {}
         if master.cfg.preload:
+            t0 = time.monotonic()
             master.app, code = load_logged(master.cfg.app, master.log, "the master (--preload)")
             if code is not None:
                 return code
-            gc.collect()
-            gc.freeze()   # keep the collector from touching (and so copying) shared pages
+            master.preloaded_in = time.monotonic() - t0
         master.ids = user_ids(master.cfg.user, master.cfg.group)
         if master.cfg.pidfile:
             write_pidfile(master.cfg.pidfile, master.pid)
@@ -53,7 +54,40 @@ def start(master):
     master.title()
     hooks.call(master.cfg.hooks, master.log, "nworkers_changed", master, master.target, None)   # as Gunicorn does
     hooks.call(master.cfg.hooks, master.log, "when_ready", master)
+    if master.cfg.preload:
+        return check_preload(master, before)
     return None
+
+
+def check_preload(master, before):
+    """Just before the first fork: refuse (exit PRELOAD_UNSAFE) when the app's import or
+    when_ready left sockets, threads or children the workers would share; then freeze the
+    heap so that the collector does not touch (and so copy) the shared pages."""
+    t0 = time.monotonic()
+    held = preload.hazards(before, own_fds(master), master.table.inherited)
+    checked = time.monotonic() - t0
+    refusal, warning = preload.refusal(held), preload.warning(held)
+    if warning:
+        master.log.warning("%s", warning)
+    if refusal and not master.cfg.preload_unsafe:
+        master.log.error("%s", refusal)
+        return exits.PRELOAD_UNSAFE
+    if refusal:
+        master.log.warning("%s (forking anyway: --preload-unsafe)", refusal)
+    master.log.info("preload: the app was imported in the master in %.0fms; checked in %.1fms: %s",
+                    master.preloaded_in * 1000, checked * 1000,
+                    "nothing for the workers to share" if not refusal else "shared, as --preload-unsafe asks")
+    gc.collect()
+    gc.freeze()   # keep the collector from touching (and so copying) shared pages
+    return None
+
+
+def own_fds(master):
+    """The sockets the master opened after the app was imported: its servers and systemd's."""
+    fds = {fd for server in master.servers() for fd in server.fds()}
+    if master.notifier:
+        fds.add(master.notifier.sock.fileno())
+    return fds
 
 
 def open_observers(master):
