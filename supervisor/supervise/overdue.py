@@ -4,6 +4,12 @@ plan acts on the verdict).
 """
 import enum
 
+# A worker's loop beats once a second (serve/worker.py TICK), so an idle worker is silent
+# for up to a second between beats, more on a loaded box: with --timeout 1 the master
+# aborted idle workers between two beats ("no heartbeat for 1.0s", 2 of 4 runs with the
+# CPU busy). Silence without a request in progress counts only past this, whatever --timeout.
+IDLE_SILENCE = 2.0
+
 
 class Overdue(enum.Enum):
     ANSWER = "answer"           # Sig.TIMEOUT: answer the request 504, then leave
@@ -34,6 +40,12 @@ def elapsed(since, now, stalls=()):
     return now - since - credit(since, stalls)
 
 
+def limit(beat, timeout):
+    """Seconds without progress a ready worker is allowed: --timeout, or IDLE_SILENCE at
+    least when it serves nothing (progress is then its loop's beat)."""
+    return timeout if beat.busy > 0 else max(timeout, IDLE_SILENCE)
+
+
 def overdue(slot, beat, now, timeouts, stalls=()):
     """Overdue.ANSWER, Overdue.ABORT, Overdue.KILL or None for one slot, given its worker's
     Beat: None also while a worker told to answer 504 still has time to."""
@@ -43,7 +55,7 @@ def overdue(slot, beat, now, timeouts, stalls=()):
         return Overdue.KILL if now >= slot.kill_at else None
     if slot.ready:
         if timeouts.timeout and beat is not None and \
-                elapsed(progress(beat, slot.started), now, stalls) > timeouts.timeout:
+                elapsed(progress(beat, slot.started), now, stalls) > limit(beat, timeouts.timeout):
             if slot.answer_by:
                 return Overdue.ABORT if now >= slot.answer_by else Overdue.WAIT
             return Overdue.ANSWER if beat.busy else Overdue.ABORT

@@ -38,7 +38,7 @@ import enum
 import typing
 
 from . import backoff
-from .overdue import Overdue, credit, elapsed, overdue, progress   # noqa: F401 (the plan's judgement, re-exported)
+from .overdue import Overdue, credit, elapsed, limit, overdue, progress   # noqa: F401 (re-exported)
 
 
 KILL_AFTER = 2.0       # seconds between SIGABRT and SIGKILL for a hung worker
@@ -356,7 +356,7 @@ def deadline(table, beats, now):
             beat = beats.get(s.pid)
             if table.timeouts.timeout and beat is not None:
                 since = progress(beat, s.started)
-                when.append(since + table.timeouts.timeout + credit(since, table.stalls))
+                when.append(since + limit(beat, table.timeouts.timeout) + credit(since, table.stalls))
         elif table.timeouts.boot:
             when.append(s.started + table.timeouts.boot + credit(s.started, table.stalls))
     return min(when)

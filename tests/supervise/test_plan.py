@@ -130,6 +130,10 @@ OVERDUE = [
     (Slot(0, pid=1, ready=True, answer_by=131.0), beat(99.1, busy=1, since=100.0), 131.0, T, Overdue.ABORT),
     (Slot(0, pid=1, ready=True, answer_by=131.0), beat(130.2), 130.5, T, None),      # the request ended: fine
     (Slot(0, pid=1, ready=True, answer_by=131.0), beat(129.5, busy=1, since=130.1), 131.5, T, None),   # another one
+    # an idle worker beats once a second: with --timeout 1 its silence counts past 2 s only
+    (Slot(0, pid=1, ready=True), beat(100.0), 101.9, Timeouts(1.0, 60.0), None),
+    (Slot(0, pid=1, ready=True), beat(100.0), 102.1, Timeouts(1.0, 60.0), Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(100.0, busy=1, since=100.0), 101.1, Timeouts(1.0, 60.0), Overdue.ANSWER),
 ]
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import SCRIPTS, get, wait_for
+from conftest import SCRIPTS, get, no_cgroups, wait_for
 
 sys.path.insert(0, SCRIPTS)
 import timeouts  # noqa: E402
@@ -22,6 +22,7 @@ def alive(pid):
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_threads_the_hung_request_gets_504_and_its_neighbours_finish():
     r = timeouts.threads_episode(threads=4, timeout=3.0)
@@ -37,6 +38,7 @@ def test_threads_the_hung_request_gets_504_and_its_neighbours_finish():
     assert "SIGABRT" not in log
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_threads_a_probe_with_a_free_thread_never_waits():
     """With a thread to spare (the hung one, three neighbours, one more), the /health probe
@@ -69,6 +71,7 @@ def test_the_hung_requests_child_goes_with_it(threads):
                          % r["children"][0], r["log"]), r["log"]
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("threads", [1, 4])
 def test_stuck_in_c_the_worker_is_aborted_after_the_grace(threads):
@@ -98,6 +101,7 @@ def test_a_killed_workers_children_go_and_a_clean_exits_stay(server):
     assert wait_for(lambda: not s.master_zombies(), 5)   # the master reaps it still
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("threads", [1, 4])
 def test_the_app_extends_its_own_timeout(server, threads):
@@ -118,9 +122,10 @@ def freezer_or_skip():
     try:
         return timeouts.Freezer()
     except OSError as exc:
-        pytest.skip("needs a cgroup v1 freezer this process may make a child of (root): %s" % exc)
+        no_cgroups("needs a cgroup v1 freezer this process may make a child of (root): %s" % exc)
 
 
+@pytest.mark.cgroup
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("workers", [1, 4])
 def test_a_frozen_dyno_kills_nobody(workers):
