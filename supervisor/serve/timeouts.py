@@ -54,28 +54,28 @@ def raise_in_app(w, frame):
 
 
 def answer_threads(w, now):
-    """With threads, from the loop: answer 504 to every request in a thread past its deadline.
-    The first time, log every thread's stack (where the stuck one is)."""
+    """With threads, from the loop: answer 504 to every request in a thread past its deadline
+    (one whose client left already counts too: its thread is stuck all the same). The first
+    time, log every thread's stack (where the stuck one is)."""
     timeout = w.cfg.timeout
     if not timeout:
         return
-    starts = w.meter.starts
-    late = []
-    for conn in list(w.conns.values()):
-        key = conn.key
-        entry = starts.get(key) if conn.running and key is not None else None
-        if entry is None or now - entry[0] < timeout - SLACK:
-            continue
-        answer_504(conn)
-        rearm(w, conn)
-        late.append((entry[1].decode("latin-1"), now - entry[0]))
+    late = {key: entry for key, entry in list(w.meter.starts.items())
+            if now - entry[0] >= timeout - SLACK and entry not in w.answered}
     if not late:
         return
-    named = ", ".join("%s after %.1fs" % x for x in late)
+    starts = w.meter.starts
+    for conn in list(w.conns.values()):
+        key = conn.key
+        if conn.running and key in late and starts.get(key) is late[key]:   # that request, not its thread's next
+            answer_504(conn)
+            rearm(w, conn)
+    w.answered = set(late.values()) | (w.answered & set(w.meter.starts.values()))
+    named = ", ".join("%s after %.1fs" % (entry[1].decode("latin-1"), now - entry[0]) for entry in late.values())
     if w.timed_out:
         w.log.warning("worker=%d pid=%d: answered 504 to %s (--timeout %g)", w.slot, w.pid, named, timeout)
         return
-    w.timed_out = late[0][1]
+    w.timed_out = max(now - entry[0] for entry in late.values())
     w.log.warning("worker=%d pid=%d: answered 504 to %s (--timeout %g); its threads' stacks follow",
                   w.slot, w.pid, named, timeout)
     w.log.stream.flush()

@@ -83,6 +83,7 @@ class Worker:
         self.timed_out = 0.0      # seconds its timed-out request had run when answered 504 (0: none)
         self.flags = 0            # heartbeat state flags (TIMED_OUT)
         self.extended = {}        # request key -> (its start, which request): extend_timeout's cap
+        self.answered = set()     # with threads: the meter's entries of the requests answered 504
         self.meter = Meter(beats.mem if beats is not None else None, cell)
         self.ctx = self.context()
 

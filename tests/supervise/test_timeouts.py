@@ -3,6 +3,7 @@ sockets, real signals (scripts/timeouts.py runs the episodes and returns their f
 import os
 import re
 import signal
+import socket
 import sys
 import time
 
@@ -145,3 +146,19 @@ def test_a_quick_stop_reaches_the_apps_children_as_ctrl_c_did(server):
     child = int(get(s.port, "/spawn?60")[2])
     assert s.stop(signal.SIGINT) == 0
     assert wait_for(lambda: not alive(child), 5)
+
+
+@pytest.mark.timeout(60)
+def test_threads_a_hung_request_whose_client_left_still_recycles_the_worker(server):
+    """The client gave up (a router's own timeout) and its connection is gone: the stuck
+    thread is no less stuck, so the worker still leaves (no SIGABRT for its neighbours)."""
+    s = server("timeouts:app", "--timeout", "2", "--threads", "4", cwd=SCRIPTS, env={"PYTHONPATH": SCRIPTS})
+    worker = s.worker_pids()[0]
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(b"GET /hang HTTP/1.1\r\nHost: t\r\n\r\n")
+    time.sleep(0.5)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")   # RST on close
+    c.close()
+    assert s.wait_log("stopped (timeout: answered 504, recycled)", 10), s.log()
+    assert worker not in s.worker_pids() and "SIGABRT" not in s.log()
+    assert get(s.port, "/health")[0] == 200
