@@ -108,7 +108,7 @@ class Server:
 
 
 def is_worker_title(title):
-    return "worker" in title and "template" not in title and "mold" not in title
+    return bool(re.search(r"\bworker\b", title)) and "template" not in title and "mold" not in title
 
 
 def memory(pid):
