@@ -35,6 +35,11 @@ Then, with the load stopped and the worker set settled:
     forked-in-load 1st ms workers started during the load (a refork's), the app's own time
                           of their first request (memapps/probe.py), against the first workers'
 
+PSS divides each shared page among all the processes that map it, on the whole machine:
+the pages of libpython and the shared libraries are shared with every other Python running,
+so PSS moves a little with what else runs; USS (pages only this process maps) does not.
+Run it on a quiet machine, all modes in one run (as here) so they see the same neighbours.
+
 The apps need Django and Flask (and the gunicorn mode gunicorn) importable by --python;
 they are not pyfork's dependencies. Missing ones are named with the pip command, or
 installed with --install.
