@@ -364,6 +364,11 @@ class Connection(Responder, NoSwitch):
         """Idle: no request being read or answered (the keep-alive timeout applies)."""
         return self.env is None
 
+    def reclaimable(self):
+        """May be closed to make room when the worker is out of descriptors (fdlimit.py):
+        idle between requests, or still reading a request's head; never mid-body."""
+        return self.env is None or self.head_bytes is not None
+
     def cut(self):
         """End the connection after what is already queued (the app failed mid-body)."""
         self.close()

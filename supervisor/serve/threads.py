@@ -276,6 +276,10 @@ class ThreadedConnection(Connection):
     def between_requests(self):
         return self.env is None and not self.running and not self.queued and self.unsent is None
 
+    def reclaimable(self):
+        return (not (self.running or self.queued) and self.unsent is None and self.refusal is None
+                and super().reclaimable())
+
     def cut(self):
         """From a thread: the app failed mid-body; the loop closes after what is queued."""
         self.keep = False
@@ -355,7 +359,7 @@ def serve(w, tick, shed_hold, batch):
     def waiting():
         return any(map(queued, socks))
     while True:
-        events = poll(tick)
+        events = poll(w.wait)    # `tick`, or shorter while the listeners rest (Worker.out_of_fds)
         clock.now = now = monotonic()
         for fd, mask in events:
             conn = conns.get(fd)
@@ -376,7 +380,7 @@ def serve(w, tick, shed_hold, batch):
                 w.on_signals()
         clock.shed, pool.waited_at = threaded_shed(now, shed_hold, pool.slow_at, pool.waited_at,
                                                    pool.inflight >= w.threads and not w.stopping, waiting)
-        room = pool.inflight < w.threads + AHEAD
+        room = pool.inflight < w.threads + AHEAD and not w.paused
         if room != w.listening and not w.stopping:
             w.listen(room)
         if w.access_log:

@@ -5,10 +5,12 @@ requests, idle keep-alive connections) costs only a registered fd. Listeners are
 registered with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
 """
 import dataclasses
+import errno
 import faulthandler
 import gc
 import os
 import random
+import resource
 import select
 import signal
 import sys
@@ -18,7 +20,7 @@ import time
 import setproctitle
 
 from . import accesslog
-from .. import exits, hooks
+from .. import exits, fdlimit, hooks
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
@@ -76,6 +78,9 @@ class Worker:
         self.second = 0
         self.threads = cfg.threads
         self.pool = None
+        self.strain = None        # out of file descriptors: the episode (fdlimit.Strain), else None
+        self.paused = False       # the listeners rest: accept() was refused and nothing could be closed
+        self.wait = TICK          # the longest an idle loop sleeps (shorter while the listeners rest)
         self.meter = Meter(beats.mem if beats is not None else None, cell)
         self.ctx = self.context()
 
@@ -148,7 +153,7 @@ class Worker:
         ep.register(self.signals.r, select.EPOLLIN)
         self.clock.now = now = time.monotonic()
         self.tick(now)
-        self.next_tick = now + TICK
+        self.next_tick = self.due = now + TICK
         if self.pool is None:
             self.serve_one_at_a_time()
         else:
@@ -204,9 +209,11 @@ class Worker:
             if shed_until and now >= shed_until:
                 shed_until = 0.0
                 clock.shed = False            # no longer saturated: keep-alive again
-            if now >= self.next_tick or meter.requests >= max_requests or self.stopping:
+            if now >= self.due or meter.requests >= max_requests or self.stopping:
                 if self.end_turn(now):
                     return
+                if timeout > SETTLE:
+                    timeout = self.wait
 
     def after_slow_turn(self, carry, events, now, shed_until):
         """The turn after a slow one: its events are the ones the slow turn left, first, then
@@ -245,9 +252,16 @@ class Worker:
             self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                           self.slot, os.getpid(), self.max_requests)
             self.stop()
+        if self.paused and fdlimit.resumes(self.strain, now, len(self.conns)):
+            self.strain = fdlimit.resumed(self.strain)
+            self.paused = False
+            self.wait = TICK
+            if not self.stopping:
+                self.listen(True)
         if now >= self.next_tick:
             self.next_tick = now + TICK
             self.tick(now)
+        self.due = now if self.paused else self.next_tick    # while paused, look every turn
         return self.stopping and (not self.conns or now >= self.deadline)
 
     def accept(self, lsock, tmpl, kind, batch=ACCEPT_BATCH):
@@ -271,7 +285,10 @@ class Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return False     # another worker took it
         except OSError as exc:
-            self.log.error("accept failed: %s (too many open files? raise ulimit -n)", exc)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self.out_of_fds(exc)
+            else:
+                self.log.error("worker=%d accept failed: %s", self.slot, exc)
             return False
         base = tmpl.copy()
         if type(addr) is tuple:
@@ -297,6 +314,29 @@ class Worker:
                 conn.mask = conn.wants()
                 self.ep.register(conn.fd, conn.mask)
         return True
+
+    def out_of_fds(self, exc):
+        """accept() refused for lack of descriptors: close the quiet connections fdlimit
+        chooses (room for the next accept), or rest the listeners until one of ours closes
+        or fdlimit.BACKOFF passes; the listeners stay readable, so polling on would spin."""
+        now, conns = self.clock.now, self.conns
+        closable = [(c.last, fd) for fd, c in conns.items() if c.reclaimable()]
+        r = fdlimit.refused(self.strain, now, closable, len(conns), "[Errno %d] %s" % (exc.errno, exc.strerror))
+        self.strain = r.strain
+        if r.say is not None:
+            self.say(r.say, r.strain, now)
+        for fd in r.close:
+            conns[fd].close()
+        if r.strain.paused_until is not None and not self.paused:
+            self.paused = True
+            self.wait = fdlimit.BACKOFF
+            if self.listening:
+                self.listen(False)
+        self.due = now       # end_turn looks at the pause every turn while it lasts
+
+    def say(self, say, strain, now):
+        self.log.warning(fdlimit.line(say, strain, now, "worker=%d pid=%d" % (self.slot, self.pid),
+                                      resource.getrlimit(resource.RLIMIT_NOFILE)[0], len(self.conns)))
 
     def trust(self, peer):
         ok = peer_trusted(peer, self.cfg.forwarded_allow_ips)
@@ -365,6 +405,11 @@ class Worker:
             self.second = second
             self.clock.date = ("Date: %s\r\nServer: %s\r\n" % (http_date(second), SERVER)).encode()
         self.close_idle(now, STOP_IDLE if self.stopping else self.cfg.keepalive)
+        if self.strain is not None:
+            strain = self.strain
+            self.strain, say = fdlimit.tick(strain, now)
+            if say is not None:
+                self.say(say, self.strain or strain, now)    # OVER tells the ended episode's totals
         if os.getppid() != self.ppid:
             self.log.warning("worker=%d: the master is gone; exiting", self.slot)
             os._exit(exits.OK)
