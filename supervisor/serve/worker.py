@@ -10,7 +10,6 @@ import faulthandler
 import gc
 import os
 import random
-import resource
 import select
 import signal
 import sys
@@ -20,11 +19,12 @@ import time
 import setproctitle
 
 from . import accesslog
-from .. import exits, fdlimit, hooks
+from .. import exits, hooks
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
 from .meter import Meter
+from .nofds import OutOfFds
 from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
@@ -51,7 +51,9 @@ SHED_HOLD = 1.0   # seconds a saturated worker keeps answering "Connection: clos
 SERVER = "pyfork"
 
 
-class Worker:
+class Worker(OutOfFds):
+    TICK = TICK      # for OutOfFds: the idle wait it restores after a rest
+
     def __init__(self, cfg, slot, cell, listeners, app, beats, log, ppid, ready_fd):
         self.cfg = cfg
         self.slot = slot          # the stable slot number (Unicorn's nr): worker 3 stays worker 3
@@ -252,12 +254,8 @@ class Worker:
             self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                           self.slot, os.getpid(), self.max_requests)
             self.stop()
-        if self.paused and fdlimit.resumes(self.strain, now, len(self.conns)):
-            self.strain = fdlimit.resumed(self.strain)
-            self.paused = False
-            self.wait = TICK
-            if not self.stopping:
-                self.listen(True)
+        if self.paused:
+            self.rest_over(now)
         if now >= self.next_tick:
             self.next_tick = now + TICK
             self.tick(now)
@@ -314,29 +312,6 @@ class Worker:
                 conn.mask = conn.wants()
                 self.ep.register(conn.fd, conn.mask)
         return True
-
-    def out_of_fds(self, exc):
-        """accept() refused for lack of descriptors: close the quiet connections fdlimit
-        chooses (room for the next accept), or rest the listeners until one of ours closes
-        or fdlimit.BACKOFF passes; the listeners stay readable, so polling on would spin."""
-        now, conns = self.clock.now, self.conns
-        closable = [(c.last, fd) for fd, c in conns.items() if c.reclaimable()]
-        r = fdlimit.refused(self.strain, now, closable, len(conns), "[Errno %d] %s" % (exc.errno, exc.strerror))
-        self.strain = r.strain
-        if r.say is not None:
-            self.say(r.say, r.strain, now)
-        for fd in r.close:
-            conns[fd].close()
-        if r.strain.paused_until is not None and not self.paused:
-            self.paused = True
-            self.wait = fdlimit.BACKOFF
-            if self.listening:
-                self.listen(False)
-        self.due = now       # end_turn looks at the pause every turn while it lasts
-
-    def say(self, say, strain, now):
-        self.log.warning(fdlimit.line(say, strain, now, "worker=%d pid=%d" % (self.slot, self.pid),
-                                      resource.getrlimit(resource.RLIMIT_NOFILE)[0], len(self.conns)))
 
     def trust(self, peer):
         ok = peer_trusted(peer, self.cfg.forwarded_allow_ips)
@@ -406,10 +381,7 @@ class Worker:
             self.clock.date = ("Date: %s\r\nServer: %s\r\n" % (http_date(second), SERVER)).encode()
         self.close_idle(now, STOP_IDLE if self.stopping else self.cfg.keepalive)
         if self.strain is not None:
-            strain = self.strain
-            self.strain, say = fdlimit.tick(strain, now)
-            if say is not None:
-                self.say(say, self.strain or strain, now)    # OVER tells the ended episode's totals
+            self.strain_tick(now)
         if os.getppid() != self.ppid:
             self.log.warning("worker=%d: the master is gone; exiting", self.slot)
             os._exit(exits.OK)
