@@ -41,7 +41,7 @@ class Connection(Responder, NoSwitch):
                  "url", "env", "fields_left", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
                  "cur", "start", "write_cb", "framed", "answered", "upgrading", "pending",
-                 "line", "host", "exact")
+                 "line", "host", "exact", "authority")
 
     def __init__(self, ctx, sock, base, trust):
         self.ctx = ctx
@@ -62,6 +62,7 @@ class Connection(Responder, NoSwitch):
         self.upgrading = False     # an Upgrade or CONNECT request is being read
         self.pending = None        # (its body's framing, its environ once the head is read)
         self.host = _UNSEEN        # the Host of this connection's last request, found valid
+        self.authority = None      # an absolute-form target's, for HTTP_HOST (check_head puts it there)
         # one bound method per connection, not per request
         self.start = self.start_response
         self.write_cb = self.write
@@ -243,10 +244,14 @@ class Connection(Responder, NoSwitch):
 
     def new_target(self, method, env):
         """A request line not in its method's cache: only origin-form targets are
-        remembered; the other forms are checked against the method and Host every time."""
+        remembered; the other forms are checked against the method every time. An
+        absolute-form target's authority becomes HTTP_HOST in check_head (RFC 9112 3.2.2),
+        after the Host field itself was checked, so such a request is not plain."""
         url = self.url
         if url[:1] != b"/":
-            strict.check_target(url.decode("latin-1"), method.decode("latin-1"), env.get("HTTP_HOST"))
+            self.authority = strict.check_target(url.decode("latin-1"), method.decode("latin-1"))
+            if self.authority is not None and self.plain:
+                self.plain = None
         return request_line(method, url, targets_of(method))
 
     def check_head(self, env):
@@ -262,6 +267,8 @@ class Connection(Responder, NoSwitch):
             check_host(host, protocol)
         if host is not None:
             self.host = host
+        if self.authority is not None:
+            env["HTTP_HOST"], self.authority = self.authority, None     # RFC 9112 3.2.2
         if self.plain is not False:
             self.plain = None     # no framing header: nothing more to check
             return
