@@ -287,8 +287,16 @@ class Connection(Responder, NoSwitch):
         expect = env.get("HTTP_EXPECT")
         if expect is not None and (te is not None or (length is not None and length != "0")):
             strict.check_expect(expect)
-            if protocol == "HTTP/1.1" and not self.out:
-                self._send(CONTINUE)
+            if protocol == "HTTP/1.1":
+                self.send_continue()
+
+    def send_continue(self):
+        """"100 Continue", after the responses to requests pipelined ahead (in `out` until
+        this read's flush), else now: the client may wait for it before sending the body."""
+        if self.out:
+            self.out.append(CONTINUE)
+        else:
+            self._send(CONTINUE)
 
     def on_body(self, data):
         body = self.body
