@@ -24,7 +24,7 @@ from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrad
 from ..supervise.listeners import queued
 from .connection import CONTINUE, Connection
 from .context import threaded_shed
-from .fileparts import FilePart, close_parts, in_order
+from .fileparts import FileOut, close_parts, in_order
 from .respond import MSG_DONTWAIT, _Gone, refusal
 from .wsgi import error_response
 
@@ -35,7 +35,6 @@ from .wsgi import error_response
 AHEAD = 1
 SLOW_WAIT = 0.01         # a request that waited this long for a thread (or ran this long in one)
 HIGH_WATER = 1 << 20     # bytes a streamed response may have unsent before its thread waits
-BLOCK = 1 << 16          # bytes read from a file per hand-over
 
 
 class Pool:
@@ -123,7 +122,7 @@ class Pool:
         os.close(self.w)
 
 
-class ThreadedConnection(Connection):
+class ThreadedConnection(FileOut, Connection):
     """A Connection whose requests run in the pool. Loop side: on_readable, drain, on_writable.
     Thread side: work (and flush, which hands output to the loop instead of sending it)."""
     __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask",
@@ -286,32 +285,6 @@ class ThreadedConnection(Connection):
         if self.unsent is None and not self.keep and not self.running and not self.queued:
             self.close()
 
-    def write_in_order(self):
-        """on_writable with file parts queued: each item in turn, as far as the socket takes."""
-        while self.unsent is not None:
-            data = self.unsent
-            try:
-                if type(data) is FilePart:
-                    if not data.send(self.fd):
-                        break
-                else:
-                    n = self.sock.send(data, MSG_DONTWAIT)
-                    self.pool.wrote(self, n)
-                    if n < len(data):
-                        self.unsent = data[n:]
-                        break
-            except BlockingIOError:
-                break
-            except (OSError, EOFError):
-                self.close()
-                return
-            self.last = self.ctx.clock.now
-            self.unsent = self.later.popleft() if self.later else None
-        if self.unsent is None:
-            self.later = None
-            if not self.keep and not self.running and not self.queued:
-                self.close()
-
     def between_requests(self):
         return self.env is None and not self.running and not self.queued and self.unsent is None
 
@@ -371,29 +344,6 @@ class ThreadedConnection(Connection):
             self.queued.append(CONTINUE)
         else:
             self._send(CONTINUE)
-
-    def send_file_body(self, fileno, offset, length):
-        """sendfile, by the loop (fileparts.py): the thread hands it the file and returns."""
-        try:
-            self.out.append(FilePart(fileno, offset, length))
-        except OSError:
-            return self.read_file_body(fileno, offset, length)    # no fd for a duplicate
-        self.flush()
-        return length
-
-    def read_file_body(self, fileno, offset, length):
-        """Without a FilePart: the file is read in blocks and handed to the loop like any
-        streamed body."""
-        sent = 0
-        while sent < length:
-            data = os.pread(fileno, min(BLOCK, length - sent), offset + sent)
-            if not data:
-                self.keep = False   # the file shrank under us
-                break
-            self.out.append(data)
-            sent += len(data)
-            self.flush()
-        return sent
 
 
 # -- the worker's loop with threads ---------------------------------------------------------
