@@ -154,8 +154,8 @@ TABLE = (
     Row("permit_unconventional_http_method", ("--permit-unconventional-http-method",), R, _STRICT, _SW, False),
     Row("permit_unconventional_http_version", ("--permit-unconventional-http-version",), R, _STRICT, _SW, False),
     Row("casefold_http_method", ("--casefold-http-method",), R, _STRICT, _SW, False),
-    Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME and PATH_INFO from the request "
-        "alone; mount the app's prefix in the app", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
+    Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME from the environment variable "
+        "of that name (as Gunicorn does) and PATH_INFO from the request, never from a header", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
     Row("header_map", ("--header-map",), S, "header_map: drop (the default) or refuse; 'dangerous' is refused"),
     Row("asgi_loop", ("--asgi-loop",), H, _ONLY % "ASGI workers"),
     Row("asgi_lifespan", ("--asgi-lifespan",), H, _ONLY % "ASGI workers"),

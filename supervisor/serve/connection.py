@@ -252,7 +252,7 @@ class Connection(Responder, NoSwitch):
             self.authority = strict.check_target(url.decode("latin-1"), method.decode("latin-1"))
             if self.authority is not None and self.plain:
                 self.plain = None
-        return request_line(method, url, targets_of(method))
+        return request_line(method, url, targets_of(method), self.ctx.mount)
 
     def check_head(self, env):
         """The checks a request with a framing header, another version, a Connection field

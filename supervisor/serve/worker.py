@@ -29,7 +29,7 @@ from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, http_date, listener_environ, peer_trusted
+from .wsgi import base_environ, http_date, listener_environ, mount_point, peer_trusted
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -130,6 +130,12 @@ class Worker(OutOfFds):
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         base["wsgi.multithread"] = self.threads > 1
+        try:      # read as Gunicorn reads it, after the app's import (which may set it)
+            base["SCRIPT_NAME"], mount = mount_point(os.environ.get("SCRIPT_NAME", ""))
+        except ValueError as exc:
+            self.log.error("worker=%d: %s", self.slot, exc)
+            return exits.USAGE
+        self.ctx = dataclasses.replace(self.ctx, mount=mount)
         self.listeners = [(sock, listener_environ(base, sock.getsockname())) for sock in self.listeners]
         gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
