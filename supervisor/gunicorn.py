@@ -86,8 +86,7 @@ TABLE = (
     Row("worker_tmp_dir", ("--worker-tmp-dir",), H, "pyfork's heartbeat is shared memory, not a file"),
     Row("user", ("-u", "--user"), S, "user"),
     Row("group", ("-g", "--group"), S, "group"),
-    Row("umask", ("-m", "--umask"), R, "pyfork keeps the umask it was started with; set it where pyfork is "
-        "started (`umask 007` in the shell, UMask= in a systemd unit)", Arg.VALUE, 0),
+    Row("umask", ("-m", "--umask"), S, "umask"),
     Row("initgroups", ("--initgroups",), H, "with --user, pyfork always sets the worker's groups with initgroups", _SW),
     Row("tmp_upload_dir", (), H, "unused by Gunicorn too; pyfork spools bodies over 1 MiB to a temporary file", _NO),
     Row("secure_scheme_headers", (), R, "pyfork trusts X-Forwarded-Proto alone, from --forwarded-allow-ips; "

@@ -28,14 +28,14 @@ def start(master):
     inherited = os.environ.pop("PYFORK_OLD_WORKERS", "")
     master.table.inherited = [int(p) for p in inherited.split(",") if p.isdigit()]
     try:
-        master.listeners = bind(master.cfg, inherited_fds(master.environ))
+        master.ids = user_ids(master.cfg.user, master.cfg.group)
+        master.listeners = bind(master.cfg, inherited_fds(master.environ), master.ids)
         if master.cfg.preload:
             master.app, code = load_logged(master.cfg.app, master.log, "the master (--preload)")
             if code is not None:
                 return code
             gc.collect()
             gc.freeze()   # keep the collector from touching (and so copying) shared pages
-        master.ids = user_ids(master.cfg.user, master.cfg.group)
         if master.cfg.pidfile:
             write_pidfile(master.cfg.pidfile, master.pid)
         open_observers(master)
