@@ -84,10 +84,11 @@ max_requests = 0
 # --- sharing memory -----------------------------------------------------------------------
 # Import the app once in the master, then gc.freeze(), then fork: workers share the app's
 # pages copy-on-write, and the frozen objects are never touched by the collector, so the
-# pages stay shared. Each worker then costs only what it writes. Open no database
-# connections or threads at import time (they would be shared by every worker, or lost in
-# the fork): open them on first use, or in a post_fork hook. A HUP reload keeps the app
-# the master imported; on Heroku new code arrives by deploy, which restarts the dyno.
+# pages stay shared. Each worker then costs only what it writes. What the import leaves
+# open is checked before the first fork: a database connection, a thread or a child
+# process in the master would be shared by every worker, so pyfork refuses to start and
+# names it (close it in when_ready: connections.close_all() for Django). A HUP re-executes
+# the master once the new code imports, so new code serves. README: "Preloading safely".
 preload = True
 
 # --- metrics ----------------------------------------------------------------------------

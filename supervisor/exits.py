@@ -5,6 +5,8 @@ USAGE = 2          # bad flag, setting, environment value, app name or bind addr
 WORKER_BOOT = 3    # workers kept dying before they ever served (crash loop at boot)
 APP_LOAD = 4       # the app raised while being imported
 HOOK = 5           # a server hook from the config file raised (its traceback is logged)
+PRELOAD_UNSAFE = 6  # --preload, and the app's import left sockets, threads or children to share
+REFORK_REFUSED = 7  # a worker told to become the refork template holds what it cannot share
 KILLED_BY_US = -1000   # an exit "code" for a SIGKILL the master sent itself
 
 MEANING = {
@@ -14,6 +16,8 @@ MEANING = {
     WORKER_BOOT: "workers failed to boot",
     APP_LOAD: "the app failed to load",
     HOOK: "a config-file hook raised",
+    PRELOAD_UNSAFE: "the preloaded app holds what workers cannot share",
+    REFORK_REFUSED: "the refork template holds what workers cannot share",
 }
 
 

@@ -3,11 +3,18 @@
 Error lines follow Gunicorn's shape, `[2026-11-27 06:00:00 +0000] [4242] [INFO] msg`,
 so log drains that already parse Gunicorn keep working. The access log formats
 Gunicorn's atoms from `accesslog.atoms`.
+
+Time stamps keep the zone pyfork started in (ZONE, read when this module is first
+imported, before any app is): an app may set TZ and call tzset() at import (Django does,
+from its TIME_ZONE setting), and the master's and workers' lines must not change zone
+halfway through a log.
 """
+import datetime
 import os
 import sys
 import time
 import traceback
+import zoneinfo
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 NAMES = {v: k.upper() for k, v in LEVELS.items()}
@@ -17,6 +24,26 @@ def _open(path, std, buffering=1):
     if path in (None, "-"):
         return std
     return open(path, "a", buffering=buffering, encoding="utf-8", errors="backslashreplace")
+
+
+def start_zone(environ=os.environ):
+    """The local time zone as of now: $TZ's zone, else /etc/localtime's, else today's offset."""
+    name = environ.get("TZ", "").lstrip(":")
+    try:
+        if name:
+            return zoneinfo.ZoneInfo(name)
+        with open("/etc/localtime", "rb") as f:
+            return zoneinfo.ZoneInfo.from_file(f)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return datetime.datetime.now().astimezone().tzinfo    # a POSIX TZ string, or no zone files
+
+
+ZONE = start_zone()
+
+
+def stamp(now, fmt="%Y-%m-%d %H:%M:%S %z"):
+    """`now` (seconds since the epoch) in the zone pyfork started in."""
+    return datetime.datetime.fromtimestamp(now, ZONE).strftime(fmt)
 
 
 class Log:
@@ -54,10 +81,8 @@ class Log:
             return
         if args:
             msg = msg % args
-        now = time.time()
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(now))
         try:
-            self.stream.write("[%s] [%d] [%s] %s\n" % (stamp, os.getpid(), NAMES[levelno], msg))
+            self.stream.write("[%s] [%d] [%s] %s\n" % (stamp(time.time()), os.getpid(), NAMES[levelno], msg))
             self.stream.flush()
         except (OSError, ValueError):
             pass   # a full disk or a closed stderr must not take the server down

@@ -17,7 +17,8 @@ from .sampler import PAGE, Gone, Sampler, timed
 GROWTH_WINDOW = 3600.0      # seconds of memory history kept per slot for the slope
 
 
-QUOTA_SOURCES = {"cgroup": "the cgroup", "flag": "--memory-quota", "machine": "the machine's memory"}
+QUOTA_SOURCES = {"cgroup": "the cgroup", "cgroup-parent": "a parent cgroup", "flag": "--memory-quota",
+                 "machine": "the machine's memory"}
 
 
 def make_sampler(cfg, log):
@@ -80,6 +81,7 @@ class Monitor:
         self.levels = {"tasks": 0}
         self.growth_warned = {}
         self.advice = None
+        self.steady = sizing.Steady()
         self.said = None
         self.last = {}             # slot -> its worker's last ProcSample
         self.busy = {}             # pid -> ((cpu seconds, busy seconds) anchor, last cpu_busy_share)
@@ -146,7 +148,9 @@ class Monitor:
         """-> ([(slot, why)] to recycle, the worker target for -w auto)."""
         (master, samples, dyno), cost = timed(self.collect, workers)
         slots = {slot.nr: slot for slot, _, _ in workers}
-        advice = sizing.advise(inputs(self.cfg, dyno, self.cpus), master, samples) if samples else None
+        fresh = sizing.advise(inputs(self.cfg, dyno, self.cpus), master, samples) if samples else None
+        self.steady = sizing.steady(self.steady, fresh, [s.requests for s in samples])
+        advice = self.steady.advice          # held until the measure settles, moved past noise only
         self.emit(master, samples, dyno, advice)
         self.last = {s.slot: s for s in samples}
         self.last_master, self.last_dyno = master, dyno

@@ -7,6 +7,7 @@ a user agent, T seconds, M milliseconds, D microseconds, L decimal seconds,
 p pid, {name}i request header, {name}o response header, {name}e environ.
 """
 import base64
+import datetime
 import functools
 import re
 import time
@@ -22,15 +23,22 @@ def _user(env):
     return "-"
 
 
-_stamp = [None, ""]
+_stamp = {}     # zone -> (its key, the text for that second)
+TIME = "[%d/%b/%Y:%H:%M:%S %z]"
 
 
-def _time(now):
-    """'[27/Nov/2026:06:00:00 +0000]', formatted once per second, not once per line."""
-    key = (int(now), time.timezone, time.altzone)     # a tzset() in between must show
-    if _stamp[0] != key:
-        _stamp[0], _stamp[1] = key, time.strftime("[%d/%b/%Y:%H:%M:%S %z]", time.localtime(key[0]))
-    return _stamp[1]
+def _time(now, zone=None):
+    """'[27/Nov/2026:06:00:00 +0000]', formatted once per second, not once per line, in
+    `zone` (a tzinfo: the worker gives the zone pyfork started in, log.ZONE, so that an app
+    calling tzset() does not move it), or with None the process's local zone of the moment."""
+    second = int(now)
+    key = (second, time.timezone, time.altzone) if zone is None else second   # a tzset() in between must show
+    cached = _stamp.get(zone)
+    if cached is None or cached[0] != key:
+        text = time.strftime(TIME, time.localtime(second)) if zone is None else \
+            datetime.datetime.fromtimestamp(second, zone).strftime(TIME)
+        _stamp[zone] = cached = (key, text)
+    return cached[1]
 
 
 def _micros(a):
@@ -112,8 +120,9 @@ def atoms(env, status, headers, sent, seconds, now, pid):
 _FIELD = re.compile(r"%%|%\(([^)]*)\)s")
 
 
-def compile_format(fmt):
-    """A Gunicorn access-log format -> line(env, status, headers, sent, seconds, now, pid).
+def compile_format(fmt, zone=None):
+    """A Gunicorn access-log format -> line(env, status, headers, sent, seconds, now, pid),
+    its time atom in `zone` (see _time).
 
     Worked out once per format: its text with a positional %s per atom, and the atoms'
     functions in order. `fmt % mapping` would call Atoms.__getitem__ through the mapping
@@ -132,7 +141,7 @@ def compile_format(fmt):
     except (TypeError, ValueError) as exc:
         raise ValueError("access log format %r: %s (atoms are written %%(h)s, a literal %% as %%%%)"
                          % (fmt, exc)) from None
-    getters = tuple(_getter(n) for n in names)
+    getters = tuple((lambda a: _time(a.now, zone)) if n == "t" else _getter(n) for n in names)
 
     def line(env, status, headers, sent, seconds, now, pid):
         a = Atoms(env, status, headers, sent, seconds, now, pid)

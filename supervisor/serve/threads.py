@@ -374,7 +374,7 @@ def serve(w, tick, shed_hold, batch):
                 rearm(w, conn)
             elif fd == pool.r:
                 for conn in pool.collect():
-                    w.meter.requests += conn.drain()
+                    w.meter.answered(conn.drain())
                     rearm(w, conn)
             elif fd in lmap:
                 if not w.stopping:

@@ -20,14 +20,16 @@ import setproctitle
 
 from . import accesslog
 from .. import exits, hooks
+from ..hooks import HookFailed
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
-from .meter import Meter
+from .meter import SERVED, Meter
 from .nofds import OutOfFds
 from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
+from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
 from .wsgi import base_environ, http_date, listener_environ, mount_point, peer_trusted
 
@@ -74,11 +76,13 @@ class Worker(OutOfFds):
         self.ppid = ppid
         self.conns = {}           # fd -> open connection (one that closes removes itself)
         self.stopping = False
+        self.molding = False      # told to become the refork template (SIGURG): stopping, listeners kept
+        self.refork_fds = None    # (requests in, answers out): the template's ends of the master's pipes
         self.deadline = None
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
         self.access_log = bool(cfg.access_logfile)
-        self.access_line = accesslog.compile_format(cfg.access_logformat) if self.access_log else None
+        self.access_line = accesslog.compile_format(cfg.access_logformat, ZONE) if self.access_log else None
         self.trusted = {}
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
@@ -120,7 +124,7 @@ class Worker(OutOfFds):
     def run(self):
         """Boot, serve, return an exit code (see exits.py)."""
         self.signals = Signals(WORKER)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)   # blocked by the master across fork
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(MASTER) | set(WORKER))   # blocked across fork
         faulthandler.enable(file=self.log.stream, all_threads=True)
         if "worker_abort" in self.cfg.hooks:
             # Gunicorn's way: a Python handler, so the hook can run. It runs only if the
@@ -148,10 +152,14 @@ class Worker(OutOfFds):
             os.write(self.ready_fd, b"r")    # wake the master: it may be waiting on us
         except OSError:
             pass
-        os.close(self.ready_fd)
+        if not self.cfg.refork_after:
+            os.close(self.ready_fd)    # kept with refork: a worker forked from this one says ready on it
         if self.threads > 1:
             self.pool = Pool(self.threads, self.meter, self.log)
         self.serve()
+        if self.molding:
+            from . import mold
+            return mold.become(self)
         return exits.OK
 
     def title(self):
@@ -185,7 +193,7 @@ class Worker(OutOfFds):
         after the events the slow turn left (`carry`: after_slow_turn)."""
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
-        times, at = meter.times, meter.at
+        times, at, cell = meter.times, meter.at, meter.cell
         access_log, max_requests, timeout, shed_until = self.access_log, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
@@ -196,6 +204,7 @@ class Worker(OutOfFds):
                 events, shed_until = self.after_slow_turn(carry, events, now, shed_until)
                 carry = None
             if events:
+                cell[SERVED] = meter.requests     # the count as of this turn, for a death line (meter.py)
                 until = now + SLICE
                 timeout = SETTLE  # the cell may say busy until the loop finds nothing to do: then settle
                 for fd, ev in events:
@@ -217,8 +226,8 @@ class Worker(OutOfFds):
                         timeout = 0
                         break
                 meter.busy_seconds += t - now
-            elif timeout == SETTLE:
-                meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
+            elif timeout != TICK:     # SETTLE, or 0 after a slow turn: settle either way, else
+                meter.settle(self.requests)   # poll(0) spins and the cell says busy for ever
                 self.rotate()
                 timeout = TICK
             if access_log:
@@ -341,6 +350,9 @@ class Worker(OutOfFds):
                 self.exit(exits.OK)
             elif cmd is Command.STOP:
                 self.stop()
+            elif cmd is Command.MOLD and self.refork_fds and not self.stopping:
+                self.molding = True       # finish what is in hand, then serve() returns into mold.become
+                self.stop()
             elif cmd is Command.REOPEN:
                 self.log.reopen()
                 faulthandler.enable(file=self.log.stream, all_threads=True)
@@ -373,7 +385,8 @@ class Worker(OutOfFds):
                 self.ep.unregister(sock.fileno())
             except (OSError, ValueError):
                 pass
-            sock.close()
+            if not self.molding:
+                sock.close()          # a template keeps them for the workers it forks
         self.close_idle(now, STOP_IDLE)
 
     def close_idle(self, now, idle):
@@ -408,3 +421,32 @@ class Worker(OutOfFds):
 
     def access(self, env, code, headers, sent, seconds):
         self.log.access(self.access_line(env, code, headers, sent, seconds, time.time(), self.pid))
+
+
+def live(worker, hook):
+    """In a process forked to be `worker`: run the config's `hook` (post_fork, or
+    post_refork in a worker forked from a template), the worker, then worker_exit, and
+    _exit with its code. Never returns: the parent's stack must not unwind here."""
+    code, ours = exits.ERROR, True     # ours: pyfork's code chose the exit code, not the app's
+    try:
+        hooks.call(worker.cfg.hooks, worker.log, hook, worker.server, worker)
+        code = worker.run()
+        hooks.call(worker.cfg.hooks, worker.log, "worker_exit", worker.server, worker)
+    except HookFailed:
+        code = exits.WORKER_BOOT
+    except SystemExit as exc:          # the app's sys.exit(): its code
+        code, ours = (exc.code, False) if isinstance(exc.code, int) else (exits.ERROR, True)
+    except BaseException:
+        worker.log.exception("worker=%d crashed", worker.slot)
+    finally:
+        try:
+            if ours:       # say so in the cell: the master labels the code as pyfork's only then
+                mark_exiting(worker.beats, worker.cell)
+        finally:
+            os._exit(code)
+
+
+def mark_exiting(beats, cell):
+    """The cell says the exit code to come is pyfork's own."""
+    b = beats.get(cell)
+    beats.set(cell, b.pid, b.state | heartbeat.EXITING, b.beat, b.requests, b.busy_seconds)

@@ -6,7 +6,7 @@ import signal
 import sys
 
 from . import plan, recycle
-from .. import hooks
+from .. import exits, hooks
 from ..config import AUTO, ConfigError
 from ..log import Log
 from .listeners import hand_over
@@ -15,7 +15,12 @@ from .listeners import hand_over
 def reload(master, now):
     """HUP: re-read the configuration (flags and environment as at start, the config
     file afresh), then replace every worker, each new one ready before its old one
-    stops. New workers import the app afresh unless it was preloaded."""
+    stops. New workers import the app afresh. A preloaded app lives in the master,
+    so forks of it would serve the old code (Gunicorn's issue #2449): then HUP re-executes
+    the master in place, as USR2 does, and the new master imports the new code."""
+    if master.cfg.preload:
+        probe(master, now)
+        return
     if master.reload_config is not None:
         try:
             cfg, _, notes = master.reload_config()
@@ -31,6 +36,55 @@ def reload(master, now):
         if slot.pid:
             master.see.reloaded(slot.nr, slot.pid)
     plan.reload(master.table, now)
+
+
+def probe(master, now):
+    """HUP with --preload, first step: import the new code in a process of its own
+    (`pyfork run ... --check-config`), so that code that fails to import leaves this
+    master and its workers serving, as a reload without --preload does. Its traceback
+    goes to the error log; the master re-executes once it exits 0 (probed)."""
+    if master.probe is not None:
+        master.log.warning("reload: still importing the new code in pid=%d; this HUP changes nothing", master.probe.pid)
+        return
+    argv = [sys.executable, "-m", "supervisor"] + sys.argv[1:] + ["--check-config"]
+    out = os.open(os.devnull, os.O_WRONLY)
+    try:
+        pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[
+            (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, master.log.stream.fileno(), 2)])
+    except (OSError, ValueError) as exc:
+        master.log.error("reload: cannot start a process to import the new code (%s); keeping the code in use", exc)
+        return
+    finally:
+        os.close(out)
+    master.probe = Probe(pid, now)
+    master.log.info("reload: the app is preloaded in the master; importing the new code in pid=%d first", pid)
+
+
+class Probe:
+    """The process importing new code for a HUP of a preloaded master."""
+    def __init__(self, pid, started):
+        self.pid, self.started = pid, started
+
+
+def probed(master, code):
+    """The import probe exited: re-execute the master (0), or keep everything as it is."""
+    master.probe = None
+    if code == 0:
+        master.log.info("reload: the new code imports; re-executing the master so that it serves (as USR2)")
+        reexec(master)
+    else:
+        master.log.error("reload: the new code failed to import (%s; its error is above); the master and its "
+                         "workers keep serving the code in use", exits.exit_description(code, ours=True))
+
+
+def probe_overdue(master, now):
+    """A probe still importing after --boot-timeout is killed (reaped, it reports its signal)."""
+    limit = master.cfg.boot_timeout
+    if master.probe is not None and limit and now - master.probe.started > limit:
+        master.log.error("reload: importing the new code took over %gs (--boot-timeout); stopping pid=%d",
+                         limit, master.probe.pid)
+        master.kill(master.probe.pid, signal.SIGKILL)
+        master.probe.started = float("inf")    # killed once
 
 
 def use_config(master, cfg, notes):

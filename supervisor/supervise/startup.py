@@ -7,7 +7,7 @@ import os
 import select
 import time
 
-from . import notify
+from . import notify, preload, reforking
 from .. import exits, hooks
 from ..config import AUTO
 from ..exits import StartError
@@ -28,14 +28,15 @@ def start(master):
     inherited = os.environ.pop("PYFORK_OLD_WORKERS", "")
     master.table.inherited = [int(p) for p in inherited.split(",") if p.isdigit()]
     try:
-        master.ids = user_ids(master.cfg.user, master.cfg.group)
+        master.ids = user_ids(master.cfg.user, master.cfg.group)     # before bind: they own unix sockets
         master.listeners = bind(master.cfg, inherited_fds(master.environ), master.ids)
+        before = preload.socket_fds() if master.cfg.preload else {}
         if master.cfg.preload:
+            t0 = time.monotonic()
             master.app, code = load_logged(master.cfg.app, master.log, "the master (--preload)")
             if code is not None:
                 return code
-            gc.collect()
-            gc.freeze()   # keep the collector from touching (and so copying) shared pages
+            master.preloaded_in = time.monotonic() - t0
         if master.cfg.pidfile:
             write_pidfile(master.cfg.pidfile, master.pid)
         open_observers(master)
@@ -45,6 +46,7 @@ def start(master):
     master.signals = Signals(MASTER)
     master.ready_r, master.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     master.heartbeat = Heartbeat()
+    reforking.open_channel(master)
     master.poller.register(master.signals.r, select.POLLIN)
     master.poller.register(master.ready_r, select.POLLIN)
     say_listening(master)
@@ -53,7 +55,40 @@ def start(master):
     master.title()
     hooks.call(master.cfg.hooks, master.log, "nworkers_changed", master, master.target, None)   # as Gunicorn does
     hooks.call(master.cfg.hooks, master.log, "when_ready", master)
+    if master.cfg.preload:
+        return check_preload(master, before)
     return None
+
+
+def check_preload(master, before):
+    """Just before the first fork: refuse (exit PRELOAD_UNSAFE) when the app's import or
+    when_ready left sockets, threads or children the workers would share; then freeze the
+    heap so that the collector does not touch (and so copy) the shared pages."""
+    t0 = time.monotonic()
+    held = preload.hazards(before, own_fds(master), master.table.inherited)
+    checked = time.monotonic() - t0
+    refusal, warning = preload.refusal(held), preload.warning(held)
+    if warning:
+        master.log.warning("%s", warning)
+    if refusal and not master.cfg.preload_unsafe:
+        master.log.error("%s", refusal)
+        return exits.PRELOAD_UNSAFE
+    if refusal:
+        master.log.warning("%s (forking anyway: --preload-unsafe)", refusal)
+    master.log.info("preload: the app was imported in the master in %.0fms; checked in %.1fms: %s",
+                    master.preloaded_in * 1000, checked * 1000,
+                    "nothing for the workers to share" if not refusal else "shared, as --preload-unsafe asks")
+    gc.collect()
+    gc.freeze()   # keep the collector from touching (and so copying) shared pages
+    return None
+
+
+def own_fds(master):
+    """The sockets the master opened after the app was imported: its servers and systemd's."""
+    fds = {fd for server in master.servers() for fd in server.fds()}
+    if master.notifier:
+        fds.add(master.notifier.sock.fileno())
+    return fds
 
 
 def open_observers(master):

@@ -9,18 +9,21 @@ import time
 
 import pytest
 
-from conftest import APPS, SCRIPTS, Server, get, wait_for
+from conftest import APPS, SCRIPTS, Server, get, no_cgroups, wait_for
 from supervisor.observe import metrics
 
 sys.path.insert(0, SCRIPTS)
 from dyno import Dyno, DynoError  # noqa: E402
 
 
+pytestmark = pytest.mark.cgroup
+
+
 def dyno(**kw):
     try:
         return Dyno(**kw).__enter__()
     except DynoError as exc:
-        pytest.skip("no cgroups to make a dyno here: %s" % exc)
+        no_cgroups(exc)
 
 
 def test_task_limit_guard_keeps_a_zombie_leak_under_the_limit():

@@ -6,6 +6,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from conftest import FIXTURES, get, wait_for
 from supervisor.observe import metrics
@@ -110,6 +111,7 @@ def test_thread_leak_is_recycled(server):
     assert wait_for(lambda: s.worker_pids() and s.worker_pids()[0] != first, 5)
 
 
+@pytest.mark.slow
 def test_master_stays_flat_over_many_samples(server):
     s = server("metrics_apps:app", "--metrics-interval", "0.002", "--metrics-log", os.devnull,
                "--log-level", "debug", workers=2)
