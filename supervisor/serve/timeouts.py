@@ -25,6 +25,7 @@ import time
 from .. import hooks
 from ..supervise import heartbeat
 from .respond import RequestTimeout, Responder
+from .fileparts import in_order
 from .threads import rearm
 from .wsgi import error_response
 
@@ -97,7 +98,10 @@ def answer_504(conn):
         conn.close()
         return
     data = error_response(504)
-    conn.unsent = memoryview(data) if conn.unsent is None else memoryview(bytes(conn.unsent) + data)
+    if conn.later is None:       # after what a response before it left unsent, in order
+        conn.unsent = memoryview(data) if conn.unsent is None else memoryview(bytes(conn.unsent) + data)
+    else:
+        conn.unsent, conn.later = in_order(conn.unsent, conn.later, [data])
     conn.on_writable()
 
 
