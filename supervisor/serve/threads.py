@@ -72,10 +72,12 @@ class Pool:
         out = conn.out
         with self.lock:
             if out:
-                if not conn.timed_out:        # else the loop answered 504 already: drop it
+                if not conn.timed_out:
                     size = sum(map(len, out))
                     conn.outbox.extend(out)
                     conn.backlog += size
+                else:
+                    close_parts(out)          # the loop answered 504 already: drop it (a file part's fd too)
                 out.clear()
             if finished:
                 conn.finished = True

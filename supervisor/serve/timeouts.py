@@ -50,7 +50,7 @@ def raise_in_app(w, frame):
     if f is None:
         return          # the loop, between requests
     w.timed_out = ran
-    w.next_tick = 0.0   # the loop's end_turn recycles the worker once the 504 is out
+    w.due = 0.0         # the loop's end_turn recycles the worker once the 504 is out
     raise RequestTimeout("the request ran %.1fs, past --timeout %g" % (ran, timeout))
 
 
