@@ -177,3 +177,42 @@ def memory_pressure(used, quota, mark, workers, master, leaving, metric="uss"):
     return Pressure(Act.RECYCLE, top.slot, why(
         Category.PRESSURE, value=used / MB, limit=quota / MB, pct=pct, mark=mark, metric=metric,
         private=top.private / MB, growth=_growth(top.rate)))
+
+
+# -- when a memory recycle does not help (issue 27) ----------------------------------------
+
+REGROW_WINDOW = 60.0     # seconds after a memory recycle in which growing back means it did not help
+REGROW_SHARE = 0.8       # of what its predecessor had grown: "back to the same size"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recycled:
+    """The last worker recycled for memory pressure: when, its slot and pid, what it had grown."""
+    when: float
+    slot: int
+    pid: int
+    grown: int
+
+
+def regrew(last, workers, now):
+    """The Held of the worker that replaced `last` (a Recycled, or None) when it has grown
+    back to REGROW_SHARE of its predecessor's growth within REGROW_WINDOW: recycling for
+    memory did not help, the same size comes back, and the next recycle would loop. Else None."""
+    if last is None or now - last.when > REGROW_WINDOW:
+        return None
+    for w in workers:
+        if w.slot == last.slot and w.pid != last.pid and w.grown >= REGROW_SHARE * last.grown:
+            return w
+    return None
+
+
+def needs_room(reason_, used, quota, mark, private):
+    """Whether a worker recycled for `reason_` (a Why) must be gone before its replacement
+    starts: when the dyno's memory now (`used`, bytes, the old worker in it) and one more
+    worker of its `private` size do not fit under the mark. Past the memory-pressure mark
+    they never do; a --max-worker-memory recycle, as measured; other leaks hold no memory."""
+    if reason_.category is Category.PRESSURE:
+        return True
+    if reason_.category is not Category.MEMORY or not quota or used is None:
+        return False
+    return used + private >= quota * (mark or 100) / 100.0
