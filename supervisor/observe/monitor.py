@@ -160,10 +160,14 @@ class Monitor:
         return out, max(near, memory_near, tasks / tasks_max if tasks_max else 0.0), self.regrown()
 
     def regrown(self):
-        """Why to step down when the memory guard found that a recycle did not help, else None."""
+        """Why to step down when the memory guard found that a recycle did not help, or
+        would not, else None."""
         if self.memory.regrown is None:
             return None
         (back, last), self.memory.regrown = self.memory.regrown, None
+        if last is None:
+            return ("recycling for memory would not help: every worker grew by %s or more, worker=%d within %.0fs "
+                    "of its start" % (metrics.mb(back.grown * recycle.REGROW_SHARE), back.slot, back.age))
         return ("recycling for memory did not help: worker=%d grew back %s within %.0fs of its "
                 "predecessor's recycle (it had grown %s)" % (back.slot, metrics.mb(back.grown),
                                                            time.monotonic() - last.when, metrics.mb(last.grown)))
@@ -238,6 +242,7 @@ class Monitor:
         step = fit.step_down(running, configured, floor, cause, each, a.fixed if a else 0,
                              a.inputs.quota if a else None, self.memory.mark or recycle.MEMORY_PRESSURE)
         if step is not None:
+            self.memory.hold_until = now + fit.SETTLE     # the retired worker's memory comes back first
             self.stepped = (now, step.line)
             self.cap = step.running
             self.log.warning("%s", step.line)

@@ -26,7 +26,7 @@ class MemoryGuard:
         self.log = log
         self.mark = mark               # percent of the quota; 0: off
         self.metric = metric
-        self.first = {}                # pid -> RSS at its first look
+        self.first = {}                # pid -> (RSS, time) at its first look
         self.points = {}               # pid -> [(t, RSS)] over RATE_WINDOW
         self.leaving = 0               # pid recycled for memory, until it is gone
         self.level = 0                 # the warning level last said
@@ -35,6 +35,7 @@ class MemoryGuard:
         self.recycled = None           # recycle.Recycled: the last pressure recycle
         self.regrown = None            # (Held, Recycled): it did not help; the monitor takes it
         self.used = None               # bytes, at the last check
+        self.hold_until = 0.0          # no recycle before: a step down's workers are leaving
 
     def rate(self, pid):
         return sizing.slope(self.points.get(pid, [])) / 3600.0
@@ -44,7 +45,7 @@ class MemoryGuard:
         alive = set()
         for _, pid, rss in looks:
             alive.add(pid)
-            self.first.setdefault(pid, rss)
+            self.first.setdefault(pid, (rss, now))
             pts = self.points.setdefault(pid, [])
             pts.append((now, rss))
             while pts and pts[0][0] < now - RATE_WINDOW:
@@ -99,16 +100,17 @@ class MemoryGuard:
         if not past or used < quota * self.mark / 100.0:
             self.said = False
             return None, None, near
-        held = [recycle.Held(slot, pid, self.private(pid, rss), rss - self.first.get(pid, rss), self.rate(pid))
-                for slot, pid, rss in looks]
+        held = [recycle.Held(slot, pid, self.private(pid, rss), rss - self.first.get(pid, (rss, now))[0],
+                             self.rate(pid), now - self.first.get(pid, (rss, now))[1]) for slot, pid, rss in looks]
         master = self.private(self.master_pid, master_rss)
-        p = recycle.memory_pressure(used, quota, self.mark, held, master, self.still_leaving(), self.metric)
+        leaving = self.still_leaving() or now < self.hold_until
+        p = recycle.memory_pressure(used, quota, self.mark, held, master, leaving, self.metric)
         if p.act is recycle.Act.RECYCLE:
-            back = recycle.regrew(self.recycled, held, now)
-            if back is not None and self.step_down:
-                self.regrown, self.recycled = (back, self.recycled), None
-                return None, None, near
             top = next(h for h in held if h.slot == p.slot)
+            back = recycle.regrew(self.recycled, held, now)
+            if self.step_down and (back is not None or recycle.will_regrow(top, held)):
+                self.regrown, self.recycled = (back or top, self.recycled), None
+                return None, None, near
             self.leaving = top.pid
             self.recycled = recycle.Recycled(now, top.slot, top.pid, top.grown)
             return p.slot, p.why, near

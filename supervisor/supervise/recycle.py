@@ -119,6 +119,7 @@ class Held:
     private: int           # bytes: USS (RSS where smaps_rollup is unreadable)
     grown: int             # bytes gained since its first look (its boot size)
     rate: float            # bytes per second, over the last few seconds
+    age: float = 0.0       # seconds since its first look
 
 
 class Act(enum.Enum):
@@ -204,6 +205,15 @@ def regrew(last, workers, now):
         if w.slot == last.slot and w.pid != last.pid and w.grown >= REGROW_SHARE * last.grown:
             return w
     return None
+
+
+def will_regrow(top, workers):
+    """Whether a recycle of `top` (the Held the guard would recycle) cannot help, seen
+    before it is tried: every worker has grown as much as it (REGROW_SHARE), and it did so
+    within REGROW_WINDOW of its start. Its replacement would grow back as fast: the count
+    does not fit. (A slow leak shared by all workers is old; a spike is one worker's.)"""
+    return top.age <= REGROW_WINDOW and len(workers) > 1 and \
+        all(w.grown >= REGROW_SHARE * top.grown for w in workers)
 
 
 def needs_room(reason_, used, quota, mark, private):

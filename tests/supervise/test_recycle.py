@@ -121,3 +121,17 @@ def test_regrew(last, workers, now, back):
 def test_needs_room(why, used, private, room):
     assert recycle.needs_room(why, used, Q, 90, private) is room
     assert recycle.needs_room(why, None, None, 90, private) is (why.category is recycle.Category.PRESSURE)
+
+
+def young(slot, private_mb, grown_mb, age):
+    return Held(slot, 100 + slot, private_mb * MB, grown_mb * MB, 0.0, age)
+
+
+@pytest.mark.parametrize("workers, regrow", [
+    ([young(0, 170, 150, 3), young(1, 168, 148, 2), young(2, 165, 140, 1)], True),    # 3 x 170 fresh: the count
+    ([young(0, 170, 150, 300), young(1, 168, 148, 290), young(2, 165, 140, 280)], False),   # a slow leak all share
+    ([young(0, 170, 150, 3), young(1, 40, 20, 2), young(2, 40, 20, 1)], False),       # one worker's spike
+    ([young(0, 170, 150, 3)], False),                                                  # one worker: nothing to spare
+])
+def test_will_regrow(workers, regrow):
+    assert recycle.will_regrow(workers[0], workers) is regrow
