@@ -229,10 +229,13 @@ def report(out):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("runs", nargs="*", default=list(RUNS), choices=list(RUNS) + [[]])
+    ap.add_argument("runs", nargs="*", metavar="RUN", help="auto, fixed, util (default: all three)")
     ap.add_argument("--seconds", type=float, help="load seconds per run (default: each run's own)")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
+    unknown = [r for r in args.runs if r not in RUNS]
+    if unknown:
+        ap.error("unknown run %s; known: %s" % (", ".join(unknown), ", ".join(RUNS)))
     results = []
     for name in args.runs or list(RUNS):
         out = run(name, args.seconds)

@@ -147,14 +147,21 @@ def advice_key(advice):
     return advice.workers, advice.limited_by, advice.suggest_threads
 
 
-def interval_use(before, fleet, elapsed, threads):
-    """Thread-seconds in requests and thread-seconds of capacity over one interval.
-    before: {pid: busy seconds at the last sample}; fleet: [(pid, busy seconds now,
-    uptime)] of the workers sampled now; elapsed: seconds since the last sample. A worker
-    new since then counts from its start; its capacity only for the time it was up."""
-    busy = sum(max(0.0, b - before.get(pid, 0.0)) for pid, b, _ in fleet)
-    capacity = max(1, threads) * sum(max(0.0, min(elapsed, up)) for _, _, up in fleet)
-    return busy, capacity
+def interval_use(before, fleet, since, threads):
+    """Thread-seconds in requests and thread-seconds of capacity since the last sample.
+    A worker writes its busy seconds into its cell with the moment it wrote them (its
+    beat), about once a second and whenever it goes idle: each worker is measured between
+    its own two writes, so a write a second late moves its window, not its share (against
+    the master's clock a 2 s interval read 0.09, then 1.0, for a steady 0.5).
+    before: {pid: (busy seconds, beat)} at the last sample; fleet: [(pid, busy seconds,
+    beat, uptime)] now; since: the last sample's time (a worker new since then counts from
+    its start, or from then); threads: --threads."""
+    busy = capacity = 0.0
+    for pid, b, at, up in fleet:
+        b0, at0 = before.get(pid, (0.0, max(since, at - up)))
+        busy += max(0.0, b - b0)
+        capacity += max(0.0, at - at0)
+    return busy, max(1, threads) * capacity
 
 
 def utilization(busy, capacity) -> Optional[float]:

@@ -277,7 +277,7 @@ class Monitor:
             now = sizing.busy_share(*anchor, s.cpu, beat.busy_seconds)
             busy[pid] = ((s.cpu, beat.busy_seconds), now) if now is not None else (anchor, share)
             samples.append(dataclasses.replace(s, busy_share=busy[pid][1]))
-            fleet.append((pid, beat.busy_seconds, s.uptime))
+            fleet.append((pid, beat.busy_seconds, beat.beat, s.uptime))
         self.busy = busy
         self.used_by(fleet, time.monotonic())
         dyno = self.sampler.dyno()
@@ -288,13 +288,13 @@ class Monitor:
 
     def used_by(self, fleet, now):
         """The interval's utilization, and the thread-seconds counters, from the workers'
-        busy seconds: [(pid, busy seconds, uptime)]."""
+        cells: [(pid, busy seconds, beat, uptime)]."""
         before, when = self.use
         if when is not None:
-            busy, total = fit.interval_use(before, fleet, now - when, getattr(self.cfg, "threads", 1))
+            busy, total = fit.interval_use(before, fleet, when, getattr(self.cfg, "threads", 1))
             self.utilization = fit.utilization(busy, total)
             self.thread_seconds = [self.thread_seconds[0] + busy, self.thread_seconds[1] + total]
-        self.use = ({pid: b for pid, b, _ in fleet}, now)
+        self.use = ({pid: (b, at) for pid, b, at, _ in fleet}, now)
 
     def emit(self, master, samples, dyno, advice):
         lines = metrics.dyno_lines(self.source, self.dyno_id, dyno)

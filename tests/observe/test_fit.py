@@ -100,17 +100,20 @@ def test_say_advice(said, advice_, now, say):
     assert fit.say_advice(said, advice_, now) is say
 
 
-@pytest.mark.parametrize("before, fleet, elapsed, threads, busy, total", [
-    # two workers, one thread: each busy half of 2s
-    ({1: 10.0, 2: 20.0}, [(1, 11.0, 100), (2, 21.0, 100)], 2.0, 1, 2.0, 4.0),
-    # a new worker, up 0.5s of the interval, busy 0.25s of it
-    ({1: 10.0}, [(1, 11.0, 100), (3, 0.25, 0.5)], 2.0, 1, 1.25, 2.5),
-    # threads count in the capacity; a restarted pid's counter starts again
-    ({1: 10.0}, [(4, 3.0, 5.0)], 2.0, 4, 3.0, 8.0),
-    ({}, [], 2.0, 1, 0.0, 0.0),
+@pytest.mark.parametrize("before, fleet, since, threads, busy, total", [
+    # two workers, one thread, each busy half of its 2 s between writes
+    ({1: (10.0, 100.0), 2: (20.0, 100.5)}, [(1, 11.0, 102.0, 60), (2, 21.0, 102.5, 60)], 100.0, 1, 2.0, 4.0),
+    # a write a second late: the window moves with it (1.5 s busy over 3 s), no 0.09 then 1.0
+    ({1: (10.0, 99.0)}, [(1, 11.5, 102.0, 60)], 100.0, 1, 1.5, 3.0),
+    # a new worker up 0.5 s, busy 0.25 s of it; one up since before the last sample counts from it
+    ({}, [(3, 0.25, 102.0, 0.5)], 100.0, 1, 0.25, 0.5),
+    ({}, [(3, 0.5, 102.0, 30.0)], 100.0, 1, 0.5, 2.0),
+    # threads multiply the capacity; a restarted pid's counter starts again from 0
+    ({1: (10.0, 100.0)}, [(4, 3.0, 102.0, 5.0)], 100.0, 4, 3.0, 8.0),
+    ({}, [], 100.0, 1, 0.0, 0.0),
 ])
-def test_interval_use(before, fleet, elapsed, threads, busy, total):
-    assert fit.interval_use(before, fleet, elapsed, threads) == (busy, total)
+def test_interval_use(before, fleet, since, threads, busy, total):
+    assert fit.interval_use(before, fleet, since, threads) == (busy, total)
 
 
 @pytest.mark.parametrize("busy, total, u", [(2.0, 4.0, 0.5), (0.0, 4.0, 0.0), (4.4, 4.0, 1.0), (1.0, 0.0, None),
