@@ -8,6 +8,7 @@ the log: the advice each sample said (`sample#workers_advised`, one tasks line p
 and the worker count -w auto set.
 
     python scripts/advice_settle.py [--seconds 60] [--interval 2] [--pythonpath DIR]
+        [--app MODULE:NAME --paths /a,/b --env KEY=VALUE]
 
 --pythonpath: import pyfork from DIR (e.g. an export of main) instead of this checkout.
 """
@@ -28,13 +29,12 @@ sys.path.insert(0, HERE)
 from ports import free_port  # noqa: E402
 
 
-def load(port, stop, rate):
+def load(port, stop, rate, paths):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    paths = ["/pid", "/users/1/ann?q=x"]
     i = 0
     while not stop.is_set():
         try:
-            c.request("GET", paths[i % 2])
+            c.request("GET", paths[i % len(paths)])
             c.getresponse().read()
         except (OSError, http.client.HTTPException):
             c.close()
@@ -49,20 +49,24 @@ def main():
     p.add_argument("--seconds", type=float, default=60)
     p.add_argument("--interval", type=float, default=2)
     p.add_argument("--pythonpath", default=ROOT)
+    p.add_argument("--app", default="http_flask:app", help="MODULE:NAME in tests/apps (default http_flask:app)")
+    p.add_argument("--paths", default="/pid,/users/1/ann?q=x", help="the paths the clients cycle, comma separated")
+    p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="for the server, repeatable")
     args = p.parse_args()
     port = free_port()
     apps = os.path.join(ROOT, "tests", "apps")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([args.pythonpath, apps]))
     env.pop("WEB_CONCURRENCY", None)
+    env.update(kv.split("=", 1) for kv in args.env)
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "supervisor", "run", "http_flask:app", "-b",
+        proc = subprocess.Popen([sys.executable, "-m", "supervisor", "run", args.app, "-b",
                                  "127.0.0.1:%d" % port, "-w", "auto", "--max-workers", "12",
                                  "--metrics-interval", str(args.interval)],
                                 cwd=apps, env=env, stdout=log, stderr=subprocess.STDOUT)
         stop = threading.Event()
         try:
             time.sleep(1.5)
-            clients = [threading.Thread(target=load, args=(port, stop, 10 / 3)) for _ in range(3)]
+            clients = [threading.Thread(target=load, args=(port, stop, 10 / 3, args.paths.split(","))) for _ in range(3)]
             for c in clients:
                 c.start()
             time.sleep(args.seconds)

@@ -8,7 +8,7 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _optional_path, _paths, _percent, _size, _str,
+                      _ips, _log_format, _loglevel, _marks, _metrics_bind, _optional_path, _paths, _percent, _size, _str,
                       _worker_class, _workers, parse_bind, parse_size)
 
 
@@ -37,6 +37,7 @@ SETTINGS = (
     Setting("raw_env", ("-e", "--env"), _env_pairs, (), "set an environment variable for the app: KEY=VALUE; repeatable", action="append", metavar="KEY=VALUE"),
     Setting("preload", ("--preload",), _bool, False, "import the app in the master before forking, so workers share its memory", action="store_true"),
     Setting("preload_unsafe", ("--preload-unsafe",), _bool, False, "with --preload: fork even when the app's import left sockets, threads or children in the master (they are named in a warning); for what you know survives a fork", action="store_true"),
+    Setting("refork_after", ("--refork-after",), _marks, (), "once a worker has served this many requests, fork the others' replacements from it (warm, sharing its memory); a list such as 50,500,5000 reforks at each", metavar="N[,N...]"),
     Setting("keepalive", ("--keep-alive",), _float(0), 5.0, "seconds an idle keep-alive connection stays open (0 closes after each response)", metavar="SECONDS"),
     Setting("limit_request_line", ("--limit-request-line",), _int(0), 4094, "longest request line in bytes, else 414 (0 means 8190)", metavar="BYTES"),
     Setting("limit_request_fields", ("--limit-request-fields",), _int(0), 100, "most header fields in a request, else 431 (0 means 32768)", metavar="N"),
@@ -125,6 +126,7 @@ class Config:
     no_control_socket: bool = False
     preload_unsafe: bool = False
     no_step_down: bool = False
+    refork_after: tuple = ()
     hooks: dict = dataclasses.field(default_factory=dict, compare=False)   # name -> function, from the config file
 
 

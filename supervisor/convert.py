@@ -251,6 +251,16 @@ def _env_pairs(value, name):
     return tuple(out)
 
 
+def _marks(value, name):
+    """--refork-after: '1000' or '50,500,5000' (or a list) -> rising request counts, a tuple."""
+    items = value.split(",") if isinstance(value, str) else (list(value) if isinstance(value, (list, tuple)) else [value])
+    items = [i for i in items if str(i).strip()]
+    marks = tuple(_int(1)(i.strip() if isinstance(i, str) else i, name) for i in items)
+    if any(b <= a for a, b in zip(marks, marks[1:])):
+        raise ConfigError("%s: %r must rise, as in 50,500,5000 (requests a worker has served)" % (name, value))
+    return marks
+
+
 def _paths(value, name):
     """Gunicorn's --pythonpath: directories, comma separated (or a list) -> tuple."""
     items = value.split(",") if isinstance(value, str) else list(value)

@@ -19,6 +19,7 @@ import setproctitle
 
 from . import accesslog
 from .. import exits, hooks
+from ..hooks import HookFailed
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
@@ -66,6 +67,8 @@ class Worker:
         self.ppid = ppid
         self.conns = {}           # fd -> open connection (one that closes removes itself)
         self.stopping = False
+        self.molding = False      # told to become the refork template (SIGURG): stopping, listeners kept
+        self.refork_fds = None    # (requests in, answers out): the template's ends of the master's pipes
         self.deadline = None
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
@@ -109,7 +112,7 @@ class Worker:
     def run(self):
         """Boot, serve, return an exit code (see exits.py)."""
         self.signals = Signals(WORKER)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)   # blocked by the master across fork
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(MASTER) | set(WORKER))   # blocked across fork
         faulthandler.enable(file=self.log.stream, all_threads=True)
         if "worker_abort" in self.cfg.hooks:
             # Gunicorn's way: a Python handler, so the hook can run. It runs only if the
@@ -131,10 +134,14 @@ class Worker:
             os.write(self.ready_fd, b"r")    # wake the master: it may be waiting on us
         except OSError:
             pass
-        os.close(self.ready_fd)
+        if not self.cfg.refork_after:
+            os.close(self.ready_fd)    # kept with refork: a worker forked from this one says ready on it
         if self.threads > 1:
             self.pool = Pool(self.threads, self.meter, self.log)
         self.serve()
+        if self.molding:
+            from . import mold
+            return mold.become(self)
         return exits.OK
 
     def title(self):
@@ -313,6 +320,9 @@ class Worker:
                 self.exit(exits.OK)
             elif cmd is Command.STOP:
                 self.stop()
+            elif cmd is Command.MOLD and self.refork_fds and not self.stopping:
+                self.molding = True       # finish what is in hand, then serve() returns into mold.become
+                self.stop()
             elif cmd is Command.REOPEN:
                 self.log.reopen()
                 faulthandler.enable(file=self.log.stream, all_threads=True)
@@ -345,7 +355,8 @@ class Worker:
                 self.ep.unregister(sock.fileno())
             except (OSError, ValueError):
                 pass
-            sock.close()
+            if not self.molding:
+                sock.close()          # a template keeps them for the workers it forks
         self.close_idle(now, STOP_IDLE)
 
     def close_idle(self, now, idle):
@@ -378,3 +389,32 @@ class Worker:
 
     def access(self, env, code, headers, sent, seconds):
         self.log.access(self.access_line(env, code, headers, sent, seconds, time.time(), self.pid))
+
+
+def live(worker, hook):
+    """In a process forked to be `worker`: run the config's `hook` (post_fork, or
+    post_refork in a worker forked from a template), the worker, then worker_exit, and
+    _exit with its code. Never returns: the parent's stack must not unwind here."""
+    code, ours = exits.ERROR, True     # ours: pyfork's code chose the exit code, not the app's
+    try:
+        hooks.call(worker.cfg.hooks, worker.log, hook, worker.server, worker)
+        code = worker.run()
+        hooks.call(worker.cfg.hooks, worker.log, "worker_exit", worker.server, worker)
+    except HookFailed:
+        code = exits.WORKER_BOOT
+    except SystemExit as exc:          # the app's sys.exit(): its code
+        code, ours = (exc.code, False) if isinstance(exc.code, int) else (exits.ERROR, True)
+    except BaseException:
+        worker.log.exception("worker=%d crashed", worker.slot)
+    finally:
+        try:
+            if ours:       # say so in the cell: the master labels the code as pyfork's only then
+                mark_exiting(worker.beats, worker.cell)
+        finally:
+            os._exit(code)
+
+
+def mark_exiting(beats, cell):
+    """The cell says the exit code to come is pyfork's own."""
+    b = beats.get(cell)
+    beats.set(cell, b.pid, b.state | heartbeat.EXITING, b.beat, b.requests, b.busy_seconds)

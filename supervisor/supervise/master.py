@@ -14,7 +14,7 @@ import time
 
 import setproctitle
 
-from . import commands, deaths, plan, recycle, startup
+from . import commands, deaths, plan, recycle, reforking, startup
 from .. import exits, hooks
 from ..observe import prometheus
 from ..config import AUTO
@@ -42,6 +42,9 @@ class Master:
         self.app = None
         self.preloaded_in = 0.0     # seconds the --preload import took
         self.probe = None           # commands.Probe: new code being imported for a HUP (--preload)
+        self.channel = None         # reforking.Channel: pipes to a refork template (--refork-after)
+        self.refork = None          # refork.Refork: the generation under way
+        self.generation = 0         # reforks done (or given up): the next uses refork_after[generation]
         self.rng = random.Random()
         self.next_guard = 0.0
         self.next_sample = 0.0
@@ -122,7 +125,8 @@ class Master:
                     self.reap(now)
                     if self.verdict is not None:
                         return self.give_up()
-                    if self.table.phase is Phase.STOPPING and not plan.pids(self.table):
+                    if self.table.phase is Phase.STOPPING and not plan.pids(self.table) \
+                            and not reforking.alive(self):
                         self.log.info("master pid=%d: all workers stopped; exiting", self.pid)
                         return exits.OK
                     beats = self.beats()
@@ -180,6 +184,8 @@ class Master:
                 owner[fd].handle(fd, ev, t)    # a scrape or a status: bounded, never blocks
             elif fd == self.ready_r:
                 self.drain_ready()
+            elif self.channel is not None and fd == self.channel.rep_r:
+                reforking.on_answer(self)
 
     def drain_ready(self):
         try:
@@ -201,6 +207,8 @@ class Master:
                 self.next_sample = now + self.cfg.metrics_interval
                 self.sample(now)
         self.carry_out(actions, now)
+        if self.refork is not None:
+            reforking.turn(self, now)
 
     def carry_out(self, actions, now):
         for a in actions:
@@ -223,6 +231,8 @@ class Master:
         if cmd is Command.REOPEN:
             self.log.reopen()     # first, so the line below lands in the new file
         self.log.info("master pid=%d: %s", self.pid, cmd.value)
+        if cmd in (Command.STOP, Command.QUICK_STOP, Command.RELOAD, Command.REEXEC, Command.STOP_WORKERS):
+            reforking.give_up(self, "the master was told to %s" % cmd.value)
         if cmd in (Command.STOP, Command.QUICK_STOP):
             actions = plan.stop(self.table, now, cmd is Command.QUICK_STOP)
             if actions is not None:
@@ -265,6 +275,7 @@ class Master:
         until the next guard: sooner while the task count is past half its limit."""
         self.see.guard(now)
         commands.probe_overdue(self, now)
+        reforking.guard(self, now)
         recycle_these, pressure, regrown = self.monitor.guard(self.workers(), self.limits)
         for slot, why, room in recycle_these:
             self.recycle(slot, why, now, room)
@@ -322,6 +333,8 @@ class Master:
                 self.sigkilled.discard(pid)
                 if code == -signal.SIGKILL:
                     code = exits.KILLED_BY_US
+            if reforking.reaped(self, pid, code, exits.exit_description):
+                continue
             if self.probe is not None and pid == self.probe.pid:
                 commands.probed(self, code)
                 continue

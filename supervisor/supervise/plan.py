@@ -342,6 +342,30 @@ def step_down(table, target, now):
     return out
 
 
+def replace(table, nr, now):
+    """The reload hand-over for one slot (refork): its worker leaves once its replacement,
+    started now, is ready."""
+    slot = table.slots[nr]
+    if slot.pid:
+        slot.replaces = _to_leaving(table, slot)
+        slot.failures = 0
+        slot.due = now
+
+
+def detach(table, nr, now):
+    """A slot's worker leaves the table without being told to go (it becomes the refork
+    template, which the master watches itself): -> (pid, cell). The slot is refilled."""
+    slot = table.slots[nr]
+    pid, cell = slot.pid, slot.cell
+    slot.pid, slot.ready, slot.kill_at, slot.due = 0, False, 0.0, now
+    return pid, cell
+
+
+def defer(table, nr, until):
+    """Spawn slot `nr` no sooner than `until` (it waits for a refork template)."""
+    table.slots[nr].due = until
+
+
 def reload(table, now):
     """HUP: every slot's worker leaves once its replacement, started now, is ready."""
     table.phase = Phase.RUNNING

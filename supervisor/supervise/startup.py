@@ -7,7 +7,7 @@ import os
 import select
 import time
 
-from . import notify, preload
+from . import notify, preload, reforking
 from .. import exits, hooks
 from ..config import AUTO
 from ..exits import StartError
@@ -46,6 +46,7 @@ def start(master):
     master.signals = Signals(MASTER)
     master.ready_r, master.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     master.heartbeat = Heartbeat()
+    reforking.open_channel(master)
     master.poller.register(master.signals.r, select.POLLIN)
     master.poller.register(master.ready_r, select.POLLIN)
     say_listening(master)
