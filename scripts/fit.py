@@ -182,6 +182,14 @@ def run(name, seconds=None, extra=()):
         with open(log_path, errors="replace") as f:
             log_text = f.read()
         os.unlink(log_path)
+    read_log(out, log_text, seconds)
+    out["utilization_scrapes"] = scrapes
+    return out
+
+
+def read_log(out, log_text, seconds):
+    """What the run's log says: advice lines, step downs, -w auto's moves, OOM kills and
+    memory recycles (and how many in the last 45 s), utilization, the workers' USS."""
     lines = log_text.splitlines()
     out["advice_lines"] = sum(1 for x in lines if "set WEB_CONCURRENCY=" in x and "running " not in x
                               and "-w auto: serving" not in x)
@@ -193,11 +201,9 @@ def run(name, seconds=None, extra=()):
     out["late_events"] = sum(1 for t in events if t is not None and t >= seconds - 45)
     out["step_down_at"] = [at(x, out["t0"]) for x in lines if re.search(r"running \d+ of \d+ workers", x)]
     out["utilization_lines"] = [float(u) for u in re.findall(r"sample#utilization=(\S+)", log_text)]
-    out["utilization_scrapes"] = scrapes
     out["worker_uss_mb"] = sorted({round(float(u)) for u in re.findall(r"worker=\d+ pid=\d+ .*?sample#memory_uss=(\S+)MB",
                                                                       log_text)})[-3:]
     out["events"] = [x for x in lines if x.startswith("[")]       # the log without the metrics lines
-    return out
 
 
 def at(line, t0):
