@@ -184,6 +184,7 @@ def memory_pressure(used, quota, mark, workers, master, leaving, metric="uss"):
 
 REGROW_WINDOW = 60.0     # seconds after a memory recycle in which growing back means it did not help
 REGROW_SHARE = 0.8       # of what its predecessor had grown: "back to the same size"
+PLATEAU = MB             # bytes a second: a worker growing slower holds its size
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,11 +210,12 @@ def regrew(last, workers, now):
 
 def will_regrow(top, workers):
     """Whether a recycle of `top` (the Held the guard would recycle) cannot help, seen
-    before it is tried: every worker has grown as much as it (REGROW_SHARE), and it did so
-    within REGROW_WINDOW of its start. Its replacement would grow back as fast: the count
-    does not fit. (A slow leak shared by all workers is old; a spike is one worker's.)"""
+    before it is tried: every worker has grown as much as it (REGROW_SHARE) and holds
+    there (growing under PLATEAU), and it got there within REGROW_WINDOW of its start. Its
+    replacement would grow back as fast: the count does not fit. A leak is still growing
+    (recycling it buys time: the soak's 2 MB a request), and a spike is one worker's."""
     return top.age <= REGROW_WINDOW and len(workers) > 1 and \
-        all(w.grown >= REGROW_SHARE * top.grown for w in workers)
+        all(w.grown >= REGROW_SHARE * top.grown and w.rate < PLATEAU for w in workers)
 
 
 def needs_room(reason_, used, quota, mark, private):

@@ -123,12 +123,15 @@ def test_needs_room(why, used, private, room):
     assert recycle.needs_room(why, None, None, 90, private) is (why.category is recycle.Category.PRESSURE)
 
 
-def young(slot, private_mb, grown_mb, age):
-    return Held(slot, 100 + slot, private_mb * MB, grown_mb * MB, 0.0, age)
+def young(slot, private_mb, grown_mb, age, rate_mb=0.0):
+    return Held(slot, 100 + slot, private_mb * MB, grown_mb * MB, rate_mb * MB, age)
 
 
 @pytest.mark.parametrize("workers, regrow", [
     ([young(0, 170, 150, 3), young(1, 168, 148, 2), young(2, 165, 140, 1)], True),    # 3 x 170 fresh: the count
+    # the same sizes, still growing 10MB/s each: a fast leak, which a recycle holds off
+    ([young(0, 170, 150, 20, 10), young(1, 168, 148, 20, 10), young(2, 165, 140, 20, 10)], False),
+    ([young(0, 170, 150, 3, 146), young(1, 168, 148, 2), young(2, 165, 140, 1)], False),  # one still growing
     ([young(0, 170, 150, 300), young(1, 168, 148, 290), young(2, 165, 140, 280)], False),   # a slow leak all share
     ([young(0, 170, 150, 3), young(1, 40, 20, 2), young(2, 40, 20, 1)], False),       # one worker's spike
     ([young(0, 170, 150, 3)], False),                                                  # one worker: nothing to spare
