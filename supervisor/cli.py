@@ -228,6 +228,11 @@ def _prepare(cfg):
         if os.path.abspath(d) not in sys.path:
             sys.path.insert(0, os.path.abspath(d))
     os.environ.update(dict(cfg.raw_env))
+    from .serve.wsgi import mount_point
+    try:
+        mount_point(os.environ.get("SCRIPT_NAME", ""))     # where the app is mounted, as Gunicorn reads it
+    except ValueError as exc:
+        return _fail(exc)
     return None
 
 

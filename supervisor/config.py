@@ -8,7 +8,7 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _marks, _metrics_bind, _optional_path, _paths, _percent, _size, _str,
+                      _ips, _log_format, _umask, _loglevel, _marks, _metrics_bind, _optional_path, _paths, _percent, _size, _str,
                       _worker_class, _workers, parse_bind, parse_size)
 
 
@@ -72,6 +72,7 @@ SETTINGS = (
     Setting("control_socket", ("--control-socket",), _optional_path, None, "serve `pyfork status` on this unix socket (default: beside the pidfile, else $XDG_RUNTIME_DIR/pyfork.sock)", metavar="PATH"),
     Setting("no_control_socket", ("--no-control-socket",), _bool, False, "serve no control socket", action="store_true"),
     Setting("reuse_port", ("--reuse-port",), _bool, False, "set SO_REUSEPORT on the listening sockets", action="store_true"),
+    Setting("umask", ("-m", "--umask"), _umask, 0, "the umask a unix socket is bound with, as in Gunicorn: 0 (its default) makes it mode 0777, so any local user may connect; 0o007 keeps others out. Owned by --user/--group when given", metavar="MASK"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
@@ -123,6 +124,7 @@ class Config:
     group: object
     reuse_port: bool
     control_socket: object = None
+    umask: int = 0
     no_control_socket: bool = False
     preload_unsafe: bool = False
     no_step_down: bool = False

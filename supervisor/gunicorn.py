@@ -86,8 +86,7 @@ TABLE = (
     Row("worker_tmp_dir", ("--worker-tmp-dir",), H, "pyfork's heartbeat is shared memory, not a file"),
     Row("user", ("-u", "--user"), S, "user"),
     Row("group", ("-g", "--group"), S, "group"),
-    Row("umask", ("-m", "--umask"), R, "pyfork keeps the umask it was started with; set it where pyfork is "
-        "started (`umask 007` in the shell, UMask= in a systemd unit)", Arg.VALUE, 0),
+    Row("umask", ("-m", "--umask"), S, "umask"),
     Row("initgroups", ("--initgroups",), H, "with --user, pyfork always sets the worker's groups with initgroups", _SW),
     Row("tmp_upload_dir", (), H, "unused by Gunicorn too; pyfork spools bodies over 1 MiB to a temporary file", _NO),
     Row("secure_scheme_headers", (), R, "pyfork trusts X-Forwarded-Proto alone, from --forwarded-allow-ips; "
@@ -154,8 +153,8 @@ TABLE = (
     Row("permit_unconventional_http_method", ("--permit-unconventional-http-method",), R, _STRICT, _SW, False),
     Row("permit_unconventional_http_version", ("--permit-unconventional-http-version",), R, _STRICT, _SW, False),
     Row("casefold_http_method", ("--casefold-http-method",), R, _STRICT, _SW, False),
-    Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME and PATH_INFO from the request "
-        "alone; mount the app's prefix in the app", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
+    Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME from the environment variable "
+        "of that name (as Gunicorn does) and PATH_INFO from the request, never from a header", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
     Row("header_map", ("--header-map",), S, "header_map: drop (the default) or refuse; 'dangerous' is refused"),
     Row("asgi_loop", ("--asgi-loop",), H, _ONLY % "ASGI workers"),
     Row("asgi_lifespan", ("--asgi-lifespan",), H, _ONLY % "ASGI workers"),

@@ -5,6 +5,7 @@ requests, idle keep-alive connections) costs only a registered fd. Listeners are
 registered with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
 """
 import dataclasses
+import errno
 import faulthandler
 import gc
 import os
@@ -24,12 +25,13 @@ from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
 from .meter import SERVED, Meter
+from .nofds import OutOfFds
 from . import threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, http_date, listener_environ, peer_trusted
+from .wsgi import base_environ, http_date, listener_environ, mount_point, peer_trusted
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -48,10 +50,17 @@ SLICE = 0.01
 LEAD = SLICE + ACCEPT_WINDOW
 SETTLE = 0.05     # seconds: after requests, how soon an idle loop clears the cell's work part
 SHED_HOLD = 1.0   # seconds a saturated worker keeps answering "Connection: close"
+# Without threads, while shedding: connections taken per wake-up. A saturated worker that
+# took a batch held clients an idle worker could serve at once; with one, the rest stay in
+# the shared queue for the next free worker (issue 25's mixed load: two slow requests held
+# by one worker set the fast p99). Not yet measured under load.
+SHED_BATCH = 1
 SERVER = "pyfork"
 
 
-class Worker:
+class Worker(OutOfFds):
+    TICK = TICK      # for OutOfFds: the idle wait it restores after a rest
+
     def __init__(self, cfg, slot, cell, listeners, app, beats, log, ppid, ready_fd):
         self.cfg = cfg
         self.slot = slot          # the stable slot number (Unicorn's nr): worker 3 stays worker 3
@@ -80,6 +89,9 @@ class Worker:
         self.second = 0
         self.threads = cfg.threads
         self.pool = None
+        self.strain = None        # out of file descriptors: the episode (fdlimit.Strain), else None
+        self.paused = False       # the listeners rest: accept() was refused and nothing could be closed
+        self.wait = TICK          # the longest an idle loop sleeps (shorter while the listeners rest)
         self.meter = Meter(beats.mem if beats is not None else None, cell)
         self.ctx = self.context()
 
@@ -127,6 +139,12 @@ class Worker:
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         base["wsgi.multithread"] = self.threads > 1
+        try:      # read as Gunicorn reads it, after the app's import (which may set it)
+            base["SCRIPT_NAME"], mount = mount_point(os.environ.get("SCRIPT_NAME", ""))
+        except ValueError as exc:
+            self.log.error("worker=%d: %s", self.slot, exc)
+            return exits.USAGE
+        self.ctx = dataclasses.replace(self.ctx, mount=mount)
         self.listeners = [(sock, listener_environ(base, sock.getsockname())) for sock in self.listeners]
         gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
@@ -156,7 +174,7 @@ class Worker:
         ep.register(self.signals.r, select.EPOLLIN)
         self.clock.now = now = time.monotonic()
         self.tick(now)
-        self.next_tick = now + TICK
+        self.next_tick = self.due = now + TICK
         if self.pool is None:
             self.serve_one_at_a_time()
         else:
@@ -194,7 +212,11 @@ class Worker:
                     if conn is not None:
                         conn.on_readable()      # a connection that closes leaves `conns` itself
                     elif fd in lmap:
-                        if not self.stopping:
+                        if self.stopping:
+                            pass
+                        elif clock.shed:        # shedding: one new connection a wake-up (SHED_BATCH)
+                            self.accept(*lmap[fd], SHED_BATCH)
+                        else:                   # (no batch argument here: it cost 0.7% of a close request)
                             self.accept(*lmap[fd])
                     else:
                         self.on_signals()
@@ -213,9 +235,11 @@ class Worker:
             if shed_until and now >= shed_until:
                 shed_until = 0.0
                 clock.shed = False            # no longer saturated: keep-alive again
-            if now >= self.next_tick or meter.requests >= max_requests or self.stopping:
+            if now >= self.due or meter.requests >= max_requests or self.stopping:
                 if self.end_turn(now):
                     return
+                if timeout > SETTLE:
+                    timeout = self.wait
 
     def after_slow_turn(self, carry, events, now, shed_until):
         """The turn after a slow one: its events are the ones the slow turn left, first, then
@@ -254,9 +278,12 @@ class Worker:
             self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                           self.slot, os.getpid(), self.max_requests)
             self.stop()
+        if self.paused:
+            self.rest_over(now)
         if now >= self.next_tick:
             self.next_tick = now + TICK
             self.tick(now)
+        self.due = now if self.paused else self.next_tick    # while paused, look every turn
         return self.stopping and (not self.conns or now >= self.deadline)
 
     def accept(self, lsock, tmpl, kind, batch=ACCEPT_BATCH):
@@ -280,7 +307,10 @@ class Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return False     # another worker took it
         except OSError as exc:
-            self.log.error("accept failed: %s (too many open files? raise ulimit -n)", exc)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self.out_of_fds(exc)
+            else:
+                self.log.error("worker=%d accept failed: %s", self.slot, exc)
             return False
         base = tmpl.copy()
         if type(addr) is tuple:
@@ -378,6 +408,8 @@ class Worker:
             self.second = second
             self.clock.date = ("Date: %s\r\nServer: %s\r\n" % (http_date(second), SERVER)).encode()
         self.close_idle(now, STOP_IDLE if self.stopping else self.cfg.keepalive)
+        if self.strain is not None:
+            self.strain_tick(now)
         if os.getppid() != self.ppid:
             self.log.warning("worker=%d: the master is gone; exiting", self.slot)
             os._exit(exits.OK)

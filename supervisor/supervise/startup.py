@@ -28,7 +28,8 @@ def start(master):
     inherited = os.environ.pop("PYFORK_OLD_WORKERS", "")
     master.table.inherited = [int(p) for p in inherited.split(",") if p.isdigit()]
     try:
-        master.listeners = bind(master.cfg, inherited_fds(master.environ))
+        master.ids = user_ids(master.cfg.user, master.cfg.group)     # before bind: they own unix sockets
+        master.listeners = bind(master.cfg, inherited_fds(master.environ), master.ids)
         before = preload.socket_fds() if master.cfg.preload else {}
         if master.cfg.preload:
             t0 = time.monotonic()
@@ -36,7 +37,6 @@ def start(master):
             if code is not None:
                 return code
             master.preloaded_in = time.monotonic() - t0
-        master.ids = user_ids(master.cfg.user, master.cfg.group)
         if master.cfg.pidfile:
             write_pidfile(master.cfg.pidfile, master.pid)
         open_observers(master)
