@@ -349,6 +349,7 @@ class Worker(OutOfFds):
                 hooks.call(self.cfg.hooks, self.log, "worker_int", self)
                 self.exit(exits.OK)
             elif cmd is Command.STOP:
+                self.molding = False      # a template told to stop while it drains just stops
                 self.stop()
             elif cmd is Command.MOLD and self.refork_fds and not self.stopping:
                 self.molding = True       # finish what is in hand, then serve() returns into mold.become
