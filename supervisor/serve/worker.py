@@ -132,6 +132,7 @@ class Worker(OutOfFds):
             signal.signal(signal.SIGABRT, self.on_abort)
         self.title()
         if self.app is None:
+            gc.freeze()   # the master's objects: the collector must not touch (and so copy) their pages on import
             self.app, code = load_logged(self.cfg.app, self.log, "worker=%d" % self.slot)
             if code is not None:
                 return code
