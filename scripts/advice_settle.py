@@ -77,7 +77,7 @@ def main():
         log.seek(0)
         text = log.read()
     advised = [int(a) if a else None for a in
-               re.findall(r"sample#workers=\d+(?: sample#workers_advised=(\d+))?", text)]
+               re.findall(r"sample#workers=\d+(?: sample#workers_configured=\d+)?(?: sample#workers_advised=(\d+))?", text)]
     settle_at = int(10 / args.interval)
     later = advised[settle_at:]
     changes = sum(1 for a, b in zip(later, later[1:]) if a != b)
@@ -85,6 +85,8 @@ def main():
     print("advised per sample (every %gs): %s" % (args.interval, " ".join(str(a) if a else "-" for a in advised)))
     print("changes after the first 10 s: %d; -w auto moves: %s" % (
         changes, ", ".join("%s->%s" % m for m in auto) or "none"))
+    said = [x for x in text.splitlines() if "set WEB_CONCURRENCY=" in x and "running " not in x]
+    print("advice lines logged: %d (issue 27: at most 3 in 60 s)" % len(said))
     return 0
 
 

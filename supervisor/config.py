@@ -66,6 +66,7 @@ SETTINGS = (
     Setting("max_worker_memory", ("--max-worker-memory",), _size, None, "recycle a worker whose memory passes this (e.g. 300MB)", metavar="SIZE"),
     Setting("memory_metric", ("--memory-metric",), _choice("pss", "uss", "rss"), "pss", "memory measure for --max-worker-memory: pss, uss or rss", metavar="METRIC"),
     Setting("memory_pressure", ("--memory-pressure",), _percent, 90, "past this percent of the memory quota, recycle the worker holding the most private memory, one at a time (0: off)", metavar="PERCENT"),
+    Setting("no_step_down", ("--no-step-down",), _bool, False, "when the kernel OOM-kills a worker or a memory recycle does not help, keep the worker count (by default the master runs one fewer until HUP or USR2)", action="store_true"),
     Setting("max_worker_zombies", ("--max-worker-zombies",), _int(0), 32, "recycle a worker with this many unreaped children (0: off)", metavar="N"),
     Setting("max_worker_threads", ("--max-worker-threads",), _int(0), 0, "recycle a worker with this many threads (0: off)", metavar="N"),
     Setting("control_socket", ("--control-socket",), _optional_path, None, "serve `pyfork status` on this unix socket (default: beside the pidfile, else $XDG_RUNTIME_DIR/pyfork.sock)", metavar="PATH"),
@@ -126,6 +127,7 @@ class Config:
     umask: int = 0
     no_control_socket: bool = False
     preload_unsafe: bool = False
+    no_step_down: bool = False
     refork_after: tuple = ()
     hooks: dict = dataclasses.field(default_factory=dict, compare=False)   # name -> function, from the config file
 

@@ -108,14 +108,17 @@ def process_line(source, p):
     ])
 
 
-def tasks_line(source, d, workers, advised, app_threads=None):
-    """The dyno's tasks, the worker count and the advice; app_threads is --threads. Last,
+def tasks_line(source, d, workers, advised, app_threads=None, utilization=None, configured=None):
+    """The dyno's tasks, the worker count and the advice; app_threads is --threads;
+    utilization: the share of the app threads' time spent in requests over the interval
+    (an autoscaler's number); configured: -w N while a step down runs fewer. Last,
     `quota_from=`: where this sample's memory_quota came from (DynoSample.quota_source):
     the dyno line's memory_total is the dyno's, to be held against that quota, only when
     it is `cgroup`, the limit of the very cgroup whose total it is (a report reads it)."""
     line = _line([("source", source)], [
         ("tasks", d.tasks), ("tasks_max", d.tasks_max),
-        ("workers", workers), ("workers_advised", advised), ("app_threads", app_threads),
+        ("workers", workers), ("workers_configured", configured), ("workers_advised", advised),
+        ("app_threads", app_threads), ("utilization", _opt("%.2f".__mod__, utilization)),
     ])
     return line + " quota_from=" + d.quota_source if d.quota_source else line
 

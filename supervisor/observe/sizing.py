@@ -360,15 +360,3 @@ def steady(state, fresh, requests_each):
     if asked >= HOLD:
         return Steady(fresh, seen)
     return Steady(held, seen, direction, asked)
-
-
-def auto_workers(advice, current, min_workers=1, max_workers=None):
-    """The worker count for `-w auto`: the advice's count at start (`current` 0), then one
-    step per call from `current` toward it, so a noisy sample moves the count by one
-    worker, not by many. Always within [min_workers, max_workers]."""
-    hi = max_workers if max_workers is not None else math.inf
-    if not current:
-        n = advice.workers
-    else:
-        n = current + (advice.workers > current) - (advice.workers < current)
-    return int(max(min_workers, min(max(1, n), hi)))

@@ -138,6 +138,7 @@ class Worker(OutOfFds):
             signal.signal(signal.SIGUSR2, self.on_timeout)    # raise in the app (threads: the loop answers)
         self.title()
         if self.app is None:
+            gc.freeze()   # the master's objects: the collector must not touch (and so copy) their pages on import
             self.app, code = load_logged(self.cfg.app, self.log, "worker=%d" % self.slot)
             if code is not None:
                 return code
@@ -360,6 +361,7 @@ class Worker(OutOfFds):
                 hooks.call(self.cfg.hooks, self.log, "worker_int", self)
                 self.exit(exits.OK)
             elif cmd is Command.STOP:
+                self.molding = False      # a template told to stop while it drains just stops
                 self.stop()
             elif cmd is Command.MOLD and self.refork_fds and not self.stopping:
                 self.molding = True       # finish what is in hand, then serve() returns into mold.become

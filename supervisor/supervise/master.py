@@ -90,7 +90,9 @@ class Master:
         m = self.monitor
         restarts = {(s, r): n for s, r, n in self.see.ledger.metrics()}
         return prometheus.render(m.last_master, list(m.last.values()), m.last_dyno,
-                                 m.advice.workers if m.advice else None, restarts, self.target)
+                                 m.advice.workers if m.advice else None, restarts, self.target,
+                                 (m.utilization, *m.thread_seconds) if m.last_master else None,
+                                 None if self.cfg.workers is AUTO else self.cfg.workers)
 
     def notify_ready(self):
         """READY=1 once every slot has a ready worker (at start, and after a reload)."""
@@ -312,9 +314,11 @@ class Master:
         self.see.guard(now)
         commands.probe_overdue(self, now)
         reforking.guard(self, now)
-        recycle_these, pressure = self.monitor.guard(self.workers(), self.limits)
-        for slot, why in recycle_these:
-            self.recycle(slot, why, now)
+        recycle_these, pressure, regrown = self.monitor.guard(self.workers(), self.limits)
+        for slot, why, room in recycle_these:
+            self.recycle(slot, why, now, room)
+        if regrown:
+            self.step_down(regrown, now)
         return recycle.guard_interval(pressure)
 
     def sample(self, now):
@@ -322,8 +326,8 @@ class Master:
         memory recycling and -w auto."""
         recycle_these, target = self.monitor.sample(self.workers(), self.limits, self.target,
                                                     self.cfg.workers is AUTO)
-        for slot, why in recycle_these:
-            self.recycle(slot, why, now)
+        for slot, why, room in recycle_these:
+            self.recycle(slot, why, now, room)
         self.see.sampled()
         if target != self.target:
             self.log.info("master pid=%d: -w auto: workers %d -> %d", self.pid, self.target, target)
@@ -335,12 +339,23 @@ class Master:
         if target != old:
             hooks.call(self.cfg.hooks, self.log, "nworkers_changed", self, target, old)
 
-    def recycle(self, slot, why, now):
-        """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
+    def recycle(self, slot, why, now, room=False):
+        """Replace a leaking worker: it finishes its request in hand, a new one starts now
+        (room: once it is gone, so that its memory is free first)."""
         if slot.pid:
-            self.log.warning("worker=%d pid=%d recycled: %s", slot.nr, slot.pid, why)
+            self.log.warning("worker=%d pid=%d recycled: %s%s", slot.nr, slot.pid, why,
+                             "; its replacement starts once it has exited" if room else "")
             self.see.recycled(slot.nr, slot.pid, recycle.category(why), why, self.heartbeat.get(slot.cell), now)
-            self.carry_out(plan.recycle(self.table, slot.nr, now), now)
+            self.carry_out(plan.recycle(self.table, slot.nr, now, room), now)
+
+    def step_down(self, cause, now):
+        """One worker fewer, held until HUP or USR2 (the monitor decides and says why)."""
+        configured = None if self.cfg.workers is AUTO else self.cfg.workers
+        step = self.monitor.step_down(self.target, configured, self.workers(), cause)
+        if step is not None:
+            old = self.target
+            self.carry_out(plan.step_down(self.table, step.running, now), now)
+            hooks.call(self.cfg.hooks, self.log, "nworkers_changed", self, step.running, old)
 
     def reap(self, now):
         """waitpid(-1) until nothing is left: workers, and orphans reparented to us."""
@@ -396,6 +411,8 @@ class Master:
         else:
             memory = self.monitor.last_memory(death.nr, death.pid) if self.monitor else ""
             (self.log.info if death.clean else self.log.warning)("%s%s", deaths.line(death, named), memory)
+            if named and self.see.oom_killed:       # a count that does not fit: one fewer, not a loop
+                self.step_down("the kernel OOM-killed worker=%d" % death.nr, now)
 
     def give_up(self):
         code = self.verdict

@@ -32,6 +32,9 @@ Rules:
 8. While stopping, nothing is spawned; at the stop deadline every worker left gets
    SIGKILL. When a worker dies is deaths.py's business; what it left behind (its process
    group) gets SIGTERM, then SIGKILL SWEEP_GRACE later (`sweeps`, deaths.sweeps_group).
+9. Room first (issue 27): a worker that leaves to free memory (a memory recycle, a step
+   down) is in `room`; no worker starts while one of them is still there, so the old one's
+   memory is free before a new one can grow into it.
 """
 import dataclasses
 import enum
@@ -130,6 +133,7 @@ class Table:
     inherited: list = dataclasses.field(default_factory=list)  # pids from the previous master, not yet told
     stalls: list = dataclasses.field(default_factory=list)     # [(when noticed, seconds)] of the master's stalls
     sweeps: dict = dataclasses.field(default_factory=dict)     # process group of a dead worker -> (nr, SIGKILL at)
+    room: set = dataclasses.field(default_factory=set)         # leaving pids no spawn may overlap (rule 9)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -325,7 +329,7 @@ def stalled(table, now, asleep, wake):
 
 def to_spawn(table, now):
     """Slot numbers whose worker should be forked now."""
-    if table.phase is not Phase.RUNNING:
+    if table.phase is not Phase.RUNNING or table.room:
         return []
     slots = table.slots[:table.target]
     if not table.ever_booted:
@@ -343,7 +347,7 @@ def deadline(table, beats, now):
         when.append(table.stop_at)
     when += [e.deadline for e in table.leaving.values() if e.deadline is not None]
     when += [at for _, at in table.sweeps.values()]
-    running = table.phase is Phase.RUNNING
+    running = table.phase is Phase.RUNNING and not table.room
     for s in table.slots:
         if not s.pid:
             if running and s.nr < table.target and (table.ever_booted or s.nr == 0):
@@ -390,13 +394,28 @@ def sweep(table, pgid, nr, now):
     return [Sweep(pgid, nr, Sig.TERM)]
 
 
-def recycle(table, nr, now):
-    """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
+def recycle(table, nr, now, room=False):
+    """Replace a leaking worker: it finishes its request in hand, a new one starts now,
+    or, with `room`, once it is gone (rule 9)."""
     slot = table.slots[nr]
     if not slot.pid:
         return []
     slot.due = now
+    if room:
+        table.room.add(slot.pid)
     return leave(table, slot, now, Reason.RECYCLED)
+
+
+def step_down(table, target, now):
+    """Run `target` workers: those above it leave now, and no worker starts until they
+    are gone (rule 9): a slot emptied by an OOM kill waits for their memory."""
+    table.target = target
+    out = []
+    for slot in table.slots[target:]:
+        if slot.pid:
+            table.room.add(slot.pid)
+            out += leave(table, slot, now, Reason.RETIRED)
+    return out
 
 
 def replace(table, nr, now):
@@ -463,6 +482,7 @@ def gone(table, pid):
     clears them), its Leaving record (removed), or None (an orphan, not ours)."""
     entry = table.leaving.pop(pid, None)
     if entry is not None:
+        table.room.discard(pid)
         return entry
     for slot in table.slots:
         if slot.pid == pid:

@@ -260,25 +260,6 @@ def test_growth_warning(points, quota, kw, expected):
     assert sizing.growth_warning(3, points, quota, **kw) == expected
 
 
-ADV6 = sizing.advise(inputs(512, 4), MASTER, FOUR)                 # 6
-ADV1 = sizing.advise(inputs(512, 4), None, fleet(1, uss=600, pss=600))   # 1
-
-
-@pytest.mark.parametrize("advice, current, lo, hi, n", [
-    (ADV6, 0, 1, None, 6),          # at start: the advice's count
-    (ADV6, 0, 1, 4, 4),             # capped by --max-workers
-    (ADV1, 0, 2, None, 2),          # --min-workers wins
-    (ADV6, 3, 1, None, 4),          # one step up
-    (ADV6, 6, 1, None, 6),          # there
-    (ADV6, 8, 1, None, 7),          # one step down
-    (ADV6, 3, 1, 3, 3),             # at --max-workers
-    (ADV1, 3, 2, None, 2),          # down to --min-workers
-    (ADV1, 2, 2, None, 2),          # and no further
-])
-def test_auto_workers(advice, current, lo, hi, n):
-    assert sizing.auto_workers(advice, current, lo, hi) == n
-
-
 @pytest.mark.parametrize("top, together, text", [
     ((0, 123, B(399), 16 * MB), 16 * MB, "memory at 420MB of 512MB (82%): worker=0 pid=123 holds 399MB "
                                          "private, growing 16MB/s; the quota is 6 s away at this rate: past the quota"),
