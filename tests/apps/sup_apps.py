@@ -10,12 +10,15 @@ def _reply(start_response, body, status="200 OK"):
 
 
 def app(environ, start_response):
-    """/ -> the worker pid; /slow?1.5 sleeps; /hang never returns."""
+    """/ -> the worker pid; /slow?1.5 sleeps; /hang never returns; /hang-in-c never returns
+    from one C call that holds the GIL (no 504 can be written: the worker is aborted)."""
     path = environ["PATH_INFO"]
     if path == "/slow":
         time.sleep(float(environ["QUERY_STRING"] or 1))
     elif path == "/hang":
         hang_here()
+    elif path == "/hang-in-c":
+        sum(range(10 ** 14))
     return _reply(start_response, os.getpid())
 
 
