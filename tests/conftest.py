@@ -28,11 +28,11 @@ def free_port():
 
 def no_cgroups(exc):
     """Skip a test that needs cgroups this machine cannot make, saying why in the summary.
-    `.ci/run` sets PYFORK_REQUIRE_CGROUPS=1 where it finds cgroup v1 memory and pids as root:
+    `.ci/run` sets CI_REQUIRE_CGROUPS=1 where it finds cgroup v1 memory and pids as root:
     there the skip is a failure, so a check that should have run cannot pass unseen."""
     why = "no cgroups to make a dyno here: %s" % exc
-    if os.environ.get("PYFORK_REQUIRE_CGROUPS") == "1":
-        pytest.fail(why + " (PYFORK_REQUIRE_CGROUPS=1 says this machine has them)")
+    if os.environ.get("CI_REQUIRE_CGROUPS") == "1":
+        pytest.fail(why + " (CI_REQUIRE_CGROUPS=1 says this machine has them)")
     pytest.skip(why)
 
 
