@@ -1,4 +1,5 @@
-"""`pyfork run [MODULE:APP] [options]` and the other subcommands; failures to exit codes.
+"""`pyfork run [MODULE:APP] [options]` (or `pyfork MODULE:APP [options]`, Gunicorn's line with
+only the name changed) and the other subcommands; failures to exit codes.
 
 Every flag of Gunicorn's settings list is parsed: pyfork's own settings (config.SETTINGS),
 and the Gunicorn-only ones, which gunicorn.py judges (ignored with a note, or exit 2 with
@@ -8,7 +9,9 @@ COMMANDS: (help, takes pyfork's settings?, the function run with its parsed args
 """
 import argparse
 import dataclasses
+import difflib
 import os
+import re
 import shlex
 import sys
 
@@ -300,8 +303,36 @@ COMMANDS = {
 }
 
 
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_TOP_FLAGS = ("-h", "--help", "--version")
+
+
+def route(argv, exists=lambda path: False):
+    """Gunicorn's command line with `gunicorn` changed to `pyfork` runs as `pyfork run`:
+    -> (argv for the parser, or None; an error line, or None). A first word that is a
+    command is that command; one with ':' (app:app), a flag (-w 3 app:app) or a module name
+    (myproject.wsgi) starts `run`, unless it is a command misspelt with no such module here
+    (`exists` looks for WORD.py or WORD/)."""
+    if not argv or argv[0] in COMMANDS or argv[0] in _TOP_FLAGS:
+        return argv, None
+    word = argv[0]
+    if word.startswith("-") or ":" in word:
+        return ["run"] + argv, None
+    if _MODULE.fullmatch(word):
+        close = difflib.get_close_matches(word, COMMANDS, 1, 0.75)
+        top = word.split(".")[0]
+        if not close or exists(top + ".py") or exists(top):
+            return ["run"] + argv, None
+        return None, "unknown command %r: did you mean 'pyfork %s'?" % (word, close[0])
+    return None, ("%r is neither a command (%s) nor an app (MODULE:APP): did you mean 'pyfork run %s'?"
+                  % (word, ", ".join(COMMANDS), word))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    argv, error = route(argv, os.path.exists)
+    if error:
+        return _fail(error)
     entry = COMMANDS.get(argv[0]) if argv else None
     if entry is not None and not entry[1]:
         return entry[2](argv[1:])            # a command with its own parser

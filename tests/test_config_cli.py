@@ -115,3 +115,38 @@ def test_config_file_found_as_gunicorn_finds_it(tmp_path):
     assert (code, err) == (2, "pyfork: error: config file python:settings.nope: no such module "
                               "(check the name and PYTHONPATH)\n")
 
+
+
+# `pyfork` with Gunicorn's line: (argv, files present in the working directory, routed argv or the error)
+ROUTES = [
+    (["app:app", "-w", "3"], (), ["run", "app:app", "-w", "3"]),
+    (["--bind", "127.0.0.1:9", "app:app"], (), ["run", "--bind", "127.0.0.1:9", "app:app"]),
+    (["-c", "gunicorn.conf.py"], (), ["run", "-c", "gunicorn.conf.py"]),
+    (["myproject.wsgi"], (), ["run", "myproject.wsgi"]),
+    (["app:create_app()"], (), ["run", "app:create_app()"]),
+    (["status", "--json"], (), ["status", "--json"]),
+    (["run", "app:app"], (), ["run", "app:app"]),
+    (["--version"], (), ["--version"]),
+    ([], (), []),
+    (["stauts"], (), "unknown command 'stauts': did you mean 'pyfork status'?"),
+    (["reports"], ("reports.py",), ["run", "reports"]),       # a module of that name here: the app
+    (["reports"], (), "unknown command 'reports': did you mean 'pyfork report'?"),
+    (["my-app"], (), "'my-app' is neither a command (run, check-config, advise, status, report) nor an app "
+                     "(MODULE:APP): did you mean 'pyfork run my-app'?"),
+]
+
+
+def test_route_table():
+    from supervisor.cli import route
+    for argv, files, want in ROUTES:
+        got, error = route(list(argv), lambda path, files=files: path in files)
+        assert (error if isinstance(want, str) else got) == want, (argv, got, error)
+
+
+def test_gunicorn_line_with_the_name_changed(tmp_path):
+    """The first thing a Gunicorn user types: an unknown word is named with the way out."""
+    code, out, err, _ = run_cli("my-app", cwd=tmp_path)
+    assert (code, out) == (2, "") and err.endswith("did you mean 'pyfork run my-app'?\n"), err
+    code, out, err, _ = run_cli("check-config", "sup_apps:app", "-w", "3", cwd=APPS)
+    code2, out2, err2, _ = run_cli("sup_apps:app", "-w", "3", "--print-config", cwd=APPS)
+    assert (code, code2) == (0, 0) and parse_check_config(out2)["workers"][0] == "3", (err, err2)

@@ -80,14 +80,14 @@ class Pyfork(Server):
     no app, -b or -w (so a config file or the environment can choose them), and runs in
     a clean environment. `log_path` reads the error log from a file the config names."""
 
-    def __init__(self, *args, workers=1, env=None, cwd=APPS, wait=True, port=None, log_path=None):
+    def __init__(self, *args, workers=1, env=None, cwd=APPS, wait=True, port=None, log_path=None, command=("run",)):
         self.port = port or free_port()
         self.workers = workers
         self.log_path = log_path or os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                  "pyfork-cfg-%d-%d.log" % (os.getpid(), self.port))
         # stdout and stderr; the same file as the log unless the config sends the log elsewhere
         self.out_path = self.log_path if log_path is None else log_path + ".out"
-        cmd = [PY, "-m", "supervisor", "run"] + [str(a) for a in args]
+        cmd = [PY, "-m", "supervisor", *command] + [str(a) for a in args]
         self.log_file = open(self.out_path, "w+")
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=clean_env(env), stdout=self.log_file, stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)

@@ -1,6 +1,7 @@
 """Real Gunicorn command lines, as people write them in Procfiles, Dockerfiles and systemd
 units, replayed with `gunicorn` changed to `pyfork run` and nothing else: each is started for
-real and either serves or exits 2 naming the flag, and `pyfork check-config` with the same
+real and either serves or exits 2 naming the flag (a line that starts with `pyfork` is run as
+written: README's "change gunicorn to pyfork"), and `pyfork check-config` with the same
 line reports what the line asked for.
 
 Two changes the harness makes to every line, so tests stay on loopback and never collide:
@@ -106,6 +107,9 @@ LINES = [
     ("tls", {}, "gunicorn --certfile=server.crt --keyfile=server.key -b 0.0.0.0:$PORT app:app",
      ("refused", "--certfile"), None),
     ("daemon", {}, "gunicorn -D -b 0.0.0.0:$PORT app:app", ("refused", "--daemon"), None),
+    # the same line with only the name changed, as README tells a Gunicorn user
+    ("name changed", {}, "pyfork app:app -w 3 -b 0.0.0.0:$PORT --timeout 30 --max-requests 1000 --access-logfile -",
+     {"workers": "3", "max_requests": "1000", "access_logfile": "'-'"}, ("https", "-", "app")),
     ("zero workers", {"WEB_CONCURRENCY": "0"}, "gunicorn app:app -b 0.0.0.0:$PORT",
      ("refused", "WEB_CONCURRENCY"), None),
 ]
@@ -132,7 +136,8 @@ def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     port = free_port()
     tree(tmp_path, port, "config file" in case)
     words = shlex.split(expand(line, port, str(tmp_path)))
-    assert words[0] == "gunicorn"
+    assert words[0] in ("gunicorn", "pyfork")
+    command = ("run",) if words[0] == "gunicorn" else ()
     args = words[1:]
     env = {k: expand(v, port, str(tmp_path)) for k, v in env.items()}
     if "-b" not in line and "--bind" not in line and "GUNICORN_CMD_ARGS" not in env and "config file" not in case:
@@ -142,7 +147,7 @@ def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     if isinstance(gives, tuple):
         assert code == 2 and out == "" and gives[1] in err, (code, out, err)
         assert all(line.startswith("pyfork: error: ") for line in err.splitlines()), err
-        code, out, run_err, _ = run_cli("run", *args, env=env, cwd=tmp_path)
+        code, out, run_err, _ = run_cli(*command, *args, env=env, cwd=tmp_path)
         assert code == 2 and out == "" and run_err == err, (code, out, run_err)    # one line per refused flag
         return
     assert code == 0, err
@@ -164,7 +169,7 @@ def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
             assert "note: flag %s" % flag in out, (flag, out)
 
     workers = int(table["workers"][0])
-    p = Pyfork(*args, workers=workers, env=env, cwd=tmp_path, port=port)
+    p = Pyfork(*args, workers=workers, env=env, cwd=tmp_path, port=port, command=command)
     try:
         status, _, body = get(port, "/", headers={"X-Forwarded-Proto": "https"})
         assert status == 200, body
