@@ -221,7 +221,9 @@ def check_config(args):
 
 
 def _prepare(cfg):
-    """What the master process takes on before anything else: --chdir, --pythonpath, -e."""
+    """What the master process takes on before anything else: --umask, --chdir, --pythonpath, -e."""
+    if cfg.umask:                      # 0, Gunicorn's default, keeps the umask pyfork was started with
+        os.umask(cfg.umask)
     if cfg.chdir:
         try:
             os.chdir(cfg.chdir)

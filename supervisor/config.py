@@ -8,8 +8,8 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _optional_path, _paths, _percent, _size, _str,
-                      _worker_class, _workers, parse_bind, parse_size)
+                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _scheme_headers, _size,
+                      _str, _umask, _worker_class, _workers, parse_bind, parse_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +53,9 @@ SETTINGS = (
     Setting("error_logfile", ("--error-logfile", "--log-file"), _str, "-", "error log file, '-' for stderr", metavar="FILE"),
     Setting("loglevel", ("--log-level",), _loglevel, "info", "error log level: " + ", ".join(LOG_LEVELS), metavar="LEVEL"),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),
+    Setting("secure_scheme_headers", ("--secure-scheme-headers",), _scheme_headers, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", "headers from a --forwarded-allow-ips peer that mean https, with the value that says so: a dict in the config file, NAME=VALUE,... here (Gunicorn's default)", metavar="NAME=VALUE,..."),
+    Setting("forwarder_headers", ("--forwarder-headers",), _names, "SCRIPT_NAME,PATH_INFO", "header names with '_' a --forwarded-allow-ips peer may send (kept as HTTP_<NAME>; SCRIPT_NAME also sets the environ's SCRIPT_NAME), '*' for all", metavar="NAMES"),
+    Setting("umask", ("-m", "--umask"), _umask, 0, "the master's umask (files it writes, unix sockets), as int(value, 0) reads it: 0o22, 0x12, 18; 0 (Gunicorn's default) leaves it as started", metavar="MASK"),
     Setting("pidfile", ("-p", "--pid"), _optional_path, None, "write the master's pid to this file", metavar="FILE"),
     Setting("user", ("-u", "--user"), _optional_path, None, "run workers as this user (name or uid) when started as root", metavar="USER"),
     Setting("group", ("-g", "--group"), _optional_path, None, "run workers as this group (name or gid) when started as root", metavar="GROUP"),
@@ -105,6 +108,9 @@ class Config:
     error_logfile: str
     loglevel: str
     forwarded_allow_ips: tuple
+    secure_scheme_headers: tuple
+    forwarder_headers: tuple
+    umask: int
     metrics_interval: float
     metrics_format: str
     metrics_log: object

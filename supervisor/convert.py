@@ -281,3 +281,49 @@ def _ips(value, name):
         except ValueError:
             raise ConfigError("%s: %r is not an IP address or network" % (name, item)) from None
     return tuple(out)
+
+
+def _umask(value, name):
+    """Gunicorn's -m/--umask: a number as int(value, 0) reads it ('0o22', '0022', '18', 0o22)."""
+    if isinstance(value, bool):
+        raise ConfigError("%s: %r is not a file mode mask" % (name, value))
+    try:
+        n = value if isinstance(value, int) else int(str(value).strip(), 0)
+    except ValueError:
+        n = _octal_text(value)
+    if n is None or not 0 <= n <= 0o777:
+        raise ConfigError("%s: %r is not a file mode mask from 0 to 0o777 (write 0o22 or 0022)" % (name, value))
+    return n
+
+
+def _octal_text(value):
+    """'0022' (Gunicorn's docs spell it so, which int(x, 0) refuses) -> 18; else None."""
+    text = str(value).strip()
+    return int(text, 8) if re.fullmatch(r"0[0-7]+", text) else None
+
+
+def _scheme_headers(value, name):
+    """Gunicorn's secure_scheme_headers: {header name: the value meaning https} (a dict in the
+    config file; on a flag or in the environment NAME=VALUE,NAME=VALUE) -> ((environ key,
+    value), ...). Names in any case; a name with '_' never reaches pyfork (header_map)."""
+    if isinstance(value, str):
+        pairs = [p.partition("=")[::2] for p in value.split(",") if p.strip()]
+        if any(not k.strip() or not v.strip() for k, v in pairs):
+            raise ConfigError("%s: %r: write NAME=VALUE,NAME=VALUE, like X-Forwarded-Proto=https" % (name, value))
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        raise ConfigError("%s: %r is not a mapping of header names to values" % (name, value))
+    out = []
+    for key, secure in pairs:
+        key = str(key).strip()
+        if not re.fullmatch(r"[A-Za-z0-9!#$%&'*+.^`|~-]+", key):
+            raise ConfigError("%s: %r is not a header name this server passes on (letters, digits, '-')" % (name, key))
+        out.append(("HTTP_" + key.upper().replace("-", "_"), str(secure).strip()))
+    return tuple(out)
+
+
+def _names(value, name):
+    """Gunicorn's forwarder_headers: header names, comma separated (or a list) -> upper-case tuple."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(str(i).strip().upper() for i in items if str(i).strip())

@@ -86,13 +86,11 @@ TABLE = (
     Row("worker_tmp_dir", ("--worker-tmp-dir",), H, "pyfork's heartbeat is shared memory, not a file"),
     Row("user", ("-u", "--user"), S, "user"),
     Row("group", ("-g", "--group"), S, "group"),
-    Row("umask", ("-m", "--umask"), R, "pyfork keeps the umask it was started with; set it where pyfork is "
-        "started (`umask 007` in the shell, UMask= in a systemd unit)", Arg.VALUE, 0),
+    Row("umask", ("-m", "--umask"), S, "umask: set in the master at start, so the files it and the app write "
+        "(pidfile, logs, unix sockets) get it"),
     Row("initgroups", ("--initgroups",), H, "with --user, pyfork always sets the worker's groups with initgroups", _SW),
     Row("tmp_upload_dir", (), H, "unused by Gunicorn too; pyfork spools bodies over 1 MiB to a temporary file", _NO),
-    Row("secure_scheme_headers", (), R, "pyfork trusts X-Forwarded-Proto alone, from --forwarded-allow-ips; "
-        "have the proxy set X-Forwarded-Proto", _NO,
-        {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}),
+    Row("secure_scheme_headers", (), S, "secure_scheme_headers (also --secure-scheme-headers NAME=VALUE,...)", _NO),
     Row("forwarded_allow_ips", ("--forwarded-allow-ips",), S, "forwarded_allow_ips (also $FORWARDED_ALLOW_IPS)"),
     Row("accesslog", ("--access-logfile",), S, "access_logfile"),
     Row("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",), H, _ONLY % "syslog", _SW),
@@ -154,8 +152,8 @@ TABLE = (
     Row("permit_unconventional_http_method", ("--permit-unconventional-http-method",), R, _STRICT, _SW, False),
     Row("permit_unconventional_http_version", ("--permit-unconventional-http-version",), R, _STRICT, _SW, False),
     Row("casefold_http_method", ("--casefold-http-method",), R, _STRICT, _SW, False),
-    Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME and PATH_INFO from the request "
-        "alone; mount the app's prefix in the app", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
+    Row("forwarder_headers", ("--forwarder-headers",), S, "forwarder_headers: SCRIPT_NAME from a "
+        "--forwarded-allow-ips peer sets the environ's SCRIPT_NAME"),
     Row("header_map", ("--header-map",), S, "header_map: drop (the default) or refuse; 'dangerous' is refused"),
     Row("asgi_loop", ("--asgi-loop",), H, _ONLY % "ASGI workers"),
     Row("asgi_lifespan", ("--asgi-lifespan",), H, _ONLY % "ASGI workers"),

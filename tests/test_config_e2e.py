@@ -253,7 +253,7 @@ max_requests = 1000
 worker_class = "sync"
 threads = 1
 worker_connections = 1000
-umask = 0
+syslog = False
 wsgi_app = "cfg_apps:app"       # sup_apps:app, noting which process imports it
 '''
 
@@ -288,8 +288,8 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     # the Gunicorn-only names: one note each, naming the line and why nothing changes
     assert ("note: setting 'worker_connections' in gunicorn.conf.py line 17: Gunicorn-only, ignored: only used "
             "with event-loop workers (gevent, eventlet), which pyfork does not have") in out
-    assert ("note: setting 'umask' in gunicorn.conf.py line 18: 0 is Gunicorn's default; ignored: pyfork keeps "
-            "the umask it was started with") in out
+    assert ("note: setting 'syslog' in gunicorn.conf.py line 18: False is Gunicorn's default; ignored: pyfork "
+            "logs to stderr") in out
 
     # it is a valid Gunicorn config file: Gunicorn itself checks it (loading the app) and reads
     # the same values from it (gunicorn is in the `bench` extra: skipped where it is not installed)
@@ -317,7 +317,7 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     # preload_app: the app was imported once, in the master
     assert imports.read_text().split() == [str(master)]
     # the Gunicorn-only names are reported once each, by name
-    for name in ("worker_connections", "umask"):
+    for name in ("worker_connections", "syslog"):
         ignored = [line for line in log.splitlines() if "setting %r" % name in line]
         assert len(ignored) == 1 and "ignored" in ignored[0] and "[WARNING]" in ignored[0], log
     assert "[%d] [INFO] master pid=%d app=cfg_apps:app workers=2" % (master, master) in log
@@ -965,3 +965,34 @@ def test_dyno_env_detects_the_size_from_a_real_cgroup_limit(tmp_path):
         table, out = check(memory, env)
         assert table["dyno_size"] == ("None", "default"), out
         assert table["workers"] == ("2", "default"), out
+
+
+PROXY_CONF = '''\
+bind = "127.0.0.1:%(port)d"
+umask = 0o077
+pidfile = %(pid)r
+secure_scheme_headers = {"X-Scheme": "https"}
+forwarder_headers = "SCRIPT_NAME,REMOTE_USER"
+'''
+
+WHERE_APP = '''\
+def app(environ, start_response):
+    body = " ".join([environ["wsgi.url_scheme"], environ["SCRIPT_NAME"] or "-", environ["PATH_INFO"],
+                     environ.get("HTTP_REMOTE_USER", "-")]).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_umask_and_what_a_trusted_proxy_says(tmp_path, pyfork):
+    """Gunicorn's umask, secure_scheme_headers and forwarder_headers from a gunicorn.conf.py."""
+    port = free_port()
+    pid = str(tmp_path / "g.pid")
+    write(tmp_path / "where.py", WHERE_APP)
+    conf = write(tmp_path / "gunicorn.conf.py", PROXY_CONF % {"port": port, "pid": pid})
+    p = pyfork("where:app", "-c", conf, cwd=tmp_path, port=port)
+    assert os.stat(pid).st_mode & 0o777 == 0o600        # written under umask 0o077
+    status, _, body = get(port, "/app/x", headers={"X-Scheme": "https", "SCRIPT_NAME": "/app",
+                                                   "REMOTE_USER": "ann", "X-Forwarded-Proto": "https"})
+    assert (status, body) == (200, b"https /app /x ann")
+    assert p.stop() == 0

@@ -94,10 +94,10 @@ JUDGED = [
     # a refused setting at Gunicorn's default asks for nothing pyfork lacks
     (["--proxy-protocol", "off"], "note", "flag --proxy-protocol: 'off' is Gunicorn's default; ignored: pyfork "
      "reads no PROXY protocol header; have the proxy send X-Forwarded-For and X-Forwarded-Proto instead"),
-    (["--umask", "0"], "note", "flag --umask: '0' is Gunicorn's default; ignored: pyfork keeps the umask it was "
-     "started with; set it where pyfork is started (`umask 007` in the shell, UMask= in a systemd unit)"),
-    (["--umask", "0o22"], "error", "flag --umask: not available in pyfork: pyfork keeps the umask it was "
-     "started with; set it where pyfork is started (`umask 007` in the shell, UMask= in a systemd unit)"),
+    (["--http-protocols", "h1"], "note", "flag --http-protocols: 'h1' is Gunicorn's default; ignored: pyfork "
+     "speaks HTTP/1.1 only; HTTP/2 ends at the router or proxy in front"),
+    (["--http-protocols", "h2,h1"], "error", "flag --http-protocols: not available in pyfork: pyfork "
+     "speaks HTTP/1.1 only; HTTP/2 ends at the router or proxy in front"),
 ]
 
 
@@ -255,16 +255,11 @@ def test_readme_lists_every_environment_variable():
 # (setting, value a config file gives, is it harmless?)
 DEFAULTS = [
     ("daemon", False, True), ("daemon", True, False), ("daemon", "false", True),
-    ("umask", 0, True), ("umask", "0", True), ("umask", 0o22, False),
+    ("dirty_workers", 0, True), ("dirty_workers", "0", True), ("dirty_workers", 2, False),
     ("proxy_protocol", "off", True), ("proxy_protocol", "v1", False),
     ("logconfig_dict", {}, True), ("logconfig_dict", {"version": 1}, False),
     ("certfile", None, True), ("certfile", "", True), ("certfile", "/etc/ssl/c.pem", False),
     ("dirty_apps", [], True), ("dirty_apps", ["tasks:app"], False),
-    # Heroku's usual narrowing of the default is fine; a header of its own is not
-    ("secure_scheme_headers", {"X-Forwarded-Proto": "https"}, True),
-    ("secure_scheme_headers", {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
-     True),
-    ("secure_scheme_headers", {"X-Scheme": "https"}, False),
 ]
 
 

@@ -107,6 +107,9 @@ LINES = [
     ("tls", {}, "gunicorn --certfile=server.crt --keyfile=server.key -b 0.0.0.0:$PORT app:app",
      ("refused", "--certfile"), None),
     ("daemon", {}, "gunicorn -D -b 0.0.0.0:$PORT app:app", ("refused", "--daemon"), None),
+    ("umask and forwarders", {}, "gunicorn app:app -b 0.0.0.0:$PORT -m 0o027 --forwarder-headers "
+     "SCRIPT_NAME,REMOTE_USER", {"umask": "23", "forwarder_headers": "('SCRIPT_NAME', 'REMOTE_USER')"},
+     ("https", "-", "app")),
     # the same line with only the name changed, as README tells a Gunicorn user
     ("name changed", {}, "pyfork app:app -w 3 -b 0.0.0.0:$PORT --timeout 30 --max-requests 1000 --access-logfile -",
      {"workers": "3", "max_requests": "1000", "access_logfile": "'-'"}, ("https", "-", "app")),

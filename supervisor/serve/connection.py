@@ -184,6 +184,8 @@ class Connection(Responder, NoSwitch):
         key = ENV_KEYS.get(name)
         if not key:
             key = environ_key(name)
+            if not key and self.trust:  # a name with '_' a trusted proxy may send (forwarder_headers)
+                key = self.forwarded_key(name)
             if not key:                 # a name with '_': dropped, or refused (--header-map refuse)
                 if self.ctx.refuse_underscores:
                     raise HTTPError(400, "header name %r has '_' (--header-map refuse)" % name[:40])
@@ -196,6 +198,17 @@ class Connection(Responder, NoSwitch):
             self.repeated(key, value)
         else:
             env[key] = value
+
+    def forwarded_key(self, name):
+        """HTTP_<NAME> for a forwarder_headers name (Gunicorn's: SCRIPT_NAME, PATH_INFO by
+        default), else None. SCRIPT_NAME takes the checked way, where it sets the environ's."""
+        text = name.decode("latin-1").upper()
+        forwarders = self.ctx.forwarders
+        if text not in forwarders and "*" not in forwarders:
+            return None
+        if text == "SCRIPT_NAME":
+            self.plain = False
+        return "HTTP_" + text.replace("-", "_")
 
     def repeated(self, key, value):
         """A second field line of the same name: joined with ',' (RFC 9110 5.3), unless the
@@ -265,8 +278,11 @@ class Connection(Responder, NoSwitch):
         if self.plain is not False:
             self.plain = None     # no framing header: nothing more to check
             return
-        if self.trust and strict.forwarded_scheme(env) == "https":
-            env["wsgi.url_scheme"] = "https"
+        if self.trust:
+            if strict.forwarded_scheme(env, self.ctx.scheme_headers) == "https":
+                env["wsgi.url_scheme"] = "https"
+            if "HTTP_SCRIPT_NAME" in env:
+                strict.mount(env, env["HTTP_SCRIPT_NAME"])
         if parser.should_upgrade():
             self.no_switch(env)
         te = env.get("HTTP_TRANSFER_ENCODING")

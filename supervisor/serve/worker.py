@@ -28,7 +28,7 @@ from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, http_date, listener_environ, peer_trusted
+from .wsgi import base_environ, framing, http_date, listener_environ, peer_trusted
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -78,6 +78,7 @@ class Worker:
         self.threads = cfg.threads
         self.pool = None
         self.meter = Meter(beats.mem if beats is not None else None, cell)
+        framing(key for key, _ in cfg.secure_scheme_headers)
         self.ctx = self.context()
 
     @property
@@ -102,7 +103,8 @@ class Worker:
             send_timeout=max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0,
             hooks=cfg.hooks, hook_worker=self, access=self.access if self.access_log else None,
             keepalive=cfg.keepalive != 0, meter=self.meter, conns=self.conns,
-            refuse_underscores=cfg.header_map == "refuse")
+            refuse_underscores=cfg.header_map == "refuse", forwarders=frozenset(cfg.forwarder_headers),
+            scheme_headers={key: value.lower() for key, value in cfg.secure_scheme_headers})
 
     # -- life -----------------------------------------------------------------------------
 
