@@ -68,6 +68,8 @@ def _settings_arguments(p):
             kw.update(metavar=s.metavar or "VALUE")
             if s.action == "append":
                 kw.update(action="append")
+            elif s.action == "optional":
+                kw.update(nargs="?", const=s.const)
         p.add_argument(*s.flags, **kw)
     _gunicorn_arguments(p)
     return p

@@ -8,7 +8,7 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _scheme_headers, _size,
+                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _proxy_protocol, _scheme_headers, _size,
                       _str, _umask, _worker_class, _workers, parse_bind, parse_size)
 
 
@@ -22,6 +22,7 @@ class Setting:
     env: str = ""          # a platform variable read besides PYFORK_<NAME>
     action: str = ""       # "store_true" or "append" for argparse
     metavar: str = ""
+    const: object = None   # action "optional": the value of the bare flag
 
 
 SETTINGS = (
@@ -56,6 +57,8 @@ SETTINGS = (
     Setting("secure_scheme_headers", ("--secure-scheme-headers",), _scheme_headers, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", "headers from a --forwarded-allow-ips peer that mean https, with the value that says so: a dict in the config file, NAME=VALUE,... here (Gunicorn's default)", metavar="NAME=VALUE,..."),
     Setting("forwarder_headers", ("--forwarder-headers",), _names, "SCRIPT_NAME,PATH_INFO", "header names with '_' a --forwarded-allow-ips peer may send (kept as HTTP_<NAME>; SCRIPT_NAME also sets the environ's SCRIPT_NAME), '*' for all", metavar="NAMES"),
     Setting("umask", ("-m", "--umask"), _umask, 0, "the master's umask (files it writes, unix sockets), as int(value, 0) reads it: 0o22, 0x12, 18; 0 (Gunicorn's default) leaves it as started", metavar="MASK"),
+    Setting("proxy_protocol", ("--proxy-protocol",), _proxy_protocol, "off", "read a PROXY protocol header (HAProxy, an AWS network load balancer) before HTTP: off, v1, v2 or auto (the bare flag); the client's address becomes REMOTE_ADDR", action="optional", metavar="MODE", const="auto"),
+    Setting("proxy_allow_ips", ("--proxy-allow-from",), _ips, "127.0.0.1,::1", "peers that may send a PROXY header, comma separated, '*' for all; another's closes the connection", metavar="IPS"),
     Setting("pidfile", ("-p", "--pid"), _optional_path, None, "write the master's pid to this file", metavar="FILE"),
     Setting("user", ("-u", "--user"), _optional_path, None, "run workers as this user (name or uid) when started as root", metavar="USER"),
     Setting("group", ("-g", "--group"), _optional_path, None, "run workers as this group (name or gid) when started as root", metavar="GROUP"),
@@ -109,6 +112,8 @@ class Config:
     loglevel: str
     forwarded_allow_ips: tuple
     secure_scheme_headers: tuple
+    proxy_protocol: str
+    proxy_allow_ips: tuple
     forwarder_headers: tuple
     umask: int
     metrics_interval: float

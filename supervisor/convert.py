@@ -327,3 +327,17 @@ def _names(value, name):
     """Gunicorn's forwarder_headers: header names, comma separated (or a list) -> upper-case tuple."""
     items = value.split(",") if isinstance(value, str) else list(value)
     return tuple(str(i).strip().upper() for i in items if str(i).strip())
+
+
+_PROXY_PROTOCOL = {"off": "off", "false": "off", "0": "off", "none": "off", "": "off",
+                   "auto": "auto", "true": "auto", "1": "auto", "v1": "v1", "v2": "v2"}
+
+
+def _proxy_protocol(value, name):
+    """Gunicorn's proxy_protocol: off, v1, v2 or auto; True and False (older config files) are auto and off."""
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    text = str(value).strip().lower()
+    if text not in _PROXY_PROTOCOL:
+        raise ConfigError("%s: %r is not one of off, v1, v2, auto" % (name, value))
+    return _PROXY_PROTOCOL[text]

@@ -126,9 +126,9 @@ TABLE = (
         "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit", "worker_exit",
         "nworkers_changed", "on_exit")),
     Row("ssl_context", (), H, _ONLY % "TLS (--certfile)", _NO),
-    Row("proxy_protocol", ("--proxy-protocol",), R, "pyfork reads no PROXY protocol header; have the proxy send "
-        "X-Forwarded-For and X-Forwarded-Proto instead", Arg.OPTIONAL, "off", "auto"),
-    Row("proxy_allow_ips", ("--proxy-allow-from",), H, _ONLY % "--proxy-protocol"),
+    Row("proxy_protocol", ("--proxy-protocol",), S, "proxy_protocol: v1, v2 or auto; REMOTE_ADDR, REMOTE_PORT, "
+        "PROXY_PROTOCOL, PROXY_ADDR, PROXY_PORT as in Gunicorn", Arg.OPTIONAL, "off", "auto"),
+    Row("proxy_allow_ips", ("--proxy-allow-from",), S, "proxy_allow_ips: another peer's header closes the connection"),
     Row("protocol", ("--protocol",), R, "pyfork speaks HTTP/1.1 only, not uwsgi; point the proxy at pyfork "
         "over HTTP", Arg.VALUE, "http"),
     Row("uwsgi_allow_ips", ("--uwsgi-allow-from",), H, _ONLY % "--protocol uwsgi"),

@@ -89,11 +89,7 @@ JUDGED = [
      "ends at the router or proxy in front (Heroku's router, nginx, a load balancer); remove --certfile"),
     (["-D"], "error", "flag --daemon: not available in pyfork: pyfork stays in the foreground, as a platform, "
      "systemd or a container expects; start it with systemd (conf/) or your process manager"),
-    (["--proxy-protocol"], "error", "flag --proxy-protocol: not available in pyfork: pyfork reads no PROXY "
-     "protocol header; have the proxy send X-Forwarded-For and X-Forwarded-Proto instead"),
     # a refused setting at Gunicorn's default asks for nothing pyfork lacks
-    (["--proxy-protocol", "off"], "note", "flag --proxy-protocol: 'off' is Gunicorn's default; ignored: pyfork "
-     "reads no PROXY protocol header; have the proxy send X-Forwarded-For and X-Forwarded-Proto instead"),
     (["--http-protocols", "h1"], "note", "flag --http-protocols: 'h1' is Gunicorn's default; ignored: pyfork "
      "speaks HTTP/1.1 only; HTTP/2 ends at the router or proxy in front"),
     (["--http-protocols", "h2,h1"], "error", "flag --http-protocols: not available in pyfork: pyfork "
@@ -256,7 +252,7 @@ def test_readme_lists_every_environment_variable():
 DEFAULTS = [
     ("daemon", False, True), ("daemon", True, False), ("daemon", "false", True),
     ("dirty_workers", 0, True), ("dirty_workers", "0", True), ("dirty_workers", 2, False),
-    ("proxy_protocol", "off", True), ("proxy_protocol", "v1", False),
+    ("protocol", "http", True), ("protocol", "uwsgi", False),
     ("logconfig_dict", {}, True), ("logconfig_dict", {"version": 1}, False),
     ("certfile", None, True), ("certfile", "", True), ("certfile", "/etc/ssl/c.pem", False),
     ("dirty_apps", [], True), ("dirty_apps", ["tasks:app"], False),

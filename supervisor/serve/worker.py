@@ -23,7 +23,7 @@ from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
 from .meter import Meter
-from . import threads
+from . import proxied, threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..log import ZONE
@@ -77,6 +77,7 @@ class Worker:
         self.second = 0
         self.threads = cfg.threads
         self.pool = None
+        self.proxied = cfg.proxy_protocol != "off"
         self.meter = Meter(beats.mem if beats is not None else None, cell)
         framing(key for key, _ in cfg.secure_scheme_headers)
         self.ctx = self.context()
@@ -286,6 +287,9 @@ class Worker:
                 trusted = self.trust(peer)
         else:
             trusted = True        # a unix socket: the proxy is on this host
+        if self.proxied:          # --proxy-protocol: its header comes first (proxied.py)
+            proxied.accept(self, sock, base, trusted, addr)
+            return True
         if self.pool is None:
             conn = Connection(self.ctx, sock, base, trusted)
             conn.on_readable()

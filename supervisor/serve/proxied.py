@@ -1,0 +1,100 @@
+"""--proxy-protocol: a new connection's PROXY header is read before HTTP, then the connection
+is handed to a Connection with the client's address as REMOTE_ADDR (proxyproto.py parses).
+
+A Stage stands in the worker's connection table until its header is whole. It only peeks
+(MSG_PEEK) and takes the header's bytes once it has them all, so a connection with no header
+(plain HTTP, as Gunicorn allows) reaches the Connection untouched. It is registered
+edge-triggered: a header that comes in pieces wakes the loop once per piece, never in a
+spin. A header from a peer outside --proxy-allow-from, or a malformed one, closes the
+connection with one debug line. With --proxy-protocol off none of this runs: the worker's
+accept path tests one attribute.
+"""
+import select
+import socket
+
+from . import proxyproto
+from .connection import Connection
+from .threads import ThreadedConnection, rearm
+from .wsgi import peer_trusted
+
+PEEK = 536                  # bytes first peeked: a v1 line, or a v2 header with its usual TLVs
+_MORE, _NONE, _OK = proxyproto.Verdict.MORE, proxyproto.Verdict.NONE, proxyproto.Verdict.OK
+
+
+def accept(w, sock, base, trusted, addr):
+    """The worker accepted `sock` from `addr`: wait for its PROXY header (or its first HTTP bytes)."""
+    peer = addr[0] if type(addr) is tuple else None
+    allowed = peer is None or peer_trusted(peer, w.cfg.proxy_allow_ips)    # a unix socket: on this host
+    stage = Stage(w, sock, base, trusted, allowed, peer)
+    w.conns[stage.fd] = stage
+    w.ep.register(stage.fd, stage.mask)
+    stage.on_readable()
+
+
+class Stage:
+    running = False
+    __slots__ = ("w", "sock", "fd", "base", "trust", "allowed", "peer", "last", "closed", "ctx", "mask", "size")
+
+    def __init__(self, w, sock, base, trust, allowed, peer):
+        self.w, self.sock, self.fd, self.base, self.trust = w, sock, sock.fileno(), base, trust
+        self.allowed, self.peer = allowed, peer
+        self.last = w.clock.now
+        self.closed = False
+        self.ctx = w.ctx
+        self.mask = select.EPOLLIN | select.EPOLLET
+        self.size = PEEK
+
+    def wants(self):
+        return self.mask
+
+    def between_requests(self):
+        """Idle until the header comes: the keep-alive timeout closes a peer that sends nothing."""
+        return True
+
+    def on_readable(self):
+        while True:
+            try:
+                data = self.sock.recv(self.size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except OSError:
+                return self.close()
+            if not data:
+                return self.close()
+            header = proxyproto.parse(data, self.w.cfg.proxy_protocol)
+            if header.verdict is not _MORE:
+                break
+            if len(data) < self.size or header.length <= self.size:
+                return            # the rest is still to come: the next piece wakes the loop
+            self.size = header.length     # a v2 header longer than the peek: peek it whole
+        if header.verdict is _NONE:
+            return self.hand_over()
+        if header.verdict is not _OK or not self.allowed:
+            why = header.why if header.verdict is not _OK else "%s is not in --proxy-allow-from" % self.peer
+            self.w.log.debug("proxy protocol header refused on fd %d: %s", self.fd, why)
+            return self.close()
+        self.sock.recv(header.length)         # take the header: it was all peeked, so it is there
+        self.base.update(proxyproto.environ(header))
+        self.hand_over()
+
+    def hand_over(self):
+        """The header is read (or there is none): the connection serves HTTP from here, level-triggered."""
+        w = self.w
+        self.closed = True        # the stage is done; the socket lives on in the connection
+        if w.pool is None:
+            conn = Connection(w.ctx, self.sock, self.base, self.trust)
+        else:
+            conn = ThreadedConnection(w.ctx, self.sock, self.base, self.trust, w.pool)
+            conn.mask = select.EPOLLIN
+        w.conns[self.fd] = conn
+        w.ep.modify(self.fd, select.EPOLLIN)
+        conn.on_readable()
+        if w.pool is not None:
+            rearm(w, conn)
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            if self.w.conns.get(self.fd) is self:
+                del self.w.conns[self.fd]
+            self.sock.close()
