@@ -269,6 +269,12 @@ def run(args):
         log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
     except OSError as exc:
         return _fail("cannot open log file %s: %s" % (exc.filename, exc.strerror))
+    if cfg.statsd_host:
+        from .observe.statsd import Statsd
+        try:
+            log.statsd = Statsd(cfg.statsd_host, cfg.statsd_prefix, cfg.dogstatsd_tags)
+        except OSError as exc:          # a host name that does not resolve
+            return _fail("--statsd-host %s: %s" % (":".join(map(str, cfg.statsd_host)), exc.strerror or exc))
     for note in notes:
         log.warning("%s", note)
     if sources.get("dyno_size", "default") != "default":

@@ -8,7 +8,7 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _proxy_protocol, _scheme_headers, _size,
+                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _proxy_protocol, _scheme_headers, _size, _statsd_host,
                       _str, _umask, _worker_class, _workers, parse_bind, parse_size)
 
 
@@ -66,6 +66,9 @@ SETTINGS = (
     Setting("metrics_format", ("--metrics-format",), _choice("logfmt", "json"), "logfmt", "metrics lines as Heroku's key=value (logfmt) or JSON", metavar="FORMAT"),
     Setting("metrics_log", ("--metrics-log",), _optional_path, None, "write metrics lines to this file instead of stderr", metavar="FILE"),
     Setting("metrics_bind", ("--metrics-bind",), _metrics_bind, None, "serve Prometheus /metrics from the master at HOST:PORT (host defaults to 127.0.0.1)", metavar="ADDRESS"),
+    Setting("statsd_host", ("--statsd-host",), _statsd_host, None, "send Gunicorn's statsd metrics (and pyfork's per-worker gauges) to HOST:PORT (UDP, port 8125 by default) or unix:PATH", metavar="ADDRESS"),
+    Setting("statsd_prefix", ("--statsd-prefix",), _str, "", "put this before every statsd metric's name (a '.' is added)", metavar="PREFIX"),
+    Setting("dogstatsd_tags", ("--dogstatsd-tags",), _str, "", "DogStatsD tags for every metric: tag1:value1,tag2:value2", metavar="TAGS"),
     Setting("memory_quota", ("--memory-quota",), _size, None, "the dyno's memory when no cgroup limit says (e.g. 512MB)", metavar="SIZE"),
     Setting("dyno_size", ("--dyno-size",), _optional_path, None, "a Heroku dyno size (standard-1x, performance-m, ...) for quota and task limit", metavar="NAME"),
     Setting("max_worker_memory", ("--max-worker-memory",), _size, None, "recycle a worker whose memory passes this (e.g. 300MB)", metavar="SIZE"),
@@ -120,6 +123,9 @@ class Config:
     metrics_format: str
     metrics_log: object
     metrics_bind: object
+    statsd_host: object
+    statsd_prefix: str
+    dogstatsd_tags: str
     memory_quota: object
     dyno_size: object
     max_worker_memory: object

@@ -341,3 +341,25 @@ def _proxy_protocol(value, name):
     if text not in _PROXY_PROTOCOL:
         raise ConfigError("%s: %r is not one of off, v1, v2, auto" % (name, value))
     return _PROXY_PROTOCOL[text]
+
+
+def _statsd_host(value, name):
+    """Gunicorn's --statsd-host: HOST[:PORT] (port 8125), [IPv6]:PORT, unix:PATH or unix://PATH
+    -> ("unix", path) or (host, port); '' or None: no statsd."""
+    if value in (None, ""):
+        return None
+    text = str(value).strip()
+    if text.startswith("unix:"):
+        path = re.sub(r"^unix:(//)?", "", text)
+        if not path:
+            raise ConfigError("%s: %r: give a path after unix:" % (name, value))
+        return ("unix", path)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest[1:] if rest.startswith(":") else "8125"
+    else:
+        host, _, port = text.partition(":")
+        port = port or "8125"
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("%s: %r is not HOST:PORT or unix:PATH" % (name, value))
+    return (host.lower(), int(port))

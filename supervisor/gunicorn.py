@@ -110,11 +110,12 @@ TABLE = (
     Row("syslog_facility", ("--log-syslog-facility",), H, _ONLY % "syslog"),
     Row("enable_stdio_inheritance", ("-R", "--enable-stdio-inheritance"), H,
         "pyfork never daemonizes: workers always keep stdio", _SW),
-    Row("statsd_host", ("--statsd-host",), H, "pyfork has no statsd client yet; its metrics are log lines "
-        "(--metrics-interval) and Prometheus (--metrics-bind)"),
-    Row("dogstatsd_tags", ("--dogstatsd-tags",), H, _ONLY % "statsd"),
-    Row("statsd_prefix", ("--statsd-prefix",), H, _ONLY % "statsd"),
-    Row("enable_backlog_metric", ("--enable-backlog-metric",), H, _ONLY % "statsd", _SW),
+    Row("statsd_host", ("--statsd-host",), S, "statsd_host: Gunicorn's metric names, batched per loop turn, "
+        "plus pyfork.worker.N.* memory gauges"),
+    Row("dogstatsd_tags", ("--dogstatsd-tags",), S, "dogstatsd_tags"),
+    Row("statsd_prefix", ("--statsd-prefix",), S, "statsd_prefix"),
+    Row("enable_backlog_metric", ("--enable-backlog-metric",), H, "pyfork sends no gunicorn.backlog (the listen "
+        "queue); the other statsd metrics are sent", _SW),
     Row("proc_name", ("-n", "--name"), H, "process titles are pyfork's own (pyfork master [app], pyfork worker N [app]); "
         "log lines say which process wrote them"),
     Row("default_proc_name", (), H, "process titles are pyfork's own", _NO),

@@ -80,8 +80,8 @@ JUDGED = [
      "are the master's, which the platform (or --error-logfile's shell redirect) already collects"),
     (["--name", "web"], "note", "flag --name: Gunicorn-only, ignored: process titles are pyfork's own "
      "(pyfork master [app], pyfork worker N [app]); log lines say which process wrote them"),
-    (["--statsd-host", "localhost:8125"], "note", "flag --statsd-host: Gunicorn-only, ignored: pyfork has no statsd "
-     "client yet; its metrics are log lines (--metrics-interval) and Prometheus (--metrics-bind)"),
+    (["--enable-backlog-metric"], "note", "flag --enable-backlog-metric: Gunicorn-only, ignored: pyfork sends no "
+     "gunicorn.backlog (the listen queue); the other statsd metrics are sent"),
     (["--reload"], "error", "flag --reload: not available in pyfork: pyfork does not watch the code; "
      "`kill -HUP <master pid>` starts new workers that import the app afresh (without --preload); "
      "in development restart pyfork"),

@@ -71,6 +71,8 @@ class Worker:
         self.read_timeout = cfg.timeout or 30.0
         self.access_log = bool(cfg.access_logfile)
         self.access_line = accesslog.compile_format(cfg.access_logformat, ZONE) if self.access_log else None
+        self.statsd = getattr(log, "statsd", None)    # --statsd-host: observe/statsd.py
+        self.turn_end = self.flusher()   # what the loop calls at the end of a turn that served requests
         self.trusted = {}
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
@@ -102,10 +104,23 @@ class Worker:
             limit_line=cfg.limit_request_line, limit_fields=cfg.limit_request_fields,
             limit_field_size=cfg.limit_request_field_size, limit_body=cfg.limit_request_body,
             send_timeout=max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0,
-            hooks=cfg.hooks, hook_worker=self, access=self.access if self.access_log else None,
+            hooks=cfg.hooks, hook_worker=self, access=self.reporter(),
             keepalive=cfg.keepalive != 0, meter=self.meter, conns=self.conns,
             refuse_underscores=cfg.header_map == "refuse", forwarders=frozenset(cfg.forwarder_headers),
             scheme_headers={key: value.lower() for key, value in cfg.secure_scheme_headers})
+
+    def reporter(self):
+        """What each request reports as it ends: its access log line, its statsd metrics, both, or None."""
+        if self.statsd is None:
+            return self.access if self.access_log else None
+        return self.access_and_statsd if self.access_log else self.statsd.request
+
+    def flusher(self):
+        """The end of a loop turn: write the access log lines and send the statsd metrics it made."""
+        ends = [f for f in (self.access_log and self.log.flush_access, self.statsd and self.statsd.flush) if f]
+        if len(ends) < 2:
+            return ends[0] if ends else None
+        return lambda: (ends[0](), ends[1]())
 
     # -- life -----------------------------------------------------------------------------
 
@@ -172,7 +187,7 @@ class Worker:
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
         times, at = meter.times, meter.at
-        access_log, max_requests, timeout, shed_until = self.access_log, self.max_requests, TICK, 0.0
+        turn_end, max_requests, timeout, shed_until = self.turn_end, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
             events = poll(timeout)
@@ -203,8 +218,8 @@ class Worker:
                 meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
                 self.rotate()
                 timeout = TICK
-            if access_log:
-                self.log.flush_access()     # one write for this turn's lines
+            if turn_end is not None:
+                turn_end()                  # one write for this turn's access lines, one send of its metrics
             if shed_until and now >= shed_until:
                 shed_until = 0.0
                 clock.shed = False            # no longer saturated: keep-alive again
@@ -330,8 +345,8 @@ class Worker:
     def exit(self, code):
         """Leave now (INT, abort), still running worker_exit as Gunicorn does."""
         hooks.call(self.cfg.hooks, self.log, "worker_exit", getattr(self, "server", None), self)
-        if self.access_log:
-            self.log.flush_access()
+        if self.turn_end is not None:
+            self.turn_end()
         os._exit(code)
 
     def stop(self):
@@ -383,3 +398,7 @@ class Worker:
 
     def access(self, env, code, headers, sent, seconds):
         self.log.access(self.access_line(env, code, headers, sent, seconds, time.time(), self.pid))
+
+    def access_and_statsd(self, env, code, headers, sent, seconds):
+        self.access(env, code, headers, sent, seconds)
+        self.statsd.request(env, code, headers, sent, seconds)
