@@ -18,7 +18,6 @@ import sys
 from . import __version__, exits, gunicorn
 from .config import SETTINGS, Bind, ConfigError, env_name, resolve_sources
 from .environ import CMD_ARGS
-from .log import Log
 
 SIZES = ("memory_quota", "max_worker_memory")
 
@@ -265,10 +264,13 @@ def run(args):
         return failed
     if args.g_check_config:
         return _gunicorn_check(cfg)
+    from . import logconfig
     try:
-        log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
+        log = logconfig.make(cfg)
     except OSError as exc:
         return _fail("cannot open log file %s: %s" % (exc.filename, exc.strerror))
+    except logconfig.ConfigFailed as exc:
+        return _fail(exc)
     if cfg.statsd_host:
         from .observe.statsd import Statsd
         try:

@@ -8,7 +8,7 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _proxy_protocol, _scheme_headers, _size, _statsd_host,
+                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _log_dict, _proxy_protocol, _scheme_headers, _size, _statsd_host,
                       _str, _umask, _worker_class, _workers, parse_bind, parse_size)
 
 
@@ -53,6 +53,9 @@ SETTINGS = (
     Setting("access_logformat", ("--access-logformat",), _log_format, '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"', "access log line, in Gunicorn's atoms", metavar="FORMAT"),
     Setting("error_logfile", ("--error-logfile", "--log-file"), _str, "-", "error log file, '-' for stderr", metavar="FILE"),
     Setting("loglevel", ("--log-level",), _loglevel, "info", "error log level: " + ", ".join(LOG_LEVELS), metavar="LEVEL"),
+    Setting("logconfig", ("--log-config",), _optional_path, None, "a logging.config.fileConfig file: the error and access lines go to the loggers gunicorn.error and gunicorn.access, as in Gunicorn", metavar="FILE"),
+    Setting("logconfig_dict", ("--log-config-dict",), _log_dict, None, "a logging.config.dictConfig dictionary (JSON here, a dict in the config file) over Gunicorn's defaults, for gunicorn.error and gunicorn.access", metavar="JSON"),
+    Setting("logconfig_json", ("--log-config-json",), _optional_path, None, "a JSON file holding a dictConfig dictionary, as logconfig_dict", metavar="FILE"),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),
     Setting("secure_scheme_headers", ("--secure-scheme-headers",), _scheme_headers, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", "headers from a --forwarded-allow-ips peer that mean https, with the value that says so: a dict in the config file, NAME=VALUE,... here (Gunicorn's default)", metavar="NAME=VALUE,..."),
     Setting("forwarder_headers", ("--forwarder-headers",), _names, "SCRIPT_NAME,PATH_INFO", "header names with '_' a --forwarded-allow-ips peer may send (kept as HTTP_<NAME>; SCRIPT_NAME also sets the environ's SCRIPT_NAME), '*' for all", metavar="NAMES"),
@@ -113,6 +116,9 @@ class Config:
     access_logformat: str
     error_logfile: str
     loglevel: str
+    logconfig: object
+    logconfig_dict: object
+    logconfig_json: object
     forwarded_allow_ips: tuple
     secure_scheme_headers: tuple
     proxy_protocol: str

@@ -363,3 +363,18 @@ def _statsd_host(value, name):
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ConfigError("%s: %r is not HOST:PORT or unix:PATH" % (name, value))
     return (host.lower(), int(port))
+
+
+def _log_dict(value, name):
+    """Gunicorn's logconfig_dict: a dict in the config file, JSON text on a flag; {} is none."""
+    if value in (None, "", {}):
+        return None
+    if isinstance(value, str):
+        import json       # value-level: parsing only
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise ConfigError("%s: not JSON: %s" % (name, exc)) from None
+    if not isinstance(value, dict):
+        raise ConfigError("%s: %r is not a logging.config.dictConfig dictionary" % (name, value))
+    return value

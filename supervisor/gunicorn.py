@@ -99,10 +99,12 @@ TABLE = (
     Row("loglevel", ("--log-level",), S, "loglevel"),
     Row("capture_output", ("--capture-output",), H, "the workers' stdout and stderr are the master's, which "
         "the platform (or --error-logfile's shell redirect) already collects", _SW),
-    Row("logger_class", ("--logger-class",), R, _LOGS, Arg.VALUE, "gunicorn.glogging.Logger"),
-    Row("logconfig", ("--log-config",), R, _LOGS),
-    Row("logconfig_dict", (), R, _LOGS, _NO, {}),
-    Row("logconfig_json", ("--log-config-json",), R, _LOGS),
+    Row("logger_class", ("--logger-class",), R, "a Logger class is written against Gunicorn's own config object; "
+        "configure the loggers gunicorn.error and gunicorn.access with --log-config, --log-config-json or "
+        "logconfig_dict instead (pyfork sends its lines there)", Arg.VALUE, "gunicorn.glogging.Logger"),
+    Row("logconfig", ("--log-config",), S, "logconfig: the lines go to gunicorn.error and gunicorn.access"),
+    Row("logconfig_dict", (), S, "logconfig_dict (also --log-config-dict JSON)", _NO),
+    Row("logconfig_json", ("--log-config-json",), S, "logconfig_json"),
     Row("syslog_addr", ("--log-syslog-to",), H, _ONLY % "syslog"),
     Row("syslog", ("--log-syslog",), R, "pyfork logs to stderr or --error-logfile, not syslog; let the platform, "
         "journald or the container runtime carry stderr", _SW, False),

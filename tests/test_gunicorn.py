@@ -253,7 +253,7 @@ DEFAULTS = [
     ("daemon", False, True), ("daemon", True, False), ("daemon", "false", True),
     ("dirty_workers", 0, True), ("dirty_workers", "0", True), ("dirty_workers", 2, False),
     ("protocol", "http", True), ("protocol", "uwsgi", False),
-    ("logconfig_dict", {}, True), ("logconfig_dict", {"version": 1}, False),
+    ("logger_class", "gunicorn.glogging.Logger", True), ("logger_class", "myapp.MyLogger", False),
     ("certfile", None, True), ("certfile", "", True), ("certfile", "/etc/ssl/c.pem", False),
     ("dirty_apps", [], True), ("dirty_apps", ["tasks:app"], False),
 ]

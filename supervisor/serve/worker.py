@@ -69,7 +69,7 @@ class Worker:
         self.deadline = None
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
-        self.access_log = bool(cfg.access_logfile)
+        self.access_log = bool(cfg.access_logfile) or getattr(log, "routes_access", False)
         self.access_line = accesslog.compile_format(cfg.access_logformat, ZONE) if self.access_log else None
         self.statsd = getattr(log, "statsd", None)    # --statsd-host: observe/statsd.py
         self.turn_end = self.flusher()   # what the loop calls at the end of a turn that served requests

@@ -8,7 +8,7 @@ import sys
 from . import plan, recycle
 from .. import exits, hooks
 from ..config import AUTO, ConfigError
-from ..log import Log
+from .. import logconfig
 from .listeners import hand_over
 
 
@@ -92,7 +92,8 @@ def use_config(master, cfg, notes):
         master.log.warning("%s", note)
     if cfg.bind != master.cfg.bind:
         master.log.warning("reload: a change of bind needs a restart or USR2; listening as before")
-    logs = ("error_logfile", "loglevel", "access_logfile", "access_logformat", "metrics_log")
+    logs = ("error_logfile", "loglevel", "access_logfile", "access_logformat", "metrics_log", "logconfig",
+            "logconfig_dict", "logconfig_json")
     if any(getattr(cfg, n) != getattr(master.cfg, n) for n in logs):
         new_log(master, cfg)
     master.cfg = dataclasses.replace(cfg, bind=master.cfg.bind)
@@ -105,10 +106,14 @@ def use_config(master, cfg, notes):
 def new_log(master, cfg):
     """The log settings changed on reload: open the new files; new workers inherit them."""
     try:
-        log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
+        log = logconfig.make(cfg)
     except OSError as exc:
         master.log.error("reload: cannot open log file %s: %s; logging as before", exc.filename, exc.strerror)
         return
+    except logconfig.ConfigFailed as exc:
+        master.log.error("reload: %s; logging as before", exc)
+        return
+    log.statsd = master.log.statsd
     old, master.log = master.log, log
     if master.monitor:
         master.monitor.log = master.monitor.sampler.log = log
