@@ -110,6 +110,10 @@ LINES = [
     ("umask and forwarders", {}, "gunicorn app:app -b 0.0.0.0:$PORT -m 0o027 --forwarder-headers "
      "SCRIPT_NAME,REMOTE_USER", {"umask": "23", "forwarder_headers": "('SCRIPT_NAME', 'REMOTE_USER')"},
      ("https", "-", "app")),
+    ("behind haproxy", {}, "gunicorn app:app -b 0.0.0.0:$PORT --proxy-protocol --proxy-allow-from 127.0.0.1,10.1.0.0/16",
+     {"proxy_protocol": "'auto'"}, ("https", "-", "app")),
+    ("json logs", {}, "gunicorn app:app -b 0.0.0.0:$PORT --log-config-json $TMP/logging.json --log-level info",
+     {"logconfig_json": "'$TMP/logging.json'"}, ("https", "-", "app")),
     # the same line with only the name changed, as README tells a Gunicorn user
     ("name changed", {}, "pyfork app:app -w 3 -b 0.0.0.0:$PORT --timeout 30 --max-requests 1000 --access-logfile -",
      {"workers": "3", "max_requests": "1000", "access_logfile": "'-'"}, ("https", "-", "app")),
@@ -127,6 +131,7 @@ def tree(tmp_path, port, conf):
         path.write_text(APP if rel.endswith(("app.py", "wsgi.py", "service.py")) else "")
     if conf:
         (tmp_path / "gunicorn.conf.py").write_text(CONF % {"port": port})
+    (tmp_path / "logging.json").write_text('{"version": 1, "disable_existing_loggers": false}')
 
 
 def expand(text, port, tmp):
