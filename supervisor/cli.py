@@ -248,6 +248,9 @@ def _gunicorn_check(cfg):
         import traceback
         traceback.print_exc()
         return exits.APP_LOAD
+    if os.environ.get("PYFORK_RELOAD_LIST"):          # a probe of --reload: the app's files for the master
+        from .supervise.reloader import write_listing
+        write_listing(os.environ["PYFORK_RELOAD_LIST"], list(sys.modules.values()))
     print("pyfork: configuration ok; app %s loaded" % cfg.app)
     return exits.OK
 

@@ -37,6 +37,9 @@ SETTINGS = (
     Setting("pythonpath", ("--pythonpath",), _paths, (), "directories to put first on the import path, comma separated", metavar="DIRS"),
     Setting("raw_env", ("-e", "--env"), _env_pairs, (), "set an environment variable for the app: KEY=VALUE; repeatable", action="append", metavar="KEY=VALUE"),
     Setting("preload", ("--preload",), _bool, False, "import the app in the master before forking, so workers share its memory", action="store_true"),
+    Setting("reload", ("--reload",), _bool, False, "development: when a file of the app changes, import the new code in a probe, then replace the workers (re-execute the master with --preload); code that fails to import keeps the workers serving", action="store_true"),
+    Setting("reload_extra_files", ("--reload-extra-file",), _paths, (), "with --reload: watch this file too (templates, configuration); repeatable", action="append", metavar="FILE"),
+    Setting("reload_engine", ("--reload-engine",), _choice("auto", "poll", "inotify"), "auto", "with --reload: inotify (read from the master's loop, no thread), or poll (mtimes once a second); auto: inotify where there is one", metavar="ENGINE"),
     Setting("preload_unsafe", ("--preload-unsafe",), _bool, False, "with --preload: fork even when the app's import left sockets, threads or children in the master (they are named in a warning); for what you know survives a fork", action="store_true"),
     Setting("keepalive", ("--keep-alive",), _float(0), 5.0, "seconds an idle keep-alive connection stays open (0 closes after each response)", metavar="SECONDS"),
     Setting("limit_request_line", ("--limit-request-line",), _int(0), 4094, "longest request line in bytes, else 414 (0 means 8190)", metavar="BYTES"),
@@ -101,6 +104,9 @@ class Config:
     pythonpath: tuple
     raw_env: tuple
     preload: bool
+    reload: bool
+    reload_extra_files: tuple
+    reload_engine: str
     keepalive: float
     limit_request_line: int
     limit_request_fields: int

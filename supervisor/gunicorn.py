@@ -66,10 +66,10 @@ TABLE = (
     Row("limit_request_line", ("--limit-request-line",), S, "limit_request_line"),
     Row("limit_request_fields", ("--limit-request-fields",), S, "limit_request_fields"),
     Row("limit_request_field_size", ("--limit-request-field_size",), S, "limit_request_field_size"),
-    Row("reload", ("--reload",), R, "pyfork does not watch the code; `kill -HUP <master pid>` starts new workers "
-        "that import the app afresh (without --preload); in development restart pyfork", _SW, False),
-    Row("reload_engine", ("--reload-engine",), H, _ONLY % "--reload"),
-    Row("reload_extra_files", ("--reload-extra-file",), H, _ONLY % "--reload", _AP),
+    Row("reload", ("--reload",), S, "reload: inotify or mtimes from the master's loop (no thread); the new code is "
+        "imported in a probe first; works with --preload", _SW),
+    Row("reload_engine", ("--reload-engine",), S, "reload_engine: auto, poll or inotify (through ctypes)"),
+    Row("reload_extra_files", ("--reload-extra-file",), S, "reload_extra_files", _AP),
     Row("spew", ("--spew",), H, "a debugging tracer of every line the server runs; serving is unchanged without it", _SW),
     Row("check_config", ("--check-config",), S, "check the configuration, import the app, exit 0, 2 or 4 "
         "(the app raised)", _SW),

@@ -13,7 +13,7 @@ MANY = '''\
 workers = 2
 worker = 4
 timeout = -1
-reload = True
+daemon = True
 worker_tmp_dir = "/dev/shm"
 
 
@@ -36,7 +36,7 @@ def test_every_mistake_in_one_run(tmp_path):
         assert all(line.startswith("pyfork: error: ") for line in lines), err
         text = [line[len("pyfork: error: "):] for line in lines]
         assert text[0] == "unknown setting 'worker' in gunicorn.conf.py line 2; did you mean 'workers'?"
-        assert text[1].startswith("setting 'reload' in gunicorn.conf.py line 4: not available in pyfork: ")
+        assert text[1].startswith("setting 'daemon' in gunicorn.conf.py line 4: not available in pyfork: ")
         assert text[2] == "unknown hook 'post_forks' in gunicorn.conf.py line 8; did you mean 'post_fork'?"
         assert text[3] == ("unknown setting 'graceful_timout' in gunicorn.conf.py line 13; "
                            "did you mean 'graceful_timeout'?")

@@ -756,10 +756,10 @@ BAD = [
      "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"),
     ("two spellings disagree", "", [], {"PYFORK_LOG_LEVEL": "debug", "PYFORK_LOGLEVEL": "info"},
      "environment variables PYFORK_LOGLEVEL='info' and PYFORK_LOG_LEVEL='debug' both set loglevel; keep one"),
-    ("--reload", "", ["--reload"], {}, lambda msg, conf: msg.startswith("flag --reload: not available in pyfork: ")
-     and "kill -HUP" in msg),
-    ("reload in the file", "reload = True\n", [], {},
-     lambda msg, conf: msg.startswith("setting 'reload' in conf.py line %d: not available in pyfork" % (N + 1))),
+    ("--daemon", "", ["--daemon"], {}, lambda msg, conf: msg.startswith("flag --daemon: not available in pyfork: ")
+     and "systemd" in msg),
+    ("daemon in the file", "daemon = True\n", [], {},
+     lambda msg, conf: msg.startswith("setting 'daemon' in conf.py line %d: not available in pyfork" % (N + 1))),
     ("-k gevent in GUNICORN_CMD_ARGS", "", [], {"GUNICORN_CMD_ARGS": "-k gevent"},
      "flag --worker-class in GUNICORN_CMD_ARGS: 'gevent' is not available: pyfork runs sync or threaded "
      "workers; use --threads N"),

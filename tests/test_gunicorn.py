@@ -82,9 +82,6 @@ JUDGED = [
      "(pyfork master [app], pyfork worker N [app]); log lines say which process wrote them"),
     (["--enable-backlog-metric"], "note", "flag --enable-backlog-metric: Gunicorn-only, ignored: pyfork sends no "
      "gunicorn.backlog (the listen queue); the other statsd metrics are sent"),
-    (["--reload"], "error", "flag --reload: not available in pyfork: pyfork does not watch the code; "
-     "`kill -HUP <master pid>` starts new workers that import the app afresh (without --preload); "
-     "in development restart pyfork"),
     (["--certfile", "c.pem"], "error", "flag --certfile: not available in pyfork: pyfork serves plain HTTP: TLS "
      "ends at the router or proxy in front (Heroku's router, nginx, a load balancer); remove --certfile"),
     (["-D"], "error", "flag --daemon: not available in pyfork: pyfork stays in the foreground, as a platform, "
@@ -111,12 +108,12 @@ def test_gunicorn_only_flag_is_noted_or_refused(argv, kind, text, tmp_path, monk
 
 def test_every_mistake_on_the_command_line_is_reported_at_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = parse(["m:app", "--reload", "--keyfile", "k", "-w", "0", "--timeout", "soon"])
+    args = parse(["m:app", "-D", "--keyfile", "k", "-w", "0", "--timeout", "soon"])
     with pytest.raises(ConfigError) as info:
         build(args, {"PYFORK_TIMOUT": "5"})
     assert str(info.value).splitlines() == [
-        "flag --reload: not available in pyfork: pyfork does not watch the code; `kill -HUP <master pid>` starts "
-        "new workers that import the app afresh (without --preload); in development restart pyfork",
+        "flag --daemon: not available in pyfork: pyfork stays in the foreground, as a platform, systemd or a "
+        "container expects; start it with systemd (conf/) or your process manager",
         "flag --keyfile: not available in pyfork: pyfork serves plain HTTP: TLS ends at the router or proxy in "
         "front (Heroku's router, nginx, a load balancer); remove --keyfile",
         "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?",
@@ -156,9 +153,9 @@ CMD_ARGS_BAD = [
     ({"GUNICORN_CMD_ARGS": "--wokers 3"}, "GUNICORN_CMD_ARGS: unrecognized arguments: --wokers"),
     ({"GUNICORN_CMD_ARGS": "--timeout 'x"}, "GUNICORN_CMD_ARGS: No closing quotation"),
     ({"GUNICORN_CMD_ARGS": "--timeout x"}, "flag --timeout in GUNICORN_CMD_ARGS: 'x' is not a number"),
-    ({"PYFORK_CMD_ARGS": "--reload"}, "flag --reload in PYFORK_CMD_ARGS: not available in pyfork: pyfork does "
-     "not watch the code; `kill -HUP <master pid>` starts new workers that import the app afresh (without "
-     "--preload); in development restart pyfork"),
+    ({"PYFORK_CMD_ARGS": "-D"}, "flag --daemon in PYFORK_CMD_ARGS: not available in pyfork: pyfork stays in the "
+     "foreground, as a platform, systemd or a container expects; start it with systemd (conf/) or your process "
+     "manager"),
 ]
 
 
@@ -196,9 +193,9 @@ ENV_BAD = [
     ({"PYFORK_XYZZY": "1"}, "unknown setting PYFORK_XYZZY; see pyfork run --help for the settings"),
     ({"PYFORK_KEEPALIVE": "3", "PYFORK_KEEP_ALIVE": "4"},
      "environment variables PYFORK_KEEPALIVE='3' and PYFORK_KEEP_ALIVE='4' both set keepalive; keep one"),
-    ({"PYFORK_RELOAD": "1"}, "environment variable PYFORK_RELOAD: not available in pyfork: pyfork does not watch "
-     "the code; `kill -HUP <master pid>` starts new workers that import the app afresh (without --preload); "
-     "in development restart pyfork"),
+    ({"PYFORK_DAEMON": "1"}, "environment variable PYFORK_DAEMON: not available in pyfork: pyfork stays in the "
+     "foreground, as a platform, systemd or a container expects; start it with systemd (conf/) or your process "
+     "manager"),
 ]
 
 

@@ -99,7 +99,8 @@ LINES = [
     # Gunicorn reads ./gunicorn.conf.py by default, and so does pyfork
     ("default config file", {}, "gunicorn app:app", {"workers": "2", "timeout": "45.0"}, ("https", "-", "app")),
     # lines that would change behaviour pyfork lacks: exit 2, naming the flag, nothing started
-    ("reload", {}, "gunicorn app:app --reload -b 0.0.0.0:$PORT", ("refused", "--reload"), None),
+    ("reload", {}, "gunicorn app:app --reload --reload-engine poll -b 0.0.0.0:$PORT", {"reload": "True",
+     "reload_engine": "'poll'"}, ("https", "-", "app")),
     ("gevent", {}, "gunicorn -k gevent --worker-connections 1000 app:app -b 0.0.0.0:$PORT",
      ("refused", "--worker-class"), None),
     ("uvicorn", {}, "gunicorn main:app -w 4 -k uvicorn.workers.UvicornWorker -b 0.0.0.0:$PORT",

@@ -5,6 +5,7 @@ StartError-style message and exit 2, before a worker exists."""
 import gc
 import os
 import select
+import sys
 import time
 
 from . import notify, preload
@@ -55,7 +56,11 @@ def start(master):
     hooks.call(master.cfg.hooks, master.log, "nworkers_changed", master, master.target, None)   # as Gunicorn does
     hooks.call(master.cfg.hooks, master.log, "when_ready", master)
     if master.cfg.preload:
-        return check_preload(master, before)
+        code = check_preload(master, before)
+        if code is not None:
+            return code
+    if master.reloader:
+        master.reloader.start(time.monotonic())
     return None
 
 
@@ -99,6 +104,11 @@ def open_observers(master):
     master.notifier = notify.Notifier.from_environ(os.environ)      # None outside systemd
     master.see = See(master.cfg, master.log, master.monitor, master.environ)
     master.see.master = master
+    if master.cfg.reload:
+        from .reloader import Reloader
+        sys.dont_write_bytecode = True     # a save within the second of the last would look unchanged to a .pyc
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"      # for the probes and a re-executed master too
+        master.reloader = Reloader(master, master.cfg.reload_engine, master.cfg.reload_extra_files)
     if master.cfg.metrics_bind:
         master.mserver = MetricsServer(master.cfg.metrics_bind, master.render_metrics, master.log,
                                        page=master.see.page)
