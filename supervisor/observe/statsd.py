@@ -15,6 +15,7 @@ A worker queues its requests' metrics and sends them once per loop turn, counter
 and lines packed into datagrams of at most MTU bytes (statsd and DogStatsD both read
 several lines per datagram), so a busy turn costs one send, not three per request.
 """
+import collections
 import re
 import socket
 
@@ -37,6 +38,9 @@ def line(prefix, name, value, kind, tags=""):
 
 def packed(lines, mtu=MTU):
     """Lines -> datagrams of at most `mtu` bytes, lines joined by newlines (a longer line alone)."""
+    whole = b"\n".join(lines)
+    if len(whole) <= mtu:
+        return [whole] if whole else []
     out, cur = [], b""
     for one in lines:
         if cur and len(cur) + 1 + len(one) > mtu:
@@ -50,12 +54,10 @@ def packed(lines, mtu=MTU):
 
 def request_lines(prefix, tags, done):
     """[(status code, seconds)] of a loop turn -> its lines: counters summed, one timer per request."""
-    statuses = {}
-    out = []
-    for code, seconds in done:
-        statuses[code] = statuses.get(code, 0) + 1
-        out.append(line(prefix, "gunicorn.request.duration", "%.3f" % (seconds * 1000), "ms", tags))
+    timer = line(prefix.replace("%", "%%"), "gunicorn.request.duration", "%.3f", "ms", tags.replace("%", "%%"))
+    out = [timer % (seconds * 1000) for _, seconds in done]
     out.append(line(prefix, "gunicorn.requests", len(done), "c", tags))
+    statuses = collections.Counter([code for code, _ in done])
     out.extend(line(prefix, "gunicorn.request.status.%d" % code, n, "c", tags) for code, n in sorted(statuses.items()))
     return out
 
