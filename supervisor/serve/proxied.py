@@ -21,19 +21,30 @@ PEEK = 536                  # bytes first peeked: a v1 line, or a v2 header with
 _MORE, _NONE, _OK = proxyproto.Verdict.MORE, proxyproto.Verdict.NONE, proxyproto.Verdict.OK
 
 
+_allowed = {}      # peer address -> in --proxy-allow-from? (a worker's few proxies, looked up once)
+
+
 def accept(w, sock, base, trusted, addr):
-    """The worker accepted `sock` from `addr`: wait for its PROXY header (or its first HTTP bytes)."""
+    """The worker accepted `sock` from `addr`: read its PROXY header (or see there is none)
+    now if its first bytes are here, else wait for them (edge-triggered)."""
     peer = addr[0] if type(addr) is tuple else None
-    allowed = peer is None or peer_trusted(peer, w.cfg.proxy_allow_ips)    # a unix socket: on this host
+    allowed = _allowed.get(peer)
+    if allowed is None:
+        allowed = peer is None or peer_trusted(peer, w.cfg.proxy_allow_ips)    # a unix socket: on this host
+        if len(_allowed) < 1024:
+            _allowed[peer] = allowed
     stage = Stage(w, sock, base, trusted, allowed, peer)
-    w.conns[stage.fd] = stage
-    w.ep.register(stage.fd, stage.mask)
     stage.on_readable()
+    if not stage.closed:          # the header is still to come
+        w.conns[stage.fd] = stage
+        w.ep.register(stage.fd, stage.mask)
+        stage.registered = True
 
 
 class Stage:
     running = False
-    __slots__ = ("w", "sock", "fd", "base", "trust", "allowed", "peer", "last", "closed", "ctx", "mask", "size")
+    __slots__ = ("w", "sock", "fd", "base", "trust", "allowed", "peer", "last", "closed", "ctx", "mask", "size",
+                 "registered")
 
     def __init__(self, w, sock, base, trust, allowed, peer):
         self.w, self.sock, self.fd, self.base, self.trust = w, sock, sock.fileno(), base, trust
@@ -43,6 +54,7 @@ class Stage:
         self.ctx = w.ctx
         self.mask = select.EPOLLIN | select.EPOLLET
         self.size = PEEK
+        self.registered = False   # with the worker's epoll (only while it waits)
 
     def wants(self):
         return self.mask
@@ -87,7 +99,10 @@ class Stage:
             conn = ThreadedConnection(w.ctx, self.sock, self.base, self.trust, w.pool)
             conn.mask = select.EPOLLIN
         w.conns[self.fd] = conn
-        w.ep.modify(self.fd, select.EPOLLIN)
+        if self.registered:
+            w.ep.modify(self.fd, select.EPOLLIN)
+        else:
+            w.ep.register(self.fd, select.EPOLLIN)
         conn.on_readable()
         if w.pool is not None:
             rearm(w, conn)
