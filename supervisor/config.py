@@ -8,7 +8,7 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _log_dict, _proxy_protocol, _scheme_headers, _size, _statsd_host,
+                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _cert_reqs, _log_dict, _proxy_protocol, _ssl_version, _scheme_headers, _size, _statsd_host,
                       _str, _umask, _worker_class, _workers, parse_bind, parse_size)
 
 
@@ -63,6 +63,13 @@ SETTINGS = (
     Setting("secure_scheme_headers", ("--secure-scheme-headers",), _scheme_headers, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", "headers from a --forwarded-allow-ips peer that mean https, with the value that says so: a dict in the config file, NAME=VALUE,... here (Gunicorn's default)", metavar="NAME=VALUE,..."),
     Setting("forwarder_headers", ("--forwarder-headers",), _names, "SCRIPT_NAME,PATH_INFO", "header names with '_' a --forwarded-allow-ips peer may send (kept as HTTP_<NAME>; SCRIPT_NAME also sets the environ's SCRIPT_NAME), '*' for all", metavar="NAMES"),
     Setting("umask", ("-m", "--umask"), _umask, 0, "the master's umask (files it writes, unix sockets), as int(value, 0) reads it: 0o22, 0x12, 18; 0 (Gunicorn's default) leaves it as started", metavar="MASK"),
+    Setting("certfile", ("--certfile",), _optional_path, None, "serve HTTPS with this certificate (PEM; the chain after it); the handshake runs in the worker's loop, never blocking it", metavar="FILE"),
+    Setting("keyfile", ("--keyfile",), _optional_path, None, "the certificate's private key (PEM), when it is not in --certfile", metavar="FILE"),
+    Setting("ca_certs", ("--ca-certs",), _optional_path, None, "CA certificates to verify clients' certificates with (see --cert-reqs)", metavar="FILE"),
+    Setting("cert_reqs", ("--cert-reqs",), _cert_reqs, 0, "client certificates: 0 not asked (the default), 1 optional, 2 required", metavar="0|1|2"),
+    Setting("ciphers", ("--ciphers",), _optional_path, None, "OpenSSL cipher list (default: Python's)", metavar="CIPHERS"),
+    Setting("ssl_version", ("--ssl-version",), _ssl_version, 17, "ssl protocol: TLS_SERVER (the default: the highest both sides speak), TLS, TLSv1_2", metavar="VERSION"),
+    Setting("suppress_ragged_eofs", ("--suppress-ragged-eofs",), _bool, True, "read a TLS connection closed without close_notify as an end (Gunicorn's default)", action="store_true"),
     Setting("proxy_protocol", ("--proxy-protocol",), _proxy_protocol, "off", "read a PROXY protocol header (HAProxy, an AWS network load balancer) before HTTP: off, v1, v2 or auto (the bare flag); the client's address becomes REMOTE_ADDR", action="optional", metavar="MODE", const="auto"),
     Setting("proxy_allow_ips", ("--proxy-allow-from",), _ips, "127.0.0.1,::1", "peers that may send a PROXY header, comma separated, '*' for all; another's closes the connection", metavar="IPS"),
     Setting("pidfile", ("-p", "--pid"), _optional_path, None, "write the master's pid to this file", metavar="FILE"),
@@ -127,6 +134,13 @@ class Config:
     logconfig_json: object
     forwarded_allow_ips: tuple
     secure_scheme_headers: tuple
+    certfile: object
+    keyfile: object
+    ca_certs: object
+    cert_reqs: int
+    ciphers: object
+    ssl_version: int
+    suppress_ragged_eofs: bool
     proxy_protocol: str
     proxy_allow_ips: tuple
     forwarder_headers: tuple

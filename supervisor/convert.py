@@ -378,3 +378,29 @@ def _log_dict(value, name):
     if not isinstance(value, dict):
         raise ConfigError("%s: %r is not a logging.config.dictConfig dictionary" % (name, value))
     return value
+
+
+# the ssl module's numbers, so that reading a setting does not import ssl (memory in every process)
+_SSL_VERSIONS = {"tls": 2, "sslv23": 2, "tls_server": 17, "tlsv1": 3, "tlsv1_1": 4, "tlsv1_2": 5}
+_CERT_REQS = {"cert_none": 0, "none": 0, "cert_optional": 1, "optional": 1, "cert_required": 2, "required": 2}
+
+
+def _ssl_version(value, name):
+    """Gunicorn's --ssl-version: a number (ssl.PROTOCOL_*) or its name: TLS_SERVER, TLS, TLSv1_2, ..."""
+    text = str(value).strip().lower()
+    text = text[len("protocol_"):] if text.startswith("protocol_") else text
+    if text.isdigit() and int(text) in _SSL_VERSIONS.values():
+        return int(text)
+    if text not in _SSL_VERSIONS:
+        raise ConfigError("%s: %r is not an ssl protocol: TLS_SERVER (the default), TLS, TLSv1_2" % (name, value))
+    return _SSL_VERSIONS[text]
+
+
+def _cert_reqs(value, name):
+    """Gunicorn's --cert-reqs: 0 (none), 1 (optional), 2 (required), or ssl's names."""
+    text = str(value).strip().lower()
+    if text in ("0", "1", "2"):
+        return int(text)
+    if text not in _CERT_REQS:
+        raise ConfigError("%s: %r is not 0 (none), 1 (optional) or 2 (required)" % (name, value))
+    return _CERT_REQS[text]

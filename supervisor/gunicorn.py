@@ -128,21 +128,22 @@ TABLE = (
         "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init", "worker_int",
         "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit", "worker_exit",
         "nworkers_changed", "on_exit")),
-    Row("ssl_context", (), H, _ONLY % "TLS (--certfile)", _NO),
+    Row("ssl_context", (), S, _HOOK, _NO),
     Row("proxy_protocol", ("--proxy-protocol",), S, "proxy_protocol: v1, v2 or auto; REMOTE_ADDR, REMOTE_PORT, "
         "PROXY_PROTOCOL, PROXY_ADDR, PROXY_PORT as in Gunicorn", Arg.OPTIONAL, "off", "auto"),
     Row("proxy_allow_ips", ("--proxy-allow-from",), S, "proxy_allow_ips: another peer's header closes the connection"),
     Row("protocol", ("--protocol",), R, "pyfork speaks HTTP/1.1 only, not uwsgi; point the proxy at pyfork "
         "over HTTP", Arg.VALUE, "http"),
     Row("uwsgi_allow_ips", ("--uwsgi-allow-from",), H, _ONLY % "--protocol uwsgi"),
-    Row("keyfile", ("--keyfile",), R, _TLS + "; remove --keyfile"),
-    Row("certfile", ("--certfile",), R, _TLS + "; remove --certfile"),
-    Row("ssl_version", ("--ssl-version",), H, _ONLY % "TLS (--certfile)"),
-    Row("cert_reqs", ("--cert-reqs",), H, _ONLY % "TLS (--certfile)"),
-    Row("ca_certs", ("--ca-certs",), H, _ONLY % "TLS (--certfile)"),
-    Row("suppress_ragged_eofs", ("--suppress-ragged-eofs",), H, _ONLY % "TLS (--certfile)", _SW),
-    Row("do_handshake_on_connect", ("--do-handshake-on-connect",), H, _ONLY % "TLS (--certfile)", _SW),
-    Row("ciphers", ("--ciphers",), H, _ONLY % "TLS (--certfile)"),
+    Row("keyfile", ("--keyfile",), S, "keyfile"),
+    Row("certfile", ("--certfile",), S, "certfile: the handshake runs in the worker's loop, never blocking it"),
+    Row("ssl_version", ("--ssl-version",), S, "ssl_version"),
+    Row("cert_reqs", ("--cert-reqs",), S, "cert_reqs"),
+    Row("ca_certs", ("--ca-certs",), S, "ca_certs"),
+    Row("suppress_ragged_eofs", ("--suppress-ragged-eofs",), S, "suppress_ragged_eofs", _SW),
+    Row("do_handshake_on_connect", ("--do-handshake-on-connect",), H, "the handshake always runs as the connection "
+        "opens, in the worker's loop and never blocking it, before HTTP is read", _SW),
+    Row("ciphers", ("--ciphers",), S, "ciphers"),
     Row("http_protocols", ("--http-protocols",), R, "pyfork speaks HTTP/1.1 only; HTTP/2 ends at the router or "
         "proxy in front", Arg.VALUE, "h1"),
     Row("http2_cleartext", ("--http2-cleartext",), R, "pyfork speaks HTTP/1.1 only; HTTP/2 ends at the router or "

@@ -29,7 +29,7 @@ graceful_timout = 5
 def test_every_mistake_in_one_run(tmp_path):
     conf = write(tmp_path / "gunicorn.conf.py", MANY)
     for command in ("run", "check-config"):
-        code, out, err, _ = run_cli(command, "sup_apps:app", "-c", conf, "--certfile", "x.pem", cwd=tmp_path,
+        code, out, err, _ = run_cli(command, "sup_apps:app", "-c", conf, "--paste", "x.ini", cwd=tmp_path,
                                     env={"PYFORK_TIMOUT": "5"})
         assert (code, out) == (2, "")
         lines = err.splitlines()
@@ -40,7 +40,7 @@ def test_every_mistake_in_one_run(tmp_path):
         assert text[2] == "unknown hook 'post_forks' in gunicorn.conf.py line 8; did you mean 'post_fork'?"
         assert text[3] == ("unknown setting 'graceful_timout' in gunicorn.conf.py line 13; "
                            "did you mean 'graceful_timeout'?")
-        assert text[4].startswith("flag --certfile: not available in pyfork: pyfork serves plain HTTP")
+        assert text[4].startswith("flag --paste: not available in pyfork: pyfork loads a WSGI callable")
         assert text[5] == "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"
         assert text[6].startswith("setting 'bind' in %s line 12: 127.0.0.1:9 is given twice" % conf)
         assert text[7] == "setting 'timeout' in %s line 3: -1 is too small; the least allowed is 0" % conf

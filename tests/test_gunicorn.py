@@ -82,8 +82,6 @@ JUDGED = [
      "(pyfork master [app], pyfork worker N [app]); log lines say which process wrote them"),
     (["--enable-backlog-metric"], "note", "flag --enable-backlog-metric: Gunicorn-only, ignored: pyfork sends no "
      "gunicorn.backlog (the listen queue); the other statsd metrics are sent"),
-    (["--certfile", "c.pem"], "error", "flag --certfile: not available in pyfork: pyfork serves plain HTTP: TLS "
-     "ends at the router or proxy in front (Heroku's router, nginx, a load balancer); remove --certfile"),
     (["-D"], "error", "flag --daemon: not available in pyfork: pyfork stays in the foreground, as a platform, "
      "systemd or a container expects; start it with systemd (conf/) or your process manager"),
     # a refused setting at Gunicorn's default asks for nothing pyfork lacks
@@ -108,14 +106,14 @@ def test_gunicorn_only_flag_is_noted_or_refused(argv, kind, text, tmp_path, monk
 
 def test_every_mistake_on_the_command_line_is_reported_at_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = parse(["m:app", "-D", "--keyfile", "k", "-w", "0", "--timeout", "soon"])
+    args = parse(["m:app", "-D", "--paste", "k", "-w", "0", "--timeout", "soon"])
     with pytest.raises(ConfigError) as info:
         build(args, {"PYFORK_TIMOUT": "5"})
     assert str(info.value).splitlines() == [
         "flag --daemon: not available in pyfork: pyfork stays in the foreground, as a platform, systemd or a "
         "container expects; start it with systemd (conf/) or your process manager",
-        "flag --keyfile: not available in pyfork: pyfork serves plain HTTP: TLS ends at the router or proxy in "
-        "front (Heroku's router, nginx, a load balancer); remove --keyfile",
+        "flag --paste: not available in pyfork: pyfork loads a WSGI callable, not a PasteDeploy file; write a "
+        "module with app = paste.deploy.loadapp('config:/path/app.ini') and run MODULE:app",
         "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?",
         "flag --workers: 0 workers would never answer; give 1 or more, or auto",
         "flag --timeout: 'soon' is not a number",
@@ -251,7 +249,7 @@ DEFAULTS = [
     ("dirty_workers", 0, True), ("dirty_workers", "0", True), ("dirty_workers", 2, False),
     ("protocol", "http", True), ("protocol", "uwsgi", False),
     ("logger_class", "gunicorn.glogging.Logger", True), ("logger_class", "myapp.MyLogger", False),
-    ("certfile", None, True), ("certfile", "", True), ("certfile", "/etc/ssl/c.pem", False),
+    ("syslog", "false", True), ("syslog", False, True), ("syslog", True, False),
     ("dirty_apps", [], True), ("dirty_apps", ["tasks:app"], False),
 ]
 

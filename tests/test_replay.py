@@ -106,7 +106,8 @@ LINES = [
     ("uvicorn", {}, "gunicorn main:app -w 4 -k uvicorn.workers.UvicornWorker -b 0.0.0.0:$PORT",
      ("refused", "--worker-class"), None),
     ("tls", {}, "gunicorn --certfile=server.crt --keyfile=server.key -b 0.0.0.0:$PORT app:app",
-     ("refused", "--certfile"), None),
+     {"certfile": "'server.crt'", "keyfile": "'server.key'"}, ("https", "-", "app")),
+    ("paste", {}, "gunicorn --paste development.ini -b 0.0.0.0:$PORT", ("refused", "--paste"), None),
     ("daemon", {}, "gunicorn -D -b 0.0.0.0:$PORT app:app", ("refused", "--daemon"), None),
     ("umask and forwarders", {}, "gunicorn app:app -b 0.0.0.0:$PORT -m 0o027 --forwarder-headers "
      "SCRIPT_NAME,REMOTE_USER", {"umask": "23", "forwarder_headers": "('SCRIPT_NAME', 'REMOTE_USER')"},
@@ -135,6 +136,24 @@ def tree(tmp_path, port, conf):
     (tmp_path / "logging.json").write_text('{"version": 1, "disable_existing_loggers": false}')
 
 
+def certificate(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "server.key"),
+                    "-out", str(tmp_path / "server.crt"), "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True, timeout=60)
+
+
+def https_get(port, path, headers):
+    import http.client
+    import ssl
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ssl._create_unverified_context(), timeout=5)
+    try:
+        c.request("GET", path, headers=headers)
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
+
+
 def expand(text, port, tmp):
     return text.replace("$PORT", str(port)).replace("$TMP", tmp).replace("0.0.0.0", "127.0.0.1")
 
@@ -144,6 +163,8 @@ def expand(text, port, tmp):
 def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     port = free_port()
     tree(tmp_path, port, "config file" in case)
+    if "--certfile" in line:
+        certificate(tmp_path)
     words = shlex.split(expand(line, port, str(tmp_path)))
     assert words[0] in ("gunicorn", "pyfork")
     command = ("run",) if words[0] == "gunicorn" else ()
@@ -180,7 +201,7 @@ def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     workers = int(table["workers"][0])
     p = Pyfork(*args, workers=workers, env=env, cwd=tmp_path, port=port, command=command)
     try:
-        status, _, body = get(port, "/", headers={"X-Forwarded-Proto": "https"})
+        status, _, body = (https_get if "--certfile" in line else get)(port, "/", headers={"X-Forwarded-Proto": "https"})
         assert status == 200, body
         pid, scheme, mark, module = body.decode().split()
         assert int(pid) in p.worker_pids()

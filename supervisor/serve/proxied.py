@@ -1,13 +1,14 @@
 """--proxy-protocol: a new connection's PROXY header is read before HTTP, then the connection
-is handed to a Connection with the client's address as REMOTE_ADDR (proxyproto.py parses).
+is handed to a Connection with the client's address as REMOTE_ADDR (proxyproto.py parses),
+or to TLS's handshake first (tls.py) with --certfile: a proxy sends the header before TLS.
 
 A Stage stands in the worker's connection table until its header is whole. It only peeks
 (MSG_PEEK) and takes the header's bytes once it has them all, so a connection with no header
 (plain HTTP, as Gunicorn allows) reaches the Connection untouched. It is registered
 edge-triggered: a header that comes in pieces wakes the loop once per piece, never in a
 spin. A header from a peer outside --proxy-allow-from, or a malformed one, closes the
-connection with one debug line. With --proxy-protocol off none of this runs: the worker's
-accept path tests one attribute.
+connection with one debug line. With --proxy-protocol and --certfile off none of this runs:
+the worker's accept path tests one attribute.
 """
 import select
 import socket
@@ -24,9 +25,31 @@ _MORE, _NONE, _OK = proxyproto.Verdict.MORE, proxyproto.Verdict.NONE, proxyproto
 _allowed = {}      # peer address -> in --proxy-allow-from? (a worker's few proxies, looked up once)
 
 
+def adopt(w, sock, base, trust, registered, cls=Connection):
+    """The connection serves HTTP from here, level-triggered on EPOLLIN (the worker's accept
+    path, for a socket a stage had: `registered` with the epoll already or not)."""
+    if w.pool is None:
+        conn = cls(w.ctx, sock, base, trust)
+    else:
+        conn = ThreadedConnection(w.ctx, sock, base, trust, w.pool)
+        conn.mask = select.EPOLLIN
+    w.conns[conn.fd] = conn
+    if registered:
+        w.ep.modify(conn.fd, select.EPOLLIN)
+    else:
+        w.ep.register(conn.fd, select.EPOLLIN)
+    conn.on_readable()
+    if w.pool is not None:
+        rearm(w, conn)
+
+
 def accept(w, sock, base, trusted, addr):
     """The worker accepted `sock` from `addr`: read its PROXY header (or see there is none)
-    now if its first bytes are here, else wait for them (edge-triggered)."""
+    now if its first bytes are here, else wait for them (edge-triggered). Without
+    --proxy-protocol (TLS alone), the handshake starts at once."""
+    if w.cfg.proxy_protocol == "off":
+        from . import tls         # imported only with --certfile: ssl costs every process memory
+        return tls.start(w, sock, base, trusted, False)
     peer = addr[0] if type(addr) is tuple else None
     allowed = _allowed.get(peer)
     if allowed is None:
@@ -90,22 +113,12 @@ class Stage:
         self.hand_over()
 
     def hand_over(self):
-        """The header is read (or there is none): the connection serves HTTP from here, level-triggered."""
-        w = self.w
-        self.closed = True        # the stage is done; the socket lives on in the connection
-        if w.pool is None:
-            conn = Connection(w.ctx, self.sock, self.base, self.trust)
-        else:
-            conn = ThreadedConnection(w.ctx, self.sock, self.base, self.trust, w.pool)
-            conn.mask = select.EPOLLIN
-        w.conns[self.fd] = conn
-        if self.registered:
-            w.ep.modify(self.fd, select.EPOLLIN)
-        else:
-            w.ep.register(self.fd, select.EPOLLIN)
-        conn.on_readable()
-        if w.pool is not None:
-            rearm(w, conn)
+        """The header is read (or there is none): TLS's handshake next, or HTTP from here."""
+        self.closed = True        # the stage is done; the socket lives on
+        if self.w.tls is not None:
+            from . import tls
+            return tls.start(self.w, self.sock, self.base, self.trust, self.registered)
+        adopt(self.w, self.sock, self.base, self.trust, self.registered)
 
     def close(self):
         if not self.closed:

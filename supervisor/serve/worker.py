@@ -79,7 +79,11 @@ class Worker:
         self.second = 0
         self.threads = cfg.threads
         self.pool = None
-        self.proxied = cfg.proxy_protocol != "off"
+        self.proxied = cfg.proxy_protocol != "off" or bool(cfg.certfile)    # a stage before HTTP: proxied.py
+        self.tls = None           # --certfile: the SSLContext (serve/tls.py), made after fork
+        if cfg.certfile:
+            from . import tls
+            self.tls = tls.context(cfg)
         self.meter = Meter(beats.mem if beats is not None else None, cell)
         framing(key for key, _ in cfg.secure_scheme_headers)
         self.ctx = self.context()
@@ -302,7 +306,7 @@ class Worker:
                 trusted = self.trust(peer)
         else:
             trusted = True        # a unix socket: the proxy is on this host
-        if self.proxied:          # --proxy-protocol: its header comes first (proxied.py)
+        if self.proxied:          # --proxy-protocol's header or TLS's handshake first (proxied.py)
             proxied.accept(self, sock, base, trusted, addr)
             return True
         if self.pool is None:

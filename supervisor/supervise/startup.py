@@ -37,6 +37,7 @@ def start(master):
             if code is not None:
                 return code
             master.preloaded_in = time.monotonic() - t0
+        check_tls(master.cfg)
         master.ids = user_ids(master.cfg.user, master.cfg.group)
         if master.cfg.pidfile:
             write_pidfile(master.cfg.pidfile, master.pid)
@@ -62,6 +63,19 @@ def start(master):
     if master.reloader:
         master.reloader.start(time.monotonic())
     return None
+
+
+def check_tls(cfg):
+    """--certfile: make the context once here, so a missing file or a key that does not fit
+    stops the start (exit 2) instead of every worker's boot; the workers make their own."""
+    if not cfg.certfile:
+        return
+    from ..serve import tls
+    try:
+        tls.context(cfg)
+    except (OSError, ValueError) as exc:
+        raise StartError("--certfile %s --keyfile %s: %s (check the paths, and that the key is the "
+                         "certificate's)" % (cfg.certfile, cfg.keyfile or "(in the certfile)", exc)) from None
 
 
 def check_preload(master, before):
@@ -119,7 +133,8 @@ def say_listening(master):
     for b, sock in zip(master.cfg.bind, master.listeners):
         where = sock.getsockname()
         if isinstance(where, tuple):     # the real port, also for -b 127.0.0.1:0
-            where = "http://%s:%d" % (("[%s]" % where[0]) if ":" in where[0] else where[0], where[1])
+            scheme = "https" if master.cfg.certfile else "http"
+            where = "%s://%s:%d" % (scheme, ("[%s]" % where[0]) if ":" in where[0] else where[0], where[1])
         master.log.info("listening at %s (pid %d)", where or b, master.pid)
     master.log.info("master pid=%d app=%s workers=%d reaper=%s", master.pid, master.cfg.app, master.target,
                     master.reaper or "none (orphans go to pid 1)")
