@@ -22,6 +22,14 @@ PEEK = 536                  # bytes first peeked: a v1 line, or a v2 header with
 _MORE, _NONE, _OK = proxyproto.Verdict.MORE, proxyproto.Verdict.NONE, proxyproto.Verdict.OK
 
 
+def _next(w, sock, base, trust, registered):
+    """After the PROXY header (or without one): TLS's handshake with --certfile, else HTTP."""
+    if w.tls is not None:
+        from . import tls         # imported only with --certfile: ssl costs every process memory
+        return tls.start(w, sock, base, trust, registered)
+    adopt(w, sock, base, trust, registered)
+
+
 _allowed = {}      # peer address -> in --proxy-allow-from? (a worker's few proxies, looked up once)
 
 
@@ -48,8 +56,15 @@ def accept(w, sock, base, trusted, addr):
     now if its first bytes are here, else wait for them (edge-triggered). Without
     --proxy-protocol (TLS alone), the handshake starts at once."""
     if w.cfg.proxy_protocol == "off":
-        from . import tls         # imported only with --certfile: ssl costs every process memory
-        return tls.start(w, sock, base, trusted, False)
+        return _next(w, sock, base, trusted, False)
+    try:
+        first = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        first = None
+    except OSError:
+        return sock.close()
+    if first and first not in b"P\r":      # neither header can begin so: HTTP (or TLS) from the first byte
+        return _next(w, sock, base, trusted, False)
     peer = addr[0] if type(addr) is tuple else None
     allowed = _allowed.get(peer)
     if allowed is None:
@@ -115,10 +130,7 @@ class Stage:
     def hand_over(self):
         """The header is read (or there is none): TLS's handshake next, or HTTP from here."""
         self.closed = True        # the stage is done; the socket lives on
-        if self.w.tls is not None:
-            from . import tls
-            return tls.start(self.w, self.sock, self.base, self.trust, self.registered)
-        adopt(self.w, self.sock, self.base, self.trust, self.registered)
+        _next(self.w, self.sock, self.base, self.trust, self.registered)
 
     def close(self):
         if not self.closed:
