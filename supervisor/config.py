@@ -8,7 +8,7 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _cert_reqs, _log_dict, _proxy_protocol, _ssl_version, _scheme_headers, _size, _statsd_host,
+                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _cert_reqs, _choice_of, _log_dict, _proxy_protocol, _ssl_version, _syslog_addr, SYSLOG_FACILITIES, _scheme_headers, _size, _statsd_host,
                       _str, _umask, _worker_class, _workers, parse_bind, parse_size)
 
 
@@ -59,6 +59,11 @@ SETTINGS = (
     Setting("logconfig", ("--log-config",), _optional_path, None, "a logging.config.fileConfig file: the error and access lines go to the loggers gunicorn.error and gunicorn.access, as in Gunicorn", metavar="FILE"),
     Setting("logconfig_dict", ("--log-config-dict",), _log_dict, None, "a logging.config.dictConfig dictionary (JSON here, a dict in the config file) over Gunicorn's defaults, for gunicorn.error and gunicorn.access", metavar="JSON"),
     Setting("logconfig_json", ("--log-config-json",), _optional_path, None, "a JSON file holding a dictConfig dictionary, as logconfig_dict", metavar="FILE"),
+    Setting("syslog", ("--log-syslog",), _bool, False, "send the error log (and the access log) to syslog too, as Gunicorn does", action="store_true"),
+    Setting("syslog_addr", ("--log-syslog-to",), _syslog_addr, "udp://localhost:514", "where syslog listens: unix://PATH[#dgram|#stream], udp://HOST:PORT or tcp://HOST:PORT", metavar="ADDRESS"),
+    Setting("syslog_prefix", ("--log-syslog-prefix",), _optional_path, None, "the program name in syslog lines: gunicorn.PREFIX.error (default: the app's name)", metavar="PREFIX"),
+    Setting("syslog_facility", ("--log-syslog-facility",), _choice_of(SYSLOG_FACILITIES), "user", "syslog facility name", metavar="FACILITY"),
+    Setting("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",), _bool, False, "with --log-syslog: keep the access log out of syslog", action="store_true"),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),
     Setting("secure_scheme_headers", ("--secure-scheme-headers",), _scheme_headers, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", "headers from a --forwarded-allow-ips peer that mean https, with the value that says so: a dict in the config file, NAME=VALUE,... here (Gunicorn's default)", metavar="NAME=VALUE,..."),
     Setting("forwarder_headers", ("--forwarder-headers",), _names, "SCRIPT_NAME,PATH_INFO", "header names with '_' a --forwarded-allow-ips peer may send (kept as HTTP_<NAME>; SCRIPT_NAME also sets the environ's SCRIPT_NAME), '*' for all", metavar="NAMES"),
@@ -130,6 +135,11 @@ class Config:
     error_logfile: str
     loglevel: str
     logconfig: object
+    syslog: bool
+    syslog_addr: tuple
+    syslog_prefix: object
+    syslog_facility: str
+    disable_redirect_access_to_syslog: bool
     logconfig_dict: object
     logconfig_json: object
     forwarded_allow_ips: tuple

@@ -136,6 +136,10 @@ def _size(value, name):
     return parse_size(value, name) or None
 
 
+def _choice_of(options):
+    return _choice(*options)
+
+
 def _choice(*options):
     def convert(value, name):
         text = str(value).lower()
@@ -404,3 +408,31 @@ def _cert_reqs(value, name):
     if text not in _CERT_REQS:
         raise ConfigError("%s: %r is not 0 (none), 1 (optional) or 2 (required)" % (name, value))
     return _CERT_REQS[text]
+
+
+def _syslog_addr(value, name):
+    """Gunicorn's --log-syslog-to: unix://PATH[#dgram|#stream], udp://HOST:PORT or tcp://HOST:PORT
+    (port 514 by default) -> ("unix" | "udp" | "tcp", path or (host, port), "dgram" | "stream" | "")."""
+    text = str(value).strip()
+    if text.startswith("unix://"):
+        path, _, kind = text[len("unix://"):].partition("#")
+        if not path or kind not in ("", "dgram", "stream"):
+            raise ConfigError("%s: %r: write unix://PATH, unix://PATH#dgram or unix://PATH#stream" % (name, value))
+        return ("unix", path, kind)
+    scheme, sep, rest = text.partition("://")
+    if not sep or scheme not in ("udp", "tcp"):
+        raise ConfigError("%s: %r: write udp://HOST:PORT, tcp://HOST:PORT or unix://PATH" % (name, value))
+    if rest.startswith("["):
+        host, _, port = rest[1:].partition("]")
+        port = port[1:]
+    else:
+        host, _, port = rest.partition(":")
+    port = port or "514"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("%s: %r: %r is not a port" % (name, value, port))
+    return (scheme, (host.lower() or "localhost", int(port)), "")
+
+
+SYSLOG_FACILITIES = ("auth", "authpriv", "cron", "daemon", "ftp", "kern", "lpr", "mail", "news", "security",
+                     "syslog", "user", "uucp", "local0", "local1", "local2", "local3", "local4", "local5",
+                     "local6", "local7")

@@ -51,7 +51,25 @@ class ConfigFailed(Exception):
 
 
 def given(cfg):
-    return bool(cfg.logconfig or cfg.logconfig_dict or cfg.logconfig_json)
+    return bool(cfg.logconfig or cfg.logconfig_dict or cfg.logconfig_json or cfg.syslog)
+
+
+def syslog_handler(cfg, name):
+    """Gunicorn's: a SysLogHandler whose lines say gunicorn.PREFIX.error (or .access)."""
+    import logging.handlers
+    import socket
+    kind, where, sock = cfg.syslog_addr
+    socktype = {"dgram": socket.SOCK_DGRAM, "stream": socket.SOCK_STREAM}.get(sock) if kind == "unix" else (
+        socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+    facility = logging.handlers.SysLogHandler.facility_names[cfg.syslog_facility]
+    try:
+        h = logging.handlers.SysLogHandler(address=where, facility=facility, socktype=socktype)
+    except OSError as exc:
+        raise ConfigFailed("--log-syslog-to %s: %s" % (where if kind == "unix" else "%s:%d" % where, exc)) from None
+    prefix = "gunicorn.%s.%s" % (cfg.syslog_prefix or cfg.app.replace(":", "."), name)
+    h.setFormatter(logging.Formatter("%s: [%%(process)d] %%(message)s" % prefix.replace("%", "%%")))
+    h._pyfork = True
+    return h
 
 
 def make(cfg):
@@ -82,13 +100,17 @@ def apply(cfg):
     error.addHandler(_handler(cfg.error_logfile, sys.stderr, ERROR_FORMAT, DATE_FORMAT))
     if cfg.access_logfile:
         access.addHandler(_handler(cfg.access_logfile, sys.stdout, "%(message)s"))
+    if cfg.syslog:
+        error.addHandler(syslog_handler(cfg, "error"))
+        if not cfg.disable_redirect_access_to_syslog:
+            access.addHandler(syslog_handler(cfg, "access"))
     try:
         if cfg.logconfig_dict:
             logging.config.dictConfig({**CONFIG_DEFAULTS, **cfg.logconfig_dict})
         elif cfg.logconfig_json:
             with open(cfg.logconfig_json) as f:
                 logging.config.dictConfig({**CONFIG_DEFAULTS, **json.load(f)})
-        else:
+        elif cfg.logconfig:
             if not os.path.exists(cfg.logconfig):
                 raise ConfigFailed("--log-config %s: no such file" % cfg.logconfig)
             defaults = {"__file__": cfg.logconfig, "here": os.path.dirname(cfg.logconfig)}
@@ -119,10 +141,11 @@ def check():
 class LoggingLog(Log):
     """log.py's Log whose error and access lines go to gunicorn.error and gunicorn.access.
     `stream` (faulthandler's file) is still the --error-logfile; metrics lines stay bare."""
-    routes_access = True     # every request makes an access line, as in Gunicorn with a configuration
-
     def __init__(self, cfg):
         super().__init__(cfg.error_logfile, cfg.loglevel, None, cfg.access_logformat, cfg.metrics_log)
+        # as Gunicorn: with a configuration every request makes an access line (its handlers decide)
+        self.routes_access = bool(cfg.logconfig or cfg.logconfig_dict or cfg.logconfig_json or cfg.access_logfile
+                                  or (cfg.syslog and not cfg.disable_redirect_access_to_syslog))
         self.error_logger, self.access_logger = apply(cfg)
 
     def write(self, levelno, msg, args, metric=None):

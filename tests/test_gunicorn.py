@@ -249,7 +249,7 @@ DEFAULTS = [
     ("dirty_workers", 0, True), ("dirty_workers", "0", True), ("dirty_workers", 2, False),
     ("protocol", "http", True), ("protocol", "uwsgi", False),
     ("logger_class", "gunicorn.glogging.Logger", True), ("logger_class", "myapp.MyLogger", False),
-    ("syslog", "false", True), ("syslog", False, True), ("syslog", True, False),
+    ("control_socket_mode", "0o600", True), ("control_socket_mode", 0o600, True), ("control_socket_mode", 0o660, False),
     ("dirty_apps", [], True), ("dirty_apps", ["tasks:app"], False),
 ]
 

@@ -149,3 +149,35 @@ def test_a_broken_configuration_names_itself(tmp_path):
     code, out, err, _ = run_cli("run", "sup_apps:app", "--log-config-dict", '{"version": 1, "handlers": {}}',
                                 cwd=tmp_path)
     assert code == 2 and "give 'root' and 'loggers' too" in err, err
+
+
+@pytest.mark.timeout(60)
+def test_syslog_over_udp(tmp_path):
+    """--log-syslog: Gunicorn's SysLogHandler lines (facility, prefix) to a UDP server the test reads;
+    stderr keeps the error log."""
+    import socket
+    import time
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp.settimeout(0.5)
+    port = free_port()
+    p = Pyfork("sup_apps:app", "-b", "127.0.0.1:%d" % port, "--log-syslog", "--log-syslog-prefix", "web",
+               "--log-syslog-to", "udp://127.0.0.1:%d" % udp.getsockname()[1], "--log-syslog-facility", "local0",
+               cwd=tmp_path, port=port)
+    try:
+        assert get(port, "/x")[0] == 200
+        got = []
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any("gunicorn.web.access:" in g for g in got):
+            try:
+                got.append(udp.recv(65536).decode())
+            except socket.timeout:
+                pass
+        # <134> is local0 (16) * 8 + info (6)
+        assert any(g.startswith("<134>gunicorn.web.error: [%d] master pid=" % p.pid) for g in got), got
+        assert any(g.startswith("<134>gunicorn.web.access: [") and '"GET /x HTTP/1.1" 200' in g for g in got), got
+        assert "master pid=%d" % p.pid in p.log()            # and still on stderr
+        assert p.stop() == 0
+    finally:
+        p.close()
+        udp.close()

@@ -119,7 +119,7 @@ def use_config(master, cfg, notes):
     if cfg.bind != master.cfg.bind:
         master.log.warning("reload: a change of bind needs a restart or USR2; listening as before")
     logs = ("error_logfile", "loglevel", "access_logfile", "access_logformat", "metrics_log", "logconfig",
-            "logconfig_dict", "logconfig_json")
+            "logconfig_dict", "logconfig_json", "syslog", "syslog_addr", "syslog_prefix", "syslog_facility")
     if any(getattr(cfg, n) != getattr(master.cfg, n) for n in logs):
         new_log(master, cfg)
     master.cfg = dataclasses.replace(cfg, bind=master.cfg.bind)
