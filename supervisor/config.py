@@ -7,9 +7,11 @@ sentence that names what to fix; every error found is reported, then the CLI exi
 import dataclasses
 
 from . import environ as _environ
-from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _loglevel, _metrics_bind, _names, _optional_path, _paths, _percent, _cert_reqs, _choice_of, _log_dict, _proxy_protocol, _ssl_version, _syslog_addr, SYSLOG_FACILITIES, _scheme_headers, _size, _statsd_host,
-                      _str, _umask, _worker_class, _workers, parse_bind, parse_size)
+from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _choice_of, _env_pairs,  # noqa: F401
+                      _float, _header_map, _int, _ips, _log_format, _loglevel, _metrics_bind, _optional_path, _paths,
+                      _percent, _size, _str, _worker_class, _workers, parse_bind, parse_size)
+from .convert_gunicorn import (SYSLOG_FACILITIES, _cert_reqs, _log_dict, _names, _proxy_protocol, _scheme_headers,
+                               _ssl_version, _statsd_host, _syslog_addr, _umask)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -185,7 +185,9 @@ class Connection(Responder, NoSwitch):
         if not key:
             key = environ_key(name)
             if not key and self.trust:  # a name with '_' a trusted proxy may send (forwarder_headers)
-                key = self.forwarded_key(name)
+                key = strict.forwarded_key(name, self.ctx.forwarders)
+                if key == "HTTP_SCRIPT_NAME":
+                    self.plain = False      # the checked way sets the environ's SCRIPT_NAME (check_head)
             if not key:                 # a name with '_': dropped, or refused (--header-map refuse)
                 if self.ctx.refuse_underscores:
                     raise HTTPError(400, "header name %r has '_' (--header-map refuse)" % name[:40])
@@ -198,17 +200,6 @@ class Connection(Responder, NoSwitch):
             self.repeated(key, value)
         else:
             env[key] = value
-
-    def forwarded_key(self, name):
-        """HTTP_<NAME> for a forwarder_headers name (Gunicorn's: SCRIPT_NAME, PATH_INFO by
-        default), else None. SCRIPT_NAME takes the checked way, where it sets the environ's."""
-        text = name.decode("latin-1").upper()
-        forwarders = self.ctx.forwarders
-        if text not in forwarders and "*" not in forwarders:
-            return None
-        if text == "SCRIPT_NAME":
-            self.plain = False
-        return "HTTP_" + text.replace("-", "_")
 
     def repeated(self, key, value):
         """A second field line of the same name: joined with ',' (RFC 9110 5.3), unless the

@@ -167,6 +167,15 @@ SCHEME_HEADERS = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_SSL": "on
                   "HTTP_X_FORWARDED_PROTOCOL": "ssl"}
 
 
+def forwarded_key(name, forwarders):
+    """HTTP_<NAME> for a header name in forwarder_headers (Gunicorn's: SCRIPT_NAME and
+    PATH_INFO by default; '*' for all), else None."""
+    text = name.decode("latin-1").upper()
+    if text not in forwarders and "*" not in forwarders:
+        return None
+    return "HTTP_" + text.replace("-", "_")
+
+
 def mount(env, script):
     """A trusted proxy's SCRIPT_NAME header (forwarder_headers): the app is mounted there, so
     the path loses that prefix, as in Gunicorn, whose 500 a path outside it gets too."""

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from supervisor.convert import ConfigError, _statsd_host
+from supervisor.convert_gunicorn import ConfigError, _statsd_host
 from supervisor.observe.statsd import line, packed, prefix_of, request_lines, sample_lines
 
 from conftest import Server, get

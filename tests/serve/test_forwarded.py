@@ -63,7 +63,7 @@ def test_trusted_proxy_headers(head, settings, trusted, status, body):
     ("X-Forwarded-Proto", "write NAME=VALUE"), ({"X_Scheme": "https"}, "not a header name"), (["x"], "not a mapping"),
 ])
 def test_scheme_headers_setting(value, error):
-    from supervisor.convert import ConfigError, _scheme_headers
+    from supervisor.convert_gunicorn import ConfigError, _scheme_headers
     if error is None:
         assert _scheme_headers(value, "s")[0] == ("HTTP_X_FORWARDED_PROTO", "https")
     else:
@@ -74,9 +74,18 @@ def test_scheme_headers_setting(value, error):
 @pytest.mark.parametrize("value, mask", [("0o22", 0o22), ("0022", 0o22), ("18", 18), (0o77, 0o77), ("0x1f", 31),
                                          ("0", 0), ("8", 8), ("nine", None), ("0o1000", None), (True, None)])
 def test_umask_setting(value, mask):
-    from supervisor.convert import ConfigError, _umask
+    from supervisor.convert_gunicorn import ConfigError, _umask
     if mask is None:
         with pytest.raises(ConfigError):
             _umask(value, "umask")
     else:
         assert _umask(value, "umask") == mask
+
+
+@pytest.mark.parametrize("name, forwarders, key", [
+    (b"SCRIPT_NAME", ("SCRIPT_NAME", "PATH_INFO"), "HTTP_SCRIPT_NAME"), (b"script_name", ("SCRIPT_NAME",), "HTTP_SCRIPT_NAME"),
+    (b"REMOTE_USER", ("SCRIPT_NAME", "PATH_INFO"), None), (b"X_Any", ("*",), "HTTP_X_ANY"), (b"X_Any", (), None),
+])
+def test_forwarded_key(name, forwarders, key):
+    from supervisor.serve.strict import forwarded_key
+    assert forwarded_key(name, forwarders) == key
