@@ -222,9 +222,7 @@ def check_config(args):
 
 
 def _prepare(cfg):
-    """What the master process takes on before anything else: --umask, --chdir, --pythonpath, -e."""
-    if cfg.umask:                      # 0, Gunicorn's default, keeps the umask pyfork was started with
-        os.umask(cfg.umask)
+    """What the master process takes on before anything else: --chdir, --pythonpath, -e."""
     if cfg.chdir:
         try:
             os.chdir(cfg.chdir)
@@ -234,6 +232,11 @@ def _prepare(cfg):
         if os.path.abspath(d) not in sys.path:
             sys.path.insert(0, os.path.abspath(d))
     os.environ.update(dict(cfg.raw_env))
+    from .serve.wsgi import mount_point
+    try:
+        mount_point(os.environ.get("SCRIPT_NAME", ""))     # where the app is mounted, as Gunicorn reads it
+    except ValueError as exc:
+        return _fail(exc)
     return None
 
 

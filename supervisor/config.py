@@ -8,10 +8,10 @@ import dataclasses
 
 from . import environ as _environ
 from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _choice_of, _env_pairs,  # noqa: F401
-                      _float, _header_map, _int, _ips, _log_format, _loglevel, _metrics_bind, _optional_path, _paths,
-                      _percent, _size, _str, _worker_class, _workers, parse_bind, parse_size)
+                      _float, _header_map, _int, _ips, _log_format, _loglevel, _marks, _metrics_bind, _optional_path,
+                      _paths, _percent, _size, _str, _umask, _worker_class, _workers, parse_bind, parse_size)
 from .convert_gunicorn import (SYSLOG_FACILITIES, _cert_reqs, _log_dict, _names, _proxy_protocol, _scheme_headers,
-                               _ssl_version, _statsd_host, _syslog_addr, _umask)
+                               _ssl_version, _statsd_host, _syslog_addr)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +43,7 @@ SETTINGS = (
     Setting("reload_extra_files", ("--reload-extra-file",), _paths, (), "with --reload: watch this file too (templates, configuration); repeatable", action="append", metavar="FILE"),
     Setting("reload_engine", ("--reload-engine",), _choice("auto", "poll", "inotify"), "auto", "with --reload: inotify (read from the master's loop, no thread), or poll (mtimes once a second); auto: inotify where there is one", metavar="ENGINE"),
     Setting("preload_unsafe", ("--preload-unsafe",), _bool, False, "with --preload: fork even when the app's import left sockets, threads or children in the master (they are named in a warning); for what you know survives a fork", action="store_true"),
+    Setting("refork_after", ("--refork-after",), _marks, (), "once a worker has served this many requests, fork the others' replacements from it (warm, sharing its memory); a list such as 50,500,5000 reforks at each", metavar="N[,N...]"),
     Setting("keepalive", ("--keep-alive",), _float(0), 5.0, "seconds an idle keep-alive connection stays open (0 closes after each response)", metavar="SECONDS"),
     Setting("limit_request_line", ("--limit-request-line",), _int(0), 4094, "longest request line in bytes, else 414 (0 means 8190)", metavar="BYTES"),
     Setting("limit_request_fields", ("--limit-request-fields",), _int(0), 100, "most header fields in a request, else 431 (0 means 32768)", metavar="N"),
@@ -69,7 +70,6 @@ SETTINGS = (
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),
     Setting("secure_scheme_headers", ("--secure-scheme-headers",), _scheme_headers, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", "headers from a --forwarded-allow-ips peer that mean https, with the value that says so: a dict in the config file, NAME=VALUE,... here (Gunicorn's default)", metavar="NAME=VALUE,..."),
     Setting("forwarder_headers", ("--forwarder-headers",), _names, "SCRIPT_NAME,PATH_INFO", "header names with '_' a --forwarded-allow-ips peer may send (kept as HTTP_<NAME>; SCRIPT_NAME also sets the environ's SCRIPT_NAME), '*' for all", metavar="NAMES"),
-    Setting("umask", ("-m", "--umask"), _umask, 0, "the master's umask (files it writes, unix sockets), as int(value, 0) reads it: 0o22, 0x12, 18; 0 (Gunicorn's default) leaves it as started", metavar="MASK"),
     Setting("certfile", ("--certfile",), _optional_path, None, "serve HTTPS with this certificate (PEM; the chain after it); the handshake runs in the worker's loop, never blocking it", metavar="FILE"),
     Setting("keyfile", ("--keyfile",), _optional_path, None, "the certificate's private key (PEM), when it is not in --certfile", metavar="FILE"),
     Setting("ca_certs", ("--ca-certs",), _optional_path, None, "CA certificates to verify clients' certificates with (see --cert-reqs)", metavar="FILE"),
@@ -94,11 +94,13 @@ SETTINGS = (
     Setting("max_worker_memory", ("--max-worker-memory",), _size, None, "recycle a worker whose memory passes this (e.g. 300MB)", metavar="SIZE"),
     Setting("memory_metric", ("--memory-metric",), _choice("pss", "uss", "rss"), "pss", "memory measure for --max-worker-memory: pss, uss or rss", metavar="METRIC"),
     Setting("memory_pressure", ("--memory-pressure",), _percent, 90, "past this percent of the memory quota, recycle the worker holding the most private memory, one at a time (0: off)", metavar="PERCENT"),
+    Setting("no_step_down", ("--no-step-down",), _bool, False, "when the kernel OOM-kills a worker or a memory recycle does not help, keep the worker count (by default the master runs one fewer until HUP or USR2)", action="store_true"),
     Setting("max_worker_zombies", ("--max-worker-zombies",), _int(0), 32, "recycle a worker with this many unreaped children (0: off)", metavar="N"),
     Setting("max_worker_threads", ("--max-worker-threads",), _int(0), 0, "recycle a worker with this many threads (0: off)", metavar="N"),
     Setting("control_socket", ("--control-socket",), _optional_path, None, "serve `pyfork status` on this unix socket (default: beside the pidfile, else $XDG_RUNTIME_DIR/pyfork.sock)", metavar="PATH"),
     Setting("no_control_socket", ("--no-control-socket",), _bool, False, "serve no control socket", action="store_true"),
     Setting("reuse_port", ("--reuse-port",), _bool, False, "set SO_REUSEPORT on the listening sockets", action="store_true"),
+    Setting("umask", ("-m", "--umask"), _umask, 0, "the umask a unix socket is bound with, as in Gunicorn: 0 (its default) makes it mode 0777, so any local user may connect; 0o007 keeps others out. Owned by --user/--group when given", metavar="MASK"),
 )
 
 BY_NAME = {s.name: s for s in SETTINGS}
@@ -156,7 +158,6 @@ class Config:
     proxy_protocol: str
     proxy_allow_ips: tuple
     forwarder_headers: tuple
-    umask: int
     metrics_interval: float
     metrics_format: str
     metrics_log: object
@@ -176,8 +177,11 @@ class Config:
     group: object
     reuse_port: bool
     control_socket: object = None
+    umask: int = 0
     no_control_socket: bool = False
     preload_unsafe: bool = False
+    no_step_down: bool = False
+    refork_after: tuple = ()
     hooks: dict = dataclasses.field(default_factory=dict, compare=False)   # name -> function, from the config file
 
 

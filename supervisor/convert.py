@@ -199,6 +199,24 @@ def _bool(value, name):
     raise ConfigError("%s: %r is not true or false" % (name, value))
 
 
+def _umask(value, name):
+    """Gunicorn's --umask: an int, or a string int() reads with its base (0o22, 0x12,
+    18), a leading 0 meaning octal as Gunicorn reads it (0022, 007)."""
+    if isinstance(value, bool):
+        raise ConfigError("%s: %r is not a umask; give an octal number such as 0o007" % (name, value))
+    try:
+        if isinstance(value, int):
+            mask = value
+        else:
+            text = str(value).strip()
+            mask = int("0o" + text[1:] if re.fullmatch(r"0\d+", text) else text, 0)
+    except ValueError:
+        raise ConfigError("%s: %r is not a umask; give an octal number such as 0o007" % (name, value)) from None
+    if not 0 <= mask <= 0o777:
+        raise ConfigError("%s: %r is not a umask; give 0 to 0o777" % (name, value))
+    return mask
+
+
 def _str(value, name):
     return str(value)
 
@@ -253,6 +271,16 @@ def _env_pairs(value, name):
             raise ConfigError("%s: %r: write it as KEY=VALUE" % (name, item))
         out.append((key.strip(), val))
     return tuple(out)
+
+
+def _marks(value, name):
+    """--refork-after: '1000' or '50,500,5000' (or a list) -> rising request counts, a tuple."""
+    items = value.split(",") if isinstance(value, str) else (list(value) if isinstance(value, (list, tuple)) else [value])
+    items = [i for i in items if str(i).strip()]
+    marks = tuple(_int(1)(i.strip() if isinstance(i, str) else i, name) for i in items)
+    if any(b <= a for a, b in zip(marks, marks[1:])):
+        raise ConfigError("%s: %r must rise, as in 50,500,5000 (requests a worker has served)" % (name, value))
+    return marks
 
 
 def _paths(value, name):

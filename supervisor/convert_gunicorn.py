@@ -1,29 +1,10 @@
 """Converters for the settings pyfork took over from Gunicorn's list for its drop-in
-(umask, the trusted proxy's headers, the PROXY protocol, statsd, logging, syslog, TLS):
+(the trusted proxy's headers, the PROXY protocol, statsd, logging, syslog, TLS):
 a raw value -> the typed one, or a ConfigError naming the setting. Pure: no I/O; the ssl
 module's numbers are written out, so that reading a setting does not import ssl."""
 import re
 
 from .convert import ConfigError
-
-
-def _umask(value, name):
-    """Gunicorn's -m/--umask: a number as int(value, 0) reads it ('0o22', '0022', '18', 0o22)."""
-    if isinstance(value, bool):
-        raise ConfigError("%s: %r is not a file mode mask" % (name, value))
-    try:
-        n = value if isinstance(value, int) else int(str(value).strip(), 0)
-    except ValueError:
-        n = _octal_text(value)
-    if n is None or not 0 <= n <= 0o777:
-        raise ConfigError("%s: %r is not a file mode mask from 0 to 0o777 (write 0o22 or 0022)" % (name, value))
-    return n
-
-
-def _octal_text(value):
-    """'0022' (Gunicorn's docs spell it so, which int(x, 0) refuses) -> 18; else None."""
-    text = str(value).strip()
-    return int(text, 8) if re.fullmatch(r"0[0-7]+", text) else None
 
 
 def _scheme_headers(value, name):

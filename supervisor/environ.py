@@ -27,6 +27,7 @@ PLATFORM = {
     "DYNO": "on Heroku: the dyno's name; the dyno size is detected from the cgroup limit",
     "LISTEN_FDS": "systemd socket activation: the sockets to serve when no bind is given",
     "NOTIFY_SOCKET": "systemd Type=notify: READY=1, RELOADING=1, STOPPING=1, WATCHDOG=1",
+    "SCRIPT_NAME": "the path the app is mounted at, as Gunicorn reads it: taken off PATH_INFO",
 }
 CMD_ARGS = ("GUNICORN_CMD_ARGS", "PYFORK_CMD_ARGS")
 

@@ -6,6 +6,7 @@ WORKER_BOOT = 3    # workers kept dying before they ever served (crash loop at b
 APP_LOAD = 4       # the app raised while being imported
 HOOK = 5           # a server hook from the config file raised (its traceback is logged)
 PRELOAD_UNSAFE = 6  # --preload, and the app's import left sockets, threads or children to share
+REFORK_REFUSED = 7  # a worker told to become the refork template holds what it cannot share
 KILLED_BY_US = -1000   # an exit "code" for a SIGKILL the master sent itself
 
 MEANING = {
@@ -16,6 +17,7 @@ MEANING = {
     APP_LOAD: "the app failed to load",
     HOOK: "a config-file hook raised",
     PRELOAD_UNSAFE: "the preloaded app holds what workers cannot share",
+    REFORK_REFUSED: "the refork template holds what workers cannot share",
 }
 
 

@@ -86,8 +86,7 @@ TABLE = (
     Row("worker_tmp_dir", ("--worker-tmp-dir",), H, "pyfork's heartbeat is shared memory, not a file"),
     Row("user", ("-u", "--user"), S, "user"),
     Row("group", ("-g", "--group"), S, "group"),
-    Row("umask", ("-m", "--umask"), S, "umask: set in the master at start, so the files it and the app write "
-        "(pidfile, logs, unix sockets) get it"),
+    Row("umask", ("-m", "--umask"), S, "umask"),
     Row("initgroups", ("--initgroups",), H, "with --user, pyfork always sets the worker's groups with initgroups", _SW),
     Row("tmp_upload_dir", (), H, "unused by Gunicorn too; pyfork spools bodies over 1 MiB to a temporary file", _NO),
     Row("secure_scheme_headers", (), S, "secure_scheme_headers (also --secure-scheme-headers NAME=VALUE,...)", _NO),

@@ -28,6 +28,7 @@ HOOKS = {
     "pre_fork": (2, Policy.STOP),
     "post_fork": (2, Policy.BOOT),
     "post_worker_init": (1, Policy.BOOT),
+    "post_refork": (2, Policy.BOOT),      # pyfork's: in a worker forked from a template (--refork-after)
     "worker_int": (1, Policy.LOG),
     "worker_abort": (1, Policy.LOG),
     "pre_exec": (1, Policy.STOP),

@@ -66,6 +66,73 @@ def load_logged(spec, log, who):
         return None, exits.APP_LOAD
 
 
+def _user():
+    """'user nobody (uid 65534)': who this process is, after --user."""
+    import pwd
+    uid = os.geteuid()
+    try:
+        return "user %s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        return "uid %d" % uid
+
+
+def _mode(path):
+    """'mode 0700, owner root' of a path, as far as it can be seen."""
+    import pwd
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "permission denied"
+    try:
+        owner = pwd.getpwuid(st.st_uid).pw_name
+    except KeyError:
+        owner = str(st.st_uid)
+    return "mode %04o, owner %s" % (st.st_mode & 0o7777, owner)
+
+
+def _grant():
+    return ("the workers import the app as this user (after --user): give it read and search access "
+            "(chmod o+rx on each folder, o+r on the files), or move the app where it can read it")
+
+
+def _closed(path):
+    """The first folder from / down to `path` this process may not search, or `path` itself
+    when it may not list it; None when it may do both."""
+    current = os.sep
+    for part in os.path.abspath(path).split(os.sep)[1:]:
+        current = os.path.join(current, part)
+        if not os.access(current, os.X_OK):
+            return current
+    return None if os.access(path, os.R_OK | os.X_OK) else path
+
+
+def unreadable(name, cwd):
+    """Why the module `name` was not found, when the reason is permissions: a sentence
+    naming the folder the user cannot open ('user nobody (uid 65534) can read: /srv is
+    mode 0700, owner root, and /srv/app (the current directory) is under it'), or None.
+    Python's import skips a folder it cannot list without a word, so a permission reads as
+    a typo. Only the folders the app is looked for in count (the current one, PYTHONPATH's,
+    a package's own): the interpreter's, unreadable as another user, would mislead."""
+    parent = name.rpartition(".")[0]
+    if parent:
+        pkg = sys.modules.get(parent)
+        where = [(d, "the package %s" % parent) for d in getattr(pkg, "__path__", [])]
+    else:
+        where = [(cwd, "the current directory")] + [
+            (d, "on PYTHONPATH") for d in os.environ.get("PYTHONPATH", "").split(os.pathsep) if d]
+    for folder, what in where:
+        closed = _closed(folder)
+        if closed is None:
+            leaf = os.path.join(folder, name.rpartition(".")[2])
+            closed = next((p for p in (leaf + ".py", leaf) if os.path.exists(p) and not os.access(p, os.R_OK)), None)
+        if closed == folder:
+            return "%s can read: %s (%s) is %s" % (_user(), folder, what, _mode(closed))
+        if closed is not None:
+            return "%s can read: %s is %s%s" % (_user(), closed, _mode(closed), "" if closed.startswith(folder)
+                                                 else ", and %s (%s) is under it" % (folder, what))
+    return None
+
+
 def load(spec):
     """Import the module and return the callable. An exception raised by the app's own
     import propagates with its traceback; a name that is not there is AppNotFound."""
@@ -77,9 +144,17 @@ def load(spec):
         mod = importlib.import_module(module)
     except ModuleNotFoundError as exc:
         if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            blocked = unreadable(exc.name, cwd)
+            if blocked:
+                raise AppNotFound("app %r: no module named %r that %s; %s" % (spec, exc.name, blocked, _grant())) from None
             raise AppNotFound("app %r: no module named %r in %s (check the name, --chdir or PYTHONPATH)"
                               % (spec, exc.name, cwd)) from None
         raise
+    except PermissionError as exc:
+        if not exc.filename:
+            raise
+        raise AppNotFound("app %r: %s cannot read %s (%s); %s" % (
+            spec, _user(), exc.filename, _mode(exc.filename), _grant())) from None
     names = [name] if name else ["application", "app"]
     for n in names:
         obj = getattr(mod, n, None)

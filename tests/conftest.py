@@ -26,6 +26,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def no_cgroups(exc):
+    """Skip a test that needs cgroups this machine cannot make, saying why in the summary.
+    `.ci/run` sets PYFORK_REQUIRE_CGROUPS=1 where it finds cgroup v1 memory and pids as root:
+    there the skip is a failure, so a check that should have run cannot pass unseen."""
+    why = "no cgroups to make a dyno here: %s" % exc
+    if os.environ.get("PYFORK_REQUIRE_CGROUPS") == "1":
+        pytest.fail(why + " (PYFORK_REQUIRE_CGROUPS=1 says this machine has them)")
+    pytest.skip(why)
+
+
 def wait_for(predicate, timeout=10.0, every=0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -176,6 +186,37 @@ def _status(p):
         return p.status()
     except psutil.NoSuchProcess:
         return "gone"
+
+
+def closed_folder(path, uid):
+    """The first folder from / down to `path` that user `uid` may not search, or None."""
+    import stat
+    current = os.sep
+    for part in os.path.abspath(path).split(os.sep)[1:]:
+        current = os.path.join(current, part)
+        st = os.stat(current)
+        if st.st_uid != uid and not st.st_mode & stat.S_IXOTH:
+            return current
+    return None
+
+
+def open_copy(files, uid, where=None):
+    """A new folder that user `uid` (a worker after --user) can read, holding copies of
+    `files`: a checkout may sit in a folder only its owner can open (`mktemp -d` makes them
+    0700), and then tests/apps is out of that user's reach. -> the folder; the caller
+    removes it. pytest.skip, saying why, when no such folder can be made."""
+    import shutil
+    import tempfile
+    where = where or ("/tmp" if os.path.isdir("/tmp") else tempfile.gettempdir())
+    closed = closed_folder(where, uid)
+    if closed:
+        pytest.skip("no folder a user of uid %d can read: %s is closed to it" % (uid, closed))
+    folder = tempfile.mkdtemp(prefix="pyfork-open-", dir=where)
+    os.chmod(folder, 0o755)
+    for f in files:
+        shutil.copy(f, folder)
+        os.chmod(os.path.join(folder, os.path.basename(f)), 0o644)
+    return folder
 
 
 def raw(port, data, timeout=5.0, shut=False):

@@ -240,3 +240,29 @@ def test_container_keeps_pyfork_pid_1():
         body = [l.strip() for l in f if l.strip() and not l.lstrip().startswith("#")]
     assert body[-1] == 'exec pyfork run "$@"'
     assert os.stat(path).st_mode & stat.S_IXUSR
+
+
+def test_kubernetes_autoscale_on_utilization():
+    """The pod's memory limit is pyfork's quota, -w auto fits the pod, the HPA (through
+    the adapter's rule) and KEDA scale on the counters pyfork serves on /metrics."""
+    yaml = pytest.importorskip("yaml")
+    from supervisor.observe import prometheus
+    with open(os.path.join(CONF, "kubernetes", "autoscale.yaml")) as f:
+        deploy, hpa = list(yaml.safe_load_all(f))
+    (c,) = deploy["spec"]["template"]["spec"]["containers"]
+    (quota,) = [e for e in c["env"] if e["name"] == "PYFORK_MEMORY_QUOTA"]
+    assert quota["valueFrom"]["resourceFieldRef"] == {"containerName": c["name"], "resource": "limits.memory",
+                                                      "divisor": "1"}
+    assert "--workers=auto" in c["args"] and "--metrics-bind=0.0.0.0:9100" in c["args"]
+    (metric,) = hpa["spec"]["metrics"]
+    assert metric["pods"]["metric"]["name"] == "pyfork_utilization"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deploy["metadata"]["name"]
+    with open(os.path.join(CONF, "kubernetes", "prometheus-adapter.yaml")) as f:
+        (rule,) = yaml.safe_load(yaml.safe_load(f)["data"]["config.yaml"])["rules"]
+    with open(os.path.join(CONF, "kubernetes", "keda.yaml")) as f:
+        query = yaml.safe_load(f)["spec"]["triggers"][0]["metadata"]["query"]
+    served = prometheus.render(None, [], None, None, {}, 1, (0.5, 1.0, 2.0))
+    for text in (rule["metricsQuery"], query):
+        for name in ("pyfork_busy_thread_seconds_total", "pyfork_thread_seconds_total"):
+            assert name in text and ("\n%s " % name) in served
+    assert rule["name"]["as"] == "pyfork_utilization"

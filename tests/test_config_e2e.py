@@ -9,8 +9,10 @@ configuration (exit 2, one line, nothing started), HUP re-reading the file, and 
 presets. Every process started here is stopped by PID and waited for; nothing may be
 left behind.
 """
+import contextlib
 import http.client
 import importlib.util
+import io
 import json
 import os
 import re
@@ -59,6 +61,40 @@ def run_cli(*args, env=None, cwd=APPS, timeout=10.0):
     return proc.returncode, out, err, time.monotonic() - t0
 
 
+def cli_in_process(*args, env=None, cwd=APPS):
+    """`pyfork ARGS` through supervisor.cli.main in this process, for what ends before
+    anything starts (bad configuration, check-config): a process per row made this file
+    the suite's slowest. The environment, working directory, import path and standard
+    streams are the run's own and put back after it; a run that gets as far as starting a
+    master fails the test instead (nothing may fork the test runner).
+    -> (exit code, stdout, stderr, seconds)."""
+    from supervisor import cli
+    from supervisor.supervise import master
+
+    def refuse(self):
+        raise AssertionError("pyfork %s would have started a master" % " ".join(map(str, args)))
+    saved_env, saved_cwd, saved_path = dict(os.environ), os.getcwd(), list(sys.path)
+    out, err = io.StringIO(), io.StringIO()
+    t0 = time.monotonic()
+    try:
+        os.environ.clear()
+        os.environ.update(clean_env(env))
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \
+                pytest.MonkeyPatch.context() as mp:
+            mp.setattr(master.Master, "run", refuse)
+            try:
+                code = cli.main([str(a) for a in args])
+            except SystemExit as exc:         # argparse's own errors
+                code = exc.code
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        os.chdir(saved_cwd)
+        sys.path[:] = saved_path
+    return code, out.getvalue(), err.getvalue(), time.monotonic() - t0
+
+
 # one check-config line: name = value  (source), where the source may hold one (...) itself
 CHECK_LINE = re.compile(r"^(\w+)\s+= (.*?)\s+\(([^()]*(?:\([^()]*\))?[^()]*)\)$", re.M)
 
@@ -70,7 +106,7 @@ def parse_check_config(out):
 
 def check_config(*args, env=None, cwd=APPS):
     """`check-config ARGS` -> {setting: (value text, source)}, plus the whole output."""
-    code, out, err, _ = run_cli("check-config", *args, env=env, cwd=cwd)
+    code, out, err, _ = cli_in_process("check-config", *args, env=env, cwd=cwd)
     assert code == 0, out + err
     return parse_check_config(out), out
 
@@ -261,7 +297,7 @@ wsgi_app = "cfg_apps:app"       # sup_apps:app, noting which process imports it
 SHARED = {"bind": "bind", "workers": "workers", "preload_app": "preload", "accesslog": "access_logfile",
           "access_log_format": "access_logformat", "errorlog": "error_logfile", "loglevel": "loglevel",
           "timeout": "timeout", "graceful_timeout": "graceful_timeout", "keepalive": "keepalive",
-          "max_requests": "max_requests", "threads": "threads", "worker_class": "worker_class"}
+          "max_requests": "max_requests", "threads": "threads", "worker_class": "worker_class", "umask": "umask"}
 
 
 def compare(gname, gunicorn_value, pyfork_value, port):
@@ -270,7 +306,7 @@ def compare(gname, gunicorn_value, pyfork_value, port):
         assert (gunicorn_value, pyfork_value) == ("['127.0.0.1:%d']" % port, "'127.0.0.1:%d'" % port)
     elif gname in ("timeout", "graceful_timeout", "keepalive"):
         assert float(gunicorn_value) == float(pyfork_value), (gname, gunicorn_value, pyfork_value)
-    elif gname in ("workers", "max_requests", "preload_app", "threads"):
+    elif gname in ("workers", "max_requests", "preload_app", "threads", "umask"):
         assert gunicorn_value == pyfork_value, (gname, gunicorn_value, pyfork_value)
     else:
         assert repr(gunicorn_value) == pyfork_value, (gname, gunicorn_value, pyfork_value)
@@ -779,13 +815,25 @@ BAD = [
 @pytest.mark.parametrize("case, text, args, env, expect", BAD, ids=[
     b.values[0] if hasattr(b, "values") else b[0] for b in BAD])
 def test_bad_configuration_exits_2_with_one_line(tmp_path, command, case, text, args, env, expect):
+    bad_configuration(tmp_path, cli_in_process, command, text, args, env, expect)
+
+
+# the same as real processes, for a few rows: what the shell sees (stderr, exit status)
+@pytest.mark.parametrize("command", ["run", "check-config"])
+@pytest.mark.parametrize("case, text, args, env, expect", BAD[:3] + BAD[-2:], ids=[
+    b.values[0] if hasattr(b, "values") else b[0] for b in BAD[:3] + BAD[-2:]])
+def test_bad_configuration_exits_2_with_one_line_as_a_process(tmp_path, command, case, text, args, env, expect):
+    bad_configuration(tmp_path, run_cli, command, text, args, env, expect)
+
+
+def bad_configuration(tmp_path, run, command, text, args, env, expect):
     conf = str(tmp_path / "conf.py")
     if text is not None:
         write(tmp_path / "conf.py", MARKER + text)
     argv = [command, "sup_apps:app", "-c", conf] + args
     if "bind" not in (text or ""):
         argv += ["-b", "127.0.0.1:%d" % free_port()]     # a -b flag would hide the file's bind
-    code, out, err, took = run_cli(*argv, env=env, cwd=tmp_path)
+    code, out, err, took = run(*argv, env=env, cwd=tmp_path)
     lines = err.splitlines()
     assert code == 2, (code, out, err)
     assert took < 5
@@ -969,7 +1017,6 @@ def test_dyno_env_detects_the_size_from_a_real_cgroup_limit(tmp_path):
 
 PROXY_CONF = '''\
 bind = "127.0.0.1:%(port)d"
-umask = 0o077
 pidfile = %(pid)r
 secure_scheme_headers = {"X-Scheme": "https"}
 forwarder_headers = "SCRIPT_NAME,REMOTE_USER"
@@ -984,14 +1031,13 @@ def app(environ, start_response):
 '''
 
 
-def test_umask_and_what_a_trusted_proxy_says(tmp_path, pyfork):
-    """Gunicorn's umask, secure_scheme_headers and forwarder_headers from a gunicorn.conf.py."""
+def test_what_a_trusted_proxy_says(tmp_path, pyfork):
+    """Gunicorn's secure_scheme_headers and forwarder_headers from a gunicorn.conf.py."""
     port = free_port()
     pid = str(tmp_path / "g.pid")
     write(tmp_path / "where.py", WHERE_APP)
     conf = write(tmp_path / "gunicorn.conf.py", PROXY_CONF % {"port": port, "pid": pid})
     p = pyfork("where:app", "-c", conf, cwd=tmp_path, port=port)
-    assert os.stat(pid).st_mode & 0o777 == 0o600        # written under umask 0o077
     status, _, body = get(port, "/app/x", headers={"X-Scheme": "https", "SCRIPT_NAME": "/app",
                                                    "REMOTE_USER": "ann", "X-Forwarded-Proto": "https"})
     assert (status, body) == (200, b"https /app /x ann")

@@ -21,8 +21,8 @@ MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts)
 PURE = ["serve.accesslog", "serve.strict", "serve.proxyproto", "convert_gunicorn", "supervise.backoff", "observe.cgroup", "config", "convert", "environ", "gunicorn",
         "observe.dynos", "exits", "hooks", "observe.metrics", "supervise.plan", "supervise.deaths",
         "observe.procfs", "observe.prometheus", "supervise.recycle",
-        "observe.sizing", "serve.wsgi", "observe.ledger", "observe.oom", "observe.status", "observe.report",
-        "observe.charts", "observe.ring"]     # loader is not pure: it imports
+        "observe.sizing", "observe.fit", "serve.wsgi", "observe.ledger", "observe.oom", "observe.status", "observe.report",
+        "observe.charts", "observe.ring", "fdlimit"]     # loader is not pure: it imports
 IMPURE = {"os", "socket", "_socket", "select", "selectors", "signal", "time", "mmap", "psutil",
           "subprocess", "threading", "multiprocessing", "fcntl"}
 

@@ -1,5 +1,6 @@
 """supervisor/loader.py: parse_spec (pure) and load, on tiny modules made under tmp_path."""
 import importlib
+import os
 import sys
 
 import pytest
@@ -173,3 +174,42 @@ def test_load_not_callable_default_name(apps):
     with pytest.raises(AppNotFound) as info:
         load("pft_zero")
     assert str(info.value) == "app 'pft_zero': 'application' is a int, not a WSGI callable"
+
+
+# A worker imports the app after --user: a folder or file that user cannot read is said so,
+# with the user's name, not taken for a typo. {base}: a folder only root may open.
+UNREADABLE = [
+    ("closed folder", 0o700, 0o644, "app 'pft_secret:app': no module named 'pft_secret' that user nobody "
+     "(uid {uid}) can read: {base} is mode 0700, owner root, and {base}/app (the current directory) is under it; "
+     "the workers import the app as this user (after --user)"),
+    ("closed file", 0o755, 0o600, "app 'pft_secret:app': user nobody (uid {uid}) cannot read "
+     "{base}/app/pft_secret.py (mode 0600, owner root); the workers import the app as this user (after --user)"),
+    ("missing", 0o755, None, "app 'pft_secret:app': no module named 'pft_secret' in {base}/app "
+     "(check the name, --chdir or PYTHONPATH)"),
+]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+@pytest.mark.parametrize("case, folder_mode, file_mode, message", UNREADABLE, ids=[u[0] for u in UNREADABLE])
+def test_a_worker_tells_not_readable_from_not_found(case, folder_mode, file_mode, message):
+    import pwd
+    import shutil
+    import tempfile
+    from conftest import Server
+    base = tempfile.mkdtemp(prefix="pyfork-closed-", dir="/tmp")
+    try:
+        os.chmod(base, folder_mode)
+        os.mkdir(os.path.join(base, "app"), 0o755)
+        if file_mode is not None:
+            path = os.path.join(base, "app", "pft_secret.py")
+            with open(path, "w") as f:
+                f.write("def app(environ, start_response):\n    return []\n")
+            os.chmod(path, file_mode)
+        # PYTHONPATH as the test's own: tests/apps may sit in a folder nobody cannot open
+        with Server("pft_secret:app", "--user", "nobody", cwd=os.path.join(base, "app"), wait=False,
+                    env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")}) as s:
+            assert s.proc.wait(30) == 2, s.log()
+            log = s.log()
+        assert message.format(base=base, uid=pwd.getpwnam("nobody").pw_uid) in log, log
+    finally:
+        shutil.rmtree(base)

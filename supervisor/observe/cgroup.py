@@ -99,8 +99,10 @@ def _min(*values):
 
 
 def memory(version, files):
-    """{'total', 'rss', 'cache', 'swap', 'pgpgin', 'pgpgout', 'limit', 'usage'}: bytes
-    (pages for pgpg*), None where the files do not say. version: 'v1' or 'v2'."""
+    """{'total', 'rss', 'cache', 'swap', 'pgpgin', 'pgpgout', 'limit', 'usage', 'own'}: bytes
+    (pages for pgpg*), None where the files do not say. version: 'v1' or 'v2'. `own`: the
+    limit is this cgroup's own, so its total is what the limit applies to (a parent's
+    limit also covers processes outside this cgroup)."""
     stat = parse_stat(files.get("memory.stat"))
     if version == "v2":
         usage = _int(files, "memory.current")
@@ -110,6 +112,7 @@ def memory(version, files):
         pgpgin = pgpgout = None
         # hazard: memory.max is this cgroup's own limit only; a parent's tighter one is not seen
         limit = parse_limit(files.get("memory.max"))
+        own = limit
     else:
         usage = _int(files, "memory.usage_in_bytes")
         # total_* include child cgroups (the workers may sit in one); plain names do not
@@ -124,14 +127,15 @@ def memory(version, files):
         pgpgin = _first(stat, "total_pgpgin", "pgpgin")
         pgpgout = _first(stat, "total_pgpgout", "pgpgout")
         # a limit set on a parent cgroup shows only as hierarchical_memory_limit
-        limit = _min(parse_limit(files.get("memory.limit_in_bytes")),
-                     parse_limit(str(stat.get("hierarchical_memory_limit", ""))))
+        own = parse_limit(files.get("memory.limit_in_bytes"))
+        limit = _min(own, parse_limit(str(stat.get("hierarchical_memory_limit", ""))))
     if rss is not None and cache is not None:
         total = rss + cache + (swap or 0)
     else:
         total = usage
     return {"total": total, "rss": rss, "cache": cache, "swap": swap,
-            "pgpgin": pgpgin, "pgpgout": pgpgout, "limit": limit, "usage": usage}
+            "pgpgin": pgpgin, "pgpgout": pgpgout, "limit": limit, "usage": usage,
+            "own": limit is not None and limit == own}
 
 
 def tasks(files):

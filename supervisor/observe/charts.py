@@ -9,6 +9,7 @@ one colour per reason, counted in the legend.
 """
 import datetime
 import html
+import re
 
 W, H = 960, 300                 # the plot area
 LEFT, RIGHT, TOP, BOTTOM = 70, 20, 16, 46
@@ -246,14 +247,43 @@ def tasks_chart(data, t0, t1):
     return f.svg("tasks and zombies against the task limit") + legend(items)
 
 
-def workers_chart(data, t0, t1):
+def advised_label(bounds):
+    """The advised line's name with the limits that bound it, as the advice names them:
+    'workers advised (limited by cpu)', '(limited by cpu, then memory)'; no guess without one."""
+    return "workers advised" + (" (limited by %s)" % ", then ".join(bounds) if bounds else "")
+
+
+# where the quota came from (metrics.tasks_line's quota_from), in the header's words
+QUOTA_FROM = {"cgroup": "the cgroup's own limit", "cgroup-parent": "a parent cgroup's limit",
+              "dyno-size": "--dyno-size", "flag": "--memory-quota", "machine": "the machine's memory (no limit found)"}
+
+
+def quota_words(data):
+    """'from --dyno-size standard-1x', 'from the cgroup's own limit', ..."""
+    if data.quota_from is None:
+        return "from memory_quota in the log"
+    words = QUOTA_FROM.get(data.quota_from, data.quota_from)
+    if data.quota_from == "dyno-size" and data.dyno_size:
+        words += " " + data.dyno_size
+    return "from " + words
+
+
+def bounds_of(data, advice):
+    """The binding limits: the log's advice lines, else the live sentence's."""
+    if data.bounds or not advice:
+        return data.bounds
+    found = re.search(r"; limited by (\w+)", advice)
+    return [found.group(1)] if found else []
+
+
+def workers_chart(data, t0, t1, bounds):
     vmax = max([v for _, v in data.workers + data.advised] or [1])
     f = Frame(t0, t1, vmax * 1.1 + 1, data.relative)
     f.grid("workers")
     f.line(data.workers, "workers running", "#1f77b4")
     f.line(data.advised, "workers advised", "#2ca02c", dash="6 3")
     return f.svg("workers running and advised") + legend(
-        [("workers running", "#1f77b4", "line"), ("workers advised (fit the quota)", "#2ca02c", "line")])
+        [("workers running", "#1f77b4", "line"), (advised_label(bounds), "#2ca02c", "line")])
 
 
 def page(data, title, refresh=None, advice=None):
@@ -265,14 +295,22 @@ def page(data, title, refresh=None, advice=None):
                                               "%.0f minutes" % (span / 60) if span >= 120 else "%.0f seconds" % span,
                                               data.lines))]
     if quota:
+        rows.append(("quota", "%.0fMB %s" % (quota / MB, quota_words(data))))
         rows.append(("peak memory (stacked %s)" % data.measure, "%.0fMB of %.0fMB quota (%.0f%%)"
                      % (top / MB, quota / MB, 100 * top / quota)))
+    if data.cgroup_total:
+        rows.append(("cgroup total", "peak %.0fMB, not drawn: the quota is not this cgroup's own limit, so its "
+                     "total (other processes may share the cgroup) is not the dyno's" % (
+                         max(v for _, v in data.cgroup_total) / MB)))
     rows.append(("restarts", ", ".join("%s %d" % kv for kv in sorted(counts.items())) or "none"))
+    bounds = bounds_of(data, advice)
     if data.advised:
-        rows.append(("advice", "%d workers fit (last sample); %d running" % (
-            data.advised[-1][1], data.workers[-1][1] if data.workers else 0)))
-    if advice:
-        rows.append(("", advice))
+        rows.append(("advice", "%d workers advised (last sample%s); %d running" % (
+            data.advised[-1][1], ", limited by " + bounds[-1] if bounds else "",
+            data.workers[-1][1] if data.workers else 0)))
+    sentence = advice or data.advice
+    if sentence:
+        rows.append(("advice said", sentence))
     # an empty icon: else the browser asks for /favicon.ico, a 404 (and a console error) on the live page
     parts = ['<!doctype html><html lang="en"><head><meta charset="utf-8"><link rel="icon" href="data:,">',
              '<meta http-equiv="refresh" content="%d">' % refresh if refresh else "",
@@ -281,7 +319,7 @@ def page(data, title, refresh=None, advice=None):
                  "<tr><td>%s</td><td>%s</td></tr>" % (html.escape(k), html.escape(v)) for k, v in rows)),
              '<h2>Memory per process (%s), stacked, against the quota</h2>' % data.measure, mem,
              '<h2>Tasks and zombies against the task limit</h2>', tasks_chart(data, t0, t1),
-             '<h2>Workers running and advised</h2>', workers_chart(data, t0, t1),
+             '<h2>Workers running and advised</h2>', workers_chart(data, t0, t1, bounds),
              '<p class="note">Each line is cut to one point per pixel, the peak of the samples there. '
              'Triangles on the time axis are restarts, coloured by reason.</p></body></html>\n']
     return "".join(parts)

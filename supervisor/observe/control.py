@@ -81,6 +81,7 @@ def listen(path):
 
 class ControlServer(MetricsServer):
     """`status` -> the document from `render()` as JSON. Polled like the metrics server."""
+    WHO = "master control socket"
 
     def __init__(self, path, render, log, timeout=2.0):
         self.path = path
@@ -88,7 +89,7 @@ class ControlServer(MetricsServer):
         self.log = log
         self.timeout = timeout
         self.conns = {}
-        self.paused_until = None
+        self.strain = None
         self.listener = listen(path)
         self.address = path
         self.uid = os.getuid()

@@ -46,7 +46,7 @@ class DynoSample:
     pgpgin: Optional[int]      # pages
     pgpgout: Optional[int]
     quota: Optional[int]       # bytes
-    quota_source: str          # 'cgroup', 'flag', 'dyno-size' or 'machine'
+    quota_source: str          # 'cgroup' (its own limit), 'cgroup-parent', 'flag', 'dyno-size' or 'machine'
     tasks: Optional[int]
     tasks_max: Optional[int]
     load: tuple                # (1m, 5m, 15m)
@@ -108,12 +108,28 @@ def process_line(source, p):
     ])
 
 
-def tasks_line(source, d, workers, advised, app_threads=None):
-    """The dyno's tasks, the worker count and the advice; app_threads is --threads."""
-    return _line([("source", source)], [
+def tasks_line(source, d, workers, advised, app_threads=None, utilization=None, configured=None):
+    """The dyno's tasks, the worker count and the advice; app_threads is --threads;
+    utilization: the share of the app threads' time spent in requests over the interval
+    (an autoscaler's number); configured: -w N while a step down runs fewer. Last,
+    `quota_from=`: where this sample's memory_quota came from (DynoSample.quota_source):
+    the dyno line's memory_total is the dyno's, to be held against that quota, only when
+    it is `cgroup`, the limit of the very cgroup whose total it is (a report reads it)."""
+    line = _line([("source", source)], [
         ("tasks", d.tasks), ("tasks_max", d.tasks_max),
-        ("workers", workers), ("workers_advised", advised), ("app_threads", app_threads),
+        ("workers", workers), ("workers_configured", configured), ("workers_advised", advised),
+        ("app_threads", app_threads), ("utilization", _opt("%.2f".__mod__, utilization)),
     ])
+    return line + " quota_from=" + d.quota_source if d.quota_source else line
+
+
+_QUOTA_FROM = re.compile(r'(?:\squota_from=|"quota_from":")([\w-]+)')
+
+
+def quota_from(text):
+    """The `quota_from` of a tasks line, text or JSON, or None."""
+    m = _QUOTA_FROM.search(text)
+    return m.group(1) if m else None
 
 
 # One token of a line: key=value, the value up to the next blank. Heroku's and pyfork's

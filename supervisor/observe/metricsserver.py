@@ -10,22 +10,28 @@ that advances only as far as the socket allows without waiting. What bounds it:
   scrapers wait in the kernel's backlog (BACKLOG) until a slot frees, instead
   of being turned away while the slots are held by stalled clients;
 - every connection is closed TIMEOUT seconds after it was accepted, whatever its state:
-  a scraper that stalls, or reads a big body slowly, never holds the master's fds.
+  a scraper that stalls, or reads a big body slowly, never holds the master's fds;
+- out of descriptors (accept() refused with EMFILE or ENFILE, the listener still
+  readable), it does what a worker does (fdlimit.py): closes connections still reading
+  that are quiet, oldest first, or rests the listener until one of its own closes or a
+  back-off passes, and says so once, then every 10 s while it lasts.
 
 Closing uses shutdown() first: a worker forked while a scrape was open holds a copy of
 its fd, and close() alone would leave that connection open until the worker exits.
 """
 import enum
 import errno
+import resource
 import select
 import socket
+
+from .. import fdlimit
 
 MAX_HEAD = 8192
 MAX_CONNECTIONS = 64
 BACKLOG = 128               # kernel-held handshakes waiting for a slot; a burst of scrapers fits
 ACCEPT_BATCH = 16           # per wake-up, so a connect flood cannot starve the rest of the loop
 TIMEOUT = 5.0
-PAUSE_ON_EMFILE = 1.0       # out of fds: the listener stays readable, so stop polling it a while
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 GONE = (errno.ECONNRESET, errno.EPIPE, errno.ENOTCONN, errno.ETIMEDOUT,     # the peer left,
         errno.EHOSTUNREACH, errno.ENETUNREACH)                                # or its route did
@@ -63,6 +69,7 @@ class MetricsServer:
     """The listener and its connections. `bind` is a config.Bind of kind "tcp" or a
     (host, port) pair, an empty host meaning 127.0.0.1; `render()` returns the body;
     `address` is the (host, port) actually bound, so port 0 works."""
+    WHO = "master metrics server"     # how its log lines about itself begin
 
     def __init__(self, bind, render, log, timeout=TIMEOUT, page=None):
         if getattr(bind, "kind", "tcp") != "tcp":
@@ -74,7 +81,7 @@ class MetricsServer:
         self.log = log
         self.timeout = timeout
         self.conns = {}             # fd -> Conn
-        self.paused_until = None    # set after EMFILE/ENFILE
+        self.strain = None          # out of file descriptors: the episode (fdlimit.Strain)
         sock = None
         try:
             # resolved once, before the loop starts: a name lookup must never happen in it
@@ -97,16 +104,19 @@ class MetricsServer:
     def fds(self):
         """{fd: poll mask}: the listener while there is room, each connection by its phase."""
         out = {fd: READ if c.phase is Phase.READING else WRITE for fd, c in self.conns.items()}
-        if len(self.conns) < MAX_CONNECTIONS and self.paused_until is None:
+        strain = self.strain
+        resting = strain is not None and strain.paused_until is not None and len(self.conns) >= strain.open_at_pause
+        if len(self.conns) < MAX_CONNECTIONS and not resting:
             out[self.listener.fileno()] = READ
         return out
 
     def next_deadline(self, now):
-        """Seconds until `expire` has work (the oldest connection's timeout, or the end of an
-        EMFILE pause), 0 if it has now; None when there is nothing to wait for."""
+        """Seconds until `expire` has work (the oldest connection's timeout, or out of
+        descriptors: the end of a pause, a summary line), 0 if it has now; None when there is
+        nothing to wait for."""
         due = [c.started + self.timeout for c in self.conns.values()]
-        if self.paused_until is not None:
-            due.append(self.paused_until)
+        if self.strain is not None:
+            due.append(fdlimit.next_due(self.strain))
         return max(0.0, min(due) - now) if due else None
 
     def expire(self, now):
@@ -114,8 +124,12 @@ class MetricsServer:
             if now - c.started >= self.timeout:
                 self.log.debug("metrics: closing a connection open %.1fs (%s)", now - c.started, c.phase.value)
                 self.drop(fd)
-        if self.paused_until is not None and now >= self.paused_until:
-            self.paused_until = None
+        strain = self.strain
+        if fdlimit.resumes(strain, now, len(self.conns)):
+            strain = fdlimit.resumed(strain)
+        self.strain, say = fdlimit.tick(strain, now)
+        if say is not None:
+            self.say(say, self.strain or strain, now)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -147,13 +161,26 @@ class MetricsServer:
                 if exc.errno == errno.ECONNABORTED:     # reset before we got to it
                     continue
                 if exc.errno in (errno.EMFILE, errno.ENFILE):
-                    self.log.warning("metrics: cannot accept a scrape: %s; pausing /metrics for %gs "
-                                     "(check the open fds of pyfork and ulimit -n)", exc.strerror, PAUSE_ON_EMFILE)
-                    self.paused_until = now + PAUSE_ON_EMFILE
+                    self.out_of_fds(exc, now)
                     return
                 raise
             sock.setblocking(False)     # accept() hands back a blocking socket on Linux
             self.conns[sock.fileno()] = Conn(sock, now)
+
+    def out_of_fds(self, exc, now):
+        """accept() refused for lack of descriptors: close what fdlimit chooses among the
+        connections still reading (a scraper that sent nothing), or rest the listener."""
+        closable = [(c.started, fd) for fd, c in self.conns.items() if c.phase is Phase.READING]
+        r = fdlimit.refused(self.strain, now, closable, len(self.conns), "[Errno %d] %s" % (exc.errno, exc.strerror))
+        self.strain = r.strain
+        if r.say is not None:
+            self.say(r.say, r.strain, now)
+        for fd in r.close:
+            self.drop(fd)
+
+    def say(self, say, strain, now):
+        self.log.warning(fdlimit.line(say, strain, now, self.WHO, resource.getrlimit(resource.RLIMIT_NOFILE)[0],
+                                      len(self.conns)))
 
     def read(self, fd, c):
         try:

@@ -99,17 +99,29 @@ def restart_samples(restarts, workers_target):
     return [((("reason", r),), restarts.get(r, 0)) for r in reasons]
 
 
-def render(master, workers, dyno, advised, restarts, workers_target):
+def render(master, workers, dyno, advised, restarts, workers_target, use=None, configured=None):
     """The whole exposition, one string ending in a newline.
 
     master, workers: metrics.ProcSample (master may be None); dyno: metrics.DynoSample or
-    None; advised: int or None; restarts: see restart_samples; workers_target: int."""
+    None; advised: int or None; restarts: see restart_samples; workers_target: int;
+    use: (utilization or None, busy thread-seconds, total thread-seconds) or None;
+    configured: -w N (None for -w auto)."""
     procs = ([master] if master is not None else []) + sorted(workers, key=lambda p: p.slot)
     lines = []
     for name, kind, text, field in PROCESS:
         lines += family(name, kind, text, [(process_labels(p), getattr(p, field)) for p in procs])
     lines += family("pyfork_workers", "gauge", "Workers alive at the sample.", [((), len(workers))])
     lines += family("pyfork_workers_target", "gauge", "Workers the master aims to run.", [((), workers_target)])
+    lines += family("pyfork_workers_configured", "gauge",
+                    "Workers configured (-w); the target is lower while a step down holds.", [((), configured)])
+    if use is not None:
+        lines += family("pyfork_utilization", "gauge",
+                        "Share of the app threads' time spent in requests over the last metrics interval.",
+                        [((), use[0])])
+        lines += family("pyfork_busy_thread_seconds_total", "counter",
+                        "Thread-seconds the app threads spent in requests.", [((), use[1])])
+        lines += family("pyfork_thread_seconds_total", "counter",
+                        "Thread-seconds of app capacity: workers x threads x seconds.", [((), use[2])])
     lines += family("pyfork_workers_advised", "gauge",
                     "Workers that fit the memory quota, from USS plus shared memory counted once.",
                     [((), advised)])

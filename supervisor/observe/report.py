@@ -19,6 +19,9 @@ _ISO = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:?\d\
 _BRACKET = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4})\]")
 # Heroku's own words for a dyno's memory trouble and its process ending
 _HEROKU = (("R14", "Error R14"), ("R15", "Error R15"), ("exit", "Process exited with status"))
+# sizing.sentence's line, as the live line and `pyfork status` say it; the boot line's dyno size
+_SENTENCE = re.compile(r"((?:\d+ workers use |no workers measured yet).*: set WEB_CONCURRENCY=\d+.*?)\s*$")
+_BOOT = re.compile(r"\bboot pyfork=\S+ .*\bdyno_size=(\S+)")
 
 
 def stamp(line):
@@ -39,7 +42,12 @@ class Data:
     `relative`)."""
     memory: dict = dataclasses.field(default_factory=dict)     # series name -> [(t, bytes)]
     measure: str = "PSS"                                        # what `memory` holds
-    dyno_total: list = dataclasses.field(default_factory=list)  # [(t, bytes)] the cgroup's total
+    dyno_total: list = dataclasses.field(default_factory=list)  # [(t, bytes)] the dyno's total (its cgroup's)
+    cgroup_total: list = dataclasses.field(default_factory=list)  # a total that is not the dyno's: not drawn
+    quota_from: str = None                                      # where the quota came from (tasks line)
+    dyno_size: str = None                                       # --dyno-size, from the boot line
+    advice: str = None                                          # the last advice sentence logged
+    bounds: list = dataclasses.field(default_factory=list)      # the advice's binding limits, in order
     quota: list = dataclasses.field(default_factory=list)       # [(t, bytes)]
     tasks: list = dataclasses.field(default_factory=list)       # [(t, tasks)]
     tasks_max: list = dataclasses.field(default_factory=list)
@@ -61,11 +69,14 @@ class Reader:
         self.pending = []           # bare dyno lines waiting for their group's master line
         self.counts = {}            # slot -> {reason: count} from the last `restarts` line
         self.pss_lines = self.rss_lines = 0     # process lines with PSS, and with RSS alone
+        self.sources = set()        # the quota_from values of pyfork's tasks lines
 
     def feed(self, line):
         own = stamp(line)
         if own is not None and self.start is None:
             self.start = own
+        if self.said(line):
+            return
         counts = ledger.parse_log_line(line)
         if counts is not None:
             self.restarts(own if own is not None else self.t, *counts)
@@ -78,6 +89,10 @@ class Reader:
         if parsed is None:
             return
         self.data.lines += 1
+        source = metrics.quota_from(line)
+        if source:
+            self.sources.add(source)
+            self.data.quota_from = source
         if own is not None:
             self.take(own, parsed)
         elif parsed["process"] == "master":
@@ -120,6 +135,22 @@ class Reader:
                 if key in s:
                     series.append((t, s[key]))
 
+    def said(self, line):
+        """The boot line's dyno size and the advice sentences: True when the line was one."""
+        d = self.data
+        m = _SENTENCE.search(line)
+        if m and "-w auto:" not in line:
+            d.advice = m.group(1)
+            bound = re.search(r"; limited by (\w+)", d.advice)
+            if bound and (not d.bounds or d.bounds[-1] != bound.group(1)):
+                d.bounds.append(bound.group(1))
+            return True
+        m = _BOOT.search(line)
+        if m:
+            d.dyno_size = None if m.group(1) == "-" else m.group(1)
+            return True
+        return False
+
     def restarts(self, t, slot, counts):
         if t is None:
             return
@@ -135,6 +166,9 @@ class Reader:
                 self.take(self.t, p)
         self.pending = []
         d = self.data
+        if self.sources - {"cgroup"}:
+            # the cgroup's own limit is not the quota: its total is another thing than the dyno's
+            d.cgroup_total, d.dyno_total = d.dyno_total, []
         workers = [k for k in d.memory if k.startswith("worker") or k == "master"]
         if workers:     # pyfork's per-process lines: draw processes, the dyno as its total line
             d.memory = {k: d.memory[k] for k in workers}

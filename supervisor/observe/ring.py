@@ -30,6 +30,7 @@ class Ring:
         only_rss = any(p.pss is None for p in workers)
         self.samples.append((when, mem, only_rss,
                              dyno.quota if dyno else None, dyno.total if dyno else None,
+                             dyno.quota_source if dyno else None,
                              dyno.tasks if dyno else None, dyno.tasks_max if dyno else None,
                              sum(p.zombies for p in workers), len(workers), advised))
 
@@ -38,11 +39,14 @@ class Ring:
         d = Data()
         rss_samples = 0
         first = self.samples[0][0] if self.samples else 0
-        for when, mem, only_rss, quota, total, tasks, tasks_max, zombies, workers, advised in self.samples:
+        for when, mem, only_rss, quota, total, source, tasks, tasks_max, zombies, workers, advised in self.samples:
+            d.quota_from = source or d.quota_from
+            # a cgroup's total is the dyno's only when the quota is that cgroup's own limit
+            totals = d.dyno_total if source in (None, "cgroup") else d.cgroup_total
             for slot, value in zip(*mem):
                 d.memory.setdefault("master" if slot < 0 else "worker %d" % slot, []).append((when, value))
             rss_samples += only_rss
-            for series, value in ((d.quota, quota), (d.dyno_total, total), (d.tasks, tasks),
+            for series, value in ((d.quota, quota), (totals, total), (d.tasks, tasks),
                                   (d.tasks_max, tasks_max), (d.workers, workers), (d.advised, advised)):
                 if value is not None:
                     series.append((when, value))

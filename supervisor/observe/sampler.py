@@ -149,7 +149,7 @@ class Sampler:
         if "pids" in self.cgroups:
             version, d = self.cgroups["pids"]
             tasks = cgroup.tasks(self.read_files(d, cgroup.FILES["v2" if version == "v2" else "v1_pids"]))
-        quota, source = mem.get("limit"), "cgroup"
+        quota, source = mem.get("limit"), "cgroup" if mem.get("own") else "cgroup-parent"
         if quota is None and self.quota_flag:
             quota, source = self.quota_flag, self.quota_source
         if quota is None:

@@ -59,6 +59,7 @@ class See:
         self.master = None
         self.evidence = {}          # slot -> its worker's last sample taken alive
         self.drawn = None           # (what it was drawn from, the live page)
+        self.oom_killed = False     # the last death `died` filed was the kernel's OOM kill
 
     def servers(self):
         return [self.control] if self.control else []
@@ -86,6 +87,7 @@ class See:
             quota = self.monitor.last_dyno.quota if self.monitor.last_dyno else None
             named = oom.sentence(death.nr, death.pid, move, sample, quota).split(" ", 2)[2]
         cause = Cause.OOM_KILL if move is not None else Cause(death.cause.value)
+        self.oom_killed = move is not None
         request = "%s for %.2fs" % (death.what or "a request", death.running) if death.busy else ""
         self.ledger.record(Entry(time.time(), death.nr, death.pid, cause,
                                  named or exits.exit_description(death.code, death.ours), request,
@@ -178,6 +180,9 @@ class See:
                 "dyno_size": master.cfg.dyno_size, "quota": dyno.quota if dyno else None,
                 "quota_source": dyno.quota_source if dyno else None,
                 "tasks": dyno.tasks if dyno else None, "tasks_max": dyno.tasks_max if dyno else None,
-                "advice": m.said if m else None, "restarts": self.ledger.by_reason()}
+                "advice": m.said if m else None, "restarts": self.ledger.by_reason(),
+                "configured": "auto" if master.cfg.workers is AUTO else master.cfg.workers,
+                "step_down": m.stepped[1] if m and m.stepped else None,
+                "utilization": m.utilization if m else None}
         return status.document(info, workers, deaths)
 

@@ -301,13 +301,62 @@ def growth_warning(slot, points, quota, min_span_seconds=600, threshold_mb_per_h
     return msg + "; look for a leak, or set --max-worker-memory to recycle it"
 
 
-def auto_workers(advice, current, min_workers=1, max_workers=None):
-    """The worker count for `-w auto`: the advice's count at start (`current` 0), then one
-    step per call from `current` toward it, so a noisy sample moves the count by one
-    worker, not by many. Always within [min_workers, max_workers]."""
-    hi = max_workers if max_workers is not None else math.inf
-    if not current:
-        n = advice.workers
-    else:
-        n = current + (advice.workers > current) - (advice.workers < current)
-    return int(max(min_workers, min(max(1, n), hi)))
+# The advice said: held until the workers have a settled measure, then moved only past noise.
+# At start every measure moves (workers warm up, cpu_busy_share is first unknown, then read
+# over a few requests), and the advice went 3 -> 9 -> 5 workers in 8 s, -w auto after it.
+SETTLE_REQUESTS = 20       # requests each worker has served before its measure counts ...
+SETTLE_SAMPLES = 3         # ... or this many samples, for a fleet that serves little
+HOLD = 2                   # samples in a row a move must be asked for before the advice moves
+NOISE = 0.2                # a move smaller than this share of the count (and than 2) is noise
+
+
+@dataclasses.dataclass(frozen=True)
+class Steady:
+    """What the advice says over time: `advice` (None while the measure settles), the
+    samples seen, and the move asked for in the last samples (its direction and how many
+    samples in a row asked for it)."""
+    advice: Optional[Advice] = None
+    samples: int = 0
+    direction: int = 0
+    asked: int = 0
+
+
+def settled(samples, requests_each):
+    """Whether the fleet's measure has settled: every worker has served SETTLE_REQUESTS
+    requests (and two samples are in, so a CPU share can be read), or SETTLE_SAMPLES
+    samples are in."""
+    if samples >= SETTLE_SAMPLES:
+        return True
+    return samples >= 2 and bool(requests_each) and min(requests_each) >= SETTLE_REQUESTS
+
+
+def noise(held, fresh):
+    """The smallest move of the worker count that is not noise: one worker when the memory
+    bound asks for fewer (staying would risk the quota), else max(2, NOISE of the count)."""
+    if fresh.limited_by is Bound.MEMORY and fresh.workers < held.workers:
+        return 1
+    return max(2, math.ceil(NOISE * held.workers))
+
+
+def steady(state, fresh, requests_each):
+    """The next Steady after one sample. fresh: this sample's advise() (None: no workers
+    sampled); requests_each: the requests each sampled worker has served. The first
+    answer waits for settled(); then a fresh advice with the same count, bound and threads
+    replaces the held one (its numbers are newer), and a different one replaces it only
+    when its count moves by noise() or more, the same way, HOLD samples in a row."""
+    seen = state.samples + 1
+    held = state.advice
+    if fresh is None:
+        return dataclasses.replace(state, samples=seen)
+    if held is None:
+        return Steady(fresh if settled(seen, requests_each) else None, seen)
+    if (fresh.workers, fresh.limited_by, fresh.suggest_threads) == (held.workers, held.limited_by, held.suggest_threads):
+        return Steady(fresh, seen)
+    step = fresh.workers - held.workers
+    if abs(step) < noise(held, fresh):
+        return Steady(held, seen)
+    direction = 1 if step > 0 else -1
+    asked = state.asked + 1 if direction == state.direction else 1
+    if asked >= HOLD:
+        return Steady(fresh, seen)
+    return Steady(held, seen, direction, asked)

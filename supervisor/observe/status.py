@@ -75,9 +75,12 @@ def table(doc, deaths=5):
     m = doc["master"]
     lines = ["pyfork %s master pid=%d up %s app=%s bind=%s" % (
         m.get("version", "?"), m["pid"], duration(m["uptime"]), m["app"], m["binds"]),
-        "dyno=%s quota=%s (%s) tasks=%s/%s workers=%d/%d" % (
+        "dyno=%s quota=%s (%s) tasks=%s/%s workers=%d/%d configured=%s utilization=%s" % (
         m.get("dyno_size") or "-", size(m.get("quota")), m.get("quota_source") or "?",
-        _dash(m.get("tasks")), _dash(m.get("tasks_max")), len(doc["workers"]), m.get("target", 0))]
+        _dash(m.get("tasks")), _dash(m.get("tasks_max")), len(doc["workers"]), m.get("target", 0),
+        _dash(m.get("configured")), "-" if m.get("utilization") is None else "%.2f" % m["utilization"])]
+    if m.get("step_down"):
+        lines.append("step down: " + m["step_down"])
     if m.get("advice"):
         lines.append("advice: " + m["advice"])
     rows = [COLUMNS] + [_row(w) for w in doc["workers"]]

@@ -41,7 +41,7 @@ class Connection(Responder, NoSwitch):
                  "url", "env", "fields_left", "body", "body_len", "head_bytes", "plain",
                  "status", "code", "head", "length", "app_close", "fast_length", "sent", "headers",
                  "cur", "start", "write_cb", "framed", "answered", "upgrading", "pending",
-                 "line", "host", "exact")
+                 "line", "host", "exact", "authority")
 
     def __init__(self, ctx, sock, base, trust):
         self.ctx = ctx
@@ -62,6 +62,7 @@ class Connection(Responder, NoSwitch):
         self.upgrading = False     # an Upgrade or CONNECT request is being read
         self.pending = None        # (its body's framing, its environ once the head is read)
         self.host = _UNSEEN        # the Host of this connection's last request, found valid
+        self.authority = None      # an absolute-form target's, for HTTP_HOST (check_head puts it there)
         # one bound method per connection, not per request
         self.start = self.start_response
         self.write_cb = self.write
@@ -247,11 +248,15 @@ class Connection(Responder, NoSwitch):
 
     def new_target(self, method, env):
         """A request line not in its method's cache: only origin-form targets are
-        remembered; the other forms are checked against the method and Host every time."""
+        remembered; the other forms are checked against the method every time. An
+        absolute-form target's authority becomes HTTP_HOST in check_head (RFC 9112 3.2.2),
+        after the Host field itself was checked, so such a request is not plain."""
         url = self.url
         if url[:1] != b"/":
-            strict.check_target(url.decode("latin-1"), method.decode("latin-1"), env.get("HTTP_HOST"))
-        return request_line(method, url, targets_of(method))
+            self.authority = strict.check_target(url.decode("latin-1"), method.decode("latin-1"))
+            if self.authority is not None and self.plain:
+                self.plain = None
+        return request_line(method, url, targets_of(method), self.ctx.mount)
 
     def check_head(self, env):
         """The checks a request with a framing header, another version, a Connection field
@@ -266,6 +271,8 @@ class Connection(Responder, NoSwitch):
             check_host(host, protocol)
         if host is not None:
             self.host = host
+        if self.authority is not None:
+            env["HTTP_HOST"], self.authority = self.authority, None     # RFC 9112 3.2.2
         if self.plain is not False:
             self.plain = None     # no framing header: nothing more to check
             return
@@ -287,8 +294,16 @@ class Connection(Responder, NoSwitch):
         expect = env.get("HTTP_EXPECT")
         if expect is not None and (te is not None or (length is not None and length != "0")):
             strict.check_expect(expect)
-            if protocol == "HTTP/1.1" and not self.out:
-                self._send(CONTINUE)
+            if protocol == "HTTP/1.1":
+                self.send_continue()
+
+    def send_continue(self):
+        """"100 Continue", after the responses to requests pipelined ahead (in `out` until
+        this read's flush), else now: the client may wait for it before sending the body."""
+        if self.out:
+            self.out.append(CONTINUE)
+        else:
+            self._send(CONTINUE)
 
     def on_body(self, data):
         body = self.body
@@ -370,6 +385,11 @@ class Connection(Responder, NoSwitch):
     def between_requests(self):
         """Idle: no request being read or answered (the keep-alive timeout applies)."""
         return self.env is None
+
+    def reclaimable(self):
+        """May be closed to make room when the worker is out of descriptors (fdlimit.py):
+        idle between requests, or still reading a request's head; never mid-body."""
+        return self.env is None or self.head_bytes is not None
 
     def cut(self):
         """End the connection after what is already queued (the app failed mid-body)."""

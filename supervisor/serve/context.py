@@ -66,6 +66,7 @@ class Context:
     field_room: int = 0           # bytes of a field line's name, value and trailing OWS: the line counted
                                   # as Gunicorn counts it, with ": " and CRLF (llhttp does not say how
                                   # much OWS led the value)
+    mount: bytes = b""            # SCRIPT_NAME as bytes: the prefix taken off PATH_INFO (wsgi.mount_point)
     short_read: int = 0           # a read of at most this many bytes holds no target or field over its limit
     buf: bytearray = None         # the buffer under `view` (recv_into takes it for less than a view)
     meter: Meter = dataclasses.field(default_factory=Meter)   # the heartbeat cell's request writes

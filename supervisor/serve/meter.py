@@ -29,8 +29,10 @@ _BEAT_AT = struct.calcsize("=qq")
 _TAIL = struct.Struct("=dqd" + WORK.format.lstrip("=<>!@"))
 _SINCE_AT = TICK.size + struct.calcsize("=q")      # the work part's `since`, a float
 _LATER = struct.Struct("=d" + WORK.format[3:])      # the work part after `busy`: since, what
+SERVED = struct.calcsize("=qqd") // 8               # the tick part's `requests`, as an index of Meter.cell
 assert _BEAT_AT + _TAIL.size == CELL_SIZE and TICK.format.endswith("dqd")   # the layout this relies on
 assert CELL_SIZE % 8 == 0 and _SINCE_AT % 8 == 0 and WORK.format.startswith("=qd")
+assert TICK.format.startswith("=qqdq")                # requests served: the 4th 8-byte field
 
 
 def what(method, path):
@@ -40,13 +42,22 @@ def what(method, path):
 
 class Meter:
     """One worker's writes to its cell from the request path. `requests` counts the requests
-    answered (the request path adds to it; the tick part carries it to the master);
+    answered (the request path adds to it). The master reads the count in the cell
+    (`cell[SERVED]`, the tick part's field) whenever it looks, and after a death the count
+    as of that death, so it is written there often: by the loop at the start of each turn
+    with events (a worker that served 30 requests back to back on one connection and then
+    hung was logged `requests=0` when only ticks and an idle loop wrote it), by start() (so
+    a request pipelined behind others, or naming a new target, finds the count exact), and
+    with threads each time the loop collects answers (answered()). What a death line can
+    miss: requests answered earlier in the very turn that died, on other connections
+    asking the same target (not per request: a store into the cell costs 370 instructions
+    of CPython, over 1% of a hello-world request).
     `busy_seconds` sums the time the loop spent on turns with events. `times[at]` is the
     cell's `since` (a float view of the cell, for the loop's write once a turn);
     `counts[at - 1]` its `busy`; `line` is the identity of the request the cell names
     (wsgi.request_line hands out one tuple per method and target, so `is` tells a repeat)."""
     __slots__ = ("mem", "base", "requests", "busy_seconds", "starts", "lock", "times", "at", "counts",
-                 "line")
+                 "line", "cell")
 
     def __init__(self, mem=None, cell=0):
         self.mem = mem if mem is not None else bytearray(CELL_SIZE)    # no master: a private cell
@@ -54,11 +65,17 @@ class Meter:
         self.times = memoryview(self.mem).cast("d")
         self.at = (self.base + _SINCE_AT) // 8
         self.counts = memoryview(self.mem).cast("q")
+        self.cell = memoryview(self.mem)[self.base:self.base + CELL_SIZE].cast("q")   # this worker's cell
         self.requests = 0
         self.busy_seconds = 0.0
         self.line = None
         self.starts = {}             # with threads: thread id -> (start, what) of its request
         self.lock = threading.Lock()
+
+    def answered(self, n):
+        """With threads: the loop collected n answers; the count, in the cell at once."""
+        self.requests += n
+        self.cell[SERVED] = self.requests
 
     # -- one request at a time (no threads) ---------------------------------------------
 
@@ -67,6 +84,7 @@ class Meter:
         environ fields (method, path, query, target: wsgi.request_line). `since`: when it
         started, or a moment after (monotonic); None: the `since` the loop wrote for this turn."""
         self.line = line
+        self.cell[SERVED] = self.requests
         self._work(1, self.times[self.at] if since is None else since, what(line[0], line[1]))
 
     def settle(self, requests):

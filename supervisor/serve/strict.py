@@ -50,49 +50,37 @@ def check_host(host, protocol):
     HOSTS[host] = True
 
 
-def _same_authority(scheme, authority, host):
-    """The target's authority and the Host field name the same origin (RFC 9112 3.2:
-    a client sends the authority as Host, without userinfo; a default port may be left out)."""
-    default = {"http": "80", "https": "443"}.get(scheme.lower())
-
-    def norm(a):
-        m = _AUTHORITY.fullmatch(a)
-        if m is None:
-            return None
-        port = m.group(2) or default
-        return m.group(1).lower(), port
-    return norm(authority) == norm(host)
-
-
 # -- RFC 9112 3.2.1-3.2.4: the four forms of a request target -----------------------------------
 
-def check_target(target, method, host):
-    """A target that is not origin-form (RFC 9112 3.2) -> None, or Refused. Asterisk-form
-    only with OPTIONS, authority-form only (and always) with CONNECT, absolute-form only as a
-    valid absolute URI whose authority agrees with Host (3.2.2: the server MUST use the
-    target's authority, so a Host saying otherwise is refused rather than passed on)."""
+def check_target(target, method):
+    """A target that is not origin-form (RFC 9112 3.2) -> the authority an absolute-form
+    target names (for HTTP_HOST), None for the other forms, or Refused. Asterisk-form only
+    with OPTIONS, authority-form only (and always) with CONNECT, absolute-form only as a
+    valid absolute URI with a host. 3.2.2: a server MUST ignore the Host field for an
+    absolute-form target and use the target's authority, so a Host that differs is no
+    refusal (the Host field itself must still be there in HTTP/1.1, once, and valid: 3.2)."""
     if target.startswith("/"):
         if method == "CONNECT":
             raise Refused(400, "CONNECT needs an authority-form target, got %r" % target[:80])
-        return
+        return None
     if target == "*":
         if method != "OPTIONS":
             raise Refused(400, "the asterisk-form target is only for OPTIONS, not %s" % method)
-        return
+        return None
     scheme, sep, rest = target.partition("://")
     if method == "CONNECT":
         m = _AUTHORITY.fullmatch(target)
         if sep or m is None or not m.group(1) or not m.group(2):
             raise Refused(400, "CONNECT target %r is not host:port" % target[:80])
-        return
+        return None
     if not sep or _SCHEME.fullmatch(scheme) is None:
         raise Refused(400, "target %r is neither a path nor an absolute URI" % target[:80])
     authority = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
-    authority = authority.rpartition("@")[2]       # userinfo is not part of the origin
-    if _AUTHORITY.fullmatch(authority) is None or not authority:
+    authority = authority.rpartition("@")[2]       # userinfo is not part of the origin, nor of Host
+    m = _AUTHORITY.fullmatch(authority)
+    if m is None or not m.group(1):                # RFC 9110 4.2.1: an empty host MUST be refused
         raise Refused(400, "target %r has no valid authority" % target[:80])
-    if host is not None and not _same_authority(scheme, authority, host):
-        raise Refused(400, "Host %r is not the authority of the target, %r" % (host[:80], authority[:80]))
+    return authority
 
 
 # -- RFC 9110 9.1: a method the parser does not know -------------------------------------------
@@ -178,8 +166,9 @@ def forwarded_key(name, forwarders):
 
 def mount(env, script):
     """A trusted proxy's SCRIPT_NAME header (forwarder_headers): the app is mounted there, so
-    the path loses that prefix, as in Gunicorn, whose 500 a path outside it gets too."""
-    path = env["PATH_INFO"]
+    the path loses that prefix, as in Gunicorn, whose 500 a path outside it gets too. It
+    wins over the SCRIPT_NAME environment variable's mount, as in Gunicorn."""
+    path = env["SCRIPT_NAME"] + env["PATH_INFO"]
     if not path.startswith(script):
         raise Refused(500, "request path %r does not start with SCRIPT_NAME %r" % (path[:80], script[:80]))
     env["SCRIPT_NAME"], env["PATH_INFO"] = script, path[len(script):]

@@ -22,8 +22,9 @@ import time
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade
 
 from ..supervise.listeners import queued
-from .connection import Connection
+from .connection import CONTINUE, Connection
 from .context import threaded_shed
+from .fileparts import FileOut, close_parts, in_order
 from .respond import MSG_DONTWAIT, _Gone, refusal
 from .wsgi import error_response
 
@@ -34,7 +35,6 @@ from .wsgi import error_response
 AHEAD = 1
 SLOW_WAIT = 0.01         # a request that waited this long for a thread (or ran this long in one)
 HIGH_WATER = 1 << 20     # bytes a streamed response may have unsent before its thread waits
-BLOCK = 1 << 16          # bytes read from a file per hand-over
 
 
 class Pool:
@@ -122,22 +122,24 @@ class Pool:
         os.close(self.w)
 
 
-class ThreadedConnection(Connection):
+class ThreadedConnection(FileOut, Connection):
     """A Connection whose requests run in the pool. Loop side: on_readable, drain, on_writable.
     Thread side: work (and flush, which hands output to the loop instead of sending it)."""
     __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask",
-                 "handed_at", "running")
+                 "handed_at", "running", "later")
 
     def __init__(self, ctx, sock, base, trust, pool):
         super().__init__(ctx, sock, base, trust)
         self.pool = pool
         self.running = False      # a request of this connection is in an app thread
-        self.queued = collections.deque()     # parsed requests waiting for their turn
+        self.queued = collections.deque()     # parsed requests waiting for their turn (tuples), and
+                                              # interim responses to send between them (bytes: send_continue)
         self.outbox = []          # bytes a thread produced, not yet taken by the loop (pool lock)
         self.backlog = 0          # bytes handed to the loop, not yet sent (pool lock)
         self.finished = False     # the request in a thread is done (pool lock)
         self.posted = False       # in the pool's ready list (pool lock)
-        self.unsent = None        # loop only: what the socket had no room for
+        self.unsent = None        # loop only: what the socket had no room for (bytes, or a FilePart)
+        self.later = None         # loop only, with file parts: what follows `unsent` (a deque), else None
         self.refusal = None       # an error response to send once the queued requests are answered
         self.handed_at = 0.0      # when its request went to the pool
         self.mask = 0             # the epoll events registered for it (the worker's)
@@ -215,8 +217,12 @@ class ThreadedConnection(Connection):
         """Start the next queued request, or send a refusal and close when none is left."""
         if self.running or self.closed:
             return
-        if self.queued:
-            env, plain, keep = self.queued.popleft()
+        queued = self.queued
+        while queued and type(queued[0]) is bytes:     # an interim response (send_continue): its turn now
+            self.out.append(queued.popleft())
+            self.pool.hand(self)
+        if queued:
+            env, plain, keep = queued.popleft()
             self.running = True
             self.finished = False
             self.pool.inflight += 1
@@ -227,7 +233,7 @@ class ThreadedConnection(Connection):
             self.refusal = None
             self.keep = False
             self.pool.hand(self)
-        elif not self.keep and not self.unsent and not self.outbox:
+        elif not self.keep and self.unsent is None and not self.outbox:
             self.close()
 
     def drain(self):
@@ -238,11 +244,15 @@ class ThreadedConnection(Connection):
             out, self.outbox = self.outbox, []
             done, self.finished = self.finished, False
         if out and not self.closed:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            self.unsent = memoryview(data) if self.unsent is None else memoryview(bytes(self.unsent) + data)
+            if self.later is None and type(out[-1]) is bytes:   # a FilePart ends its response's output
+                data = out[0] if len(out) == 1 else b"".join(out)
+                self.unsent = memoryview(data) if self.unsent is None else memoryview(bytes(self.unsent) + data)
+            else:
+                self.unsent, self.later = in_order(self.unsent, self.later, out)
             self.on_writable()
         elif out:
             pool.wrote(self, sum(map(len, out)))
+            close_parts(out)
         if done:
             self.running = False
             pool.inflight -= 1
@@ -258,6 +268,8 @@ class ThreadedConnection(Connection):
         data = self.unsent
         if data is None or self.closed:
             return
+        if self.later is not None:
+            return self.write_in_order()
         try:
             n = self.sock.send(data, MSG_DONTWAIT)
         except BlockingIOError:
@@ -276,12 +288,18 @@ class ThreadedConnection(Connection):
     def between_requests(self):
         return self.env is None and not self.running and not self.queued and self.unsent is None
 
+    def reclaimable(self):
+        return (not (self.running or self.queued) and self.unsent is None and self.refusal is None
+                and super().reclaimable())
+
     def cut(self):
         """From a thread: the app failed mid-body; the loop closes after what is queued."""
         self.keep = False
 
     def close(self):
         super().close()
+        if self.later is not None:
+            close_parts([self.unsent, *self.later])     # the loop's duplicates of files
         with self.pool.room:
             self.pool.room.notify_all()      # a thread waiting for room learns the client is gone
 
@@ -318,25 +336,14 @@ class ThreadedConnection(Connection):
         if self.backlog > HIGH_WATER:
             pool.wait_for_room(self, self.ctx.send_timeout)
 
-    def _send(self, data):
-        """Only the loop calls this, for "100 Continue": sent only when nothing is queued
-        ahead of it (RFC 9110 10.1.1 lets a server omit it)."""
-        if not (self.running or self.queued or self.unsent):
-            super()._send(data)
-
-    def send_file_body(self, fileno, offset, length):
-        """No sendfile from a thread (only the loop writes sockets): the file is read in
-        blocks and handed to the loop like any streamed body."""
-        sent = 0
-        while sent < length:
-            data = os.pread(fileno, min(BLOCK, length - sent), offset + sent)
-            if not data:
-                self.keep = False   # the file shrank under us
-                break
-            self.out.append(data)
-            sent += len(data)
-            self.flush()
-        return sent
+    def send_continue(self):
+        """From the loop: "100 Continue" now when nothing is ahead of it, else queued behind
+        the requests ahead (next() hands it out in its turn). It was skipped, and a client
+        that waits for it (curl: 1 s) waited behind a pipelined request."""
+        if self.running or self.queued or self.unsent is not None:
+            self.queued.append(CONTINUE)
+        else:
+            self._send(CONTINUE)
 
 
 # -- the worker's loop with threads ---------------------------------------------------------
@@ -355,7 +362,7 @@ def serve(w, tick, shed_hold, batch):
     def waiting():
         return any(map(queued, socks))
     while True:
-        events = poll(tick)
+        events = poll(w.wait)    # `tick`, or shorter while the listeners rest (Worker.out_of_fds)
         clock.now = now = monotonic()
         for fd, mask in events:
             conn = conns.get(fd)
@@ -367,7 +374,7 @@ def serve(w, tick, shed_hold, batch):
                 rearm(w, conn)
             elif fd == pool.r:
                 for conn in pool.collect():
-                    w.meter.requests += conn.drain()
+                    w.meter.answered(conn.drain())
                     rearm(w, conn)
             elif fd in lmap:
                 if not w.stopping:
@@ -376,7 +383,7 @@ def serve(w, tick, shed_hold, batch):
                 w.on_signals()
         clock.shed, pool.waited_at = threaded_shed(now, shed_hold, pool.slow_at, pool.waited_at,
                                                    pool.inflight >= w.threads and not w.stopping, waiting)
-        room = pool.inflight < w.threads + AHEAD
+        room = pool.inflight < w.threads + AHEAD and not w.paused
         if room != w.listening and not w.stopping:
             w.listen(room)
         if w.turn_end is not None:

@@ -23,7 +23,7 @@ class NoSwitch:
         """check_head met an Upgrade or CONNECT: note it, and the framing of a body to come."""
         self.upgrading = True
         if env["REQUEST_METHOD"] == "CONNECT":
-            strict.check_target(env["RAW_URI"], "CONNECT", None)
+            strict.check_target(env["RAW_URI"], "CONNECT")
         if "HTTP_TRANSFER_ENCODING" in env:
             self.pending = (b"Transfer-Encoding: chunked\r\n", None)
         elif env.get("CONTENT_LENGTH", "0").lstrip("0"):

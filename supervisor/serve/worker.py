@@ -5,6 +5,7 @@ requests, idle keep-alive connections) costs only a registered fd. Listeners are
 registered with EPOLLEXCLUSIVE so a new connection wakes one worker, not all of them.
 """
 import dataclasses
+import errno
 import faulthandler
 import gc
 import os
@@ -19,16 +20,18 @@ import setproctitle
 
 from . import accesslog
 from .. import exits, hooks
+from ..hooks import HookFailed
 from ..supervise import heartbeat
 from .connection import Connection
 from .context import Clock, Context
-from .meter import Meter
+from .meter import SERVED, Meter
+from .nofds import OutOfFds
 from . import proxied, threads
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, framing, http_date, listener_environ, peer_trusted
+from .wsgi import base_environ, framing, http_date, listener_environ, mount_point, peer_trusted
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -47,10 +50,17 @@ SLICE = 0.01
 LEAD = SLICE + ACCEPT_WINDOW
 SETTLE = 0.05     # seconds: after requests, how soon an idle loop clears the cell's work part
 SHED_HOLD = 1.0   # seconds a saturated worker keeps answering "Connection: close"
+# Without threads, while shedding: connections taken per wake-up. A saturated worker that
+# took a batch held clients an idle worker could serve at once; with one, the rest stay in
+# the shared queue for the next free worker (issue 25's mixed load: two slow requests held
+# by one worker set the fast p99). Not yet measured under load.
+SHED_BATCH = 1
 SERVER = "pyfork"
 
 
-class Worker:
+class Worker(OutOfFds):
+    TICK = TICK      # for OutOfFds: the idle wait it restores after a rest
+
     def __init__(self, cfg, slot, cell, listeners, app, beats, log, ppid, ready_fd):
         self.cfg = cfg
         self.slot = slot          # the stable slot number (Unicorn's nr): worker 3 stays worker 3
@@ -66,6 +76,8 @@ class Worker:
         self.ppid = ppid
         self.conns = {}           # fd -> open connection (one that closes removes itself)
         self.stopping = False
+        self.molding = False      # told to become the refork template (SIGURG): stopping, listeners kept
+        self.refork_fds = None    # (requests in, answers out): the template's ends of the master's pipes
         self.deadline = None
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
@@ -84,6 +96,9 @@ class Worker:
         if cfg.certfile:
             from . import tls
             self.tls = tls.context(cfg)
+        self.strain = None        # out of file descriptors: the episode (fdlimit.Strain), else None
+        self.paused = False       # the listeners rest: accept() was refused and nothing could be closed
+        self.wait = TICK          # the longest an idle loop sleeps (shorter while the listeners rest)
         self.meter = Meter(beats.mem if beats is not None else None, cell)
         framing(key for key, _ in cfg.secure_scheme_headers)
         self.ctx = self.context()
@@ -131,7 +146,7 @@ class Worker:
     def run(self):
         """Boot, serve, return an exit code (see exits.py)."""
         self.signals = Signals(WORKER)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)   # blocked by the master across fork
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(MASTER) | set(WORKER))   # blocked across fork
         faulthandler.enable(file=self.log.stream, all_threads=True)
         if "worker_abort" in self.cfg.hooks:
             # Gunicorn's way: a Python handler, so the hook can run. It runs only if the
@@ -146,6 +161,12 @@ class Worker:
         hooks.call(self.cfg.hooks, self.log, "post_worker_init", self)
         base = base_environ(SERVER)
         base["wsgi.multithread"] = self.threads > 1
+        try:      # read as Gunicorn reads it, after the app's import (which may set it)
+            base["SCRIPT_NAME"], mount = mount_point(os.environ.get("SCRIPT_NAME", ""))
+        except ValueError as exc:
+            self.log.error("worker=%d: %s", self.slot, exc)
+            return exits.USAGE
+        self.ctx = dataclasses.replace(self.ctx, mount=mount)
         self.listeners = [(sock, listener_environ(base, sock.getsockname())) for sock in self.listeners]
         gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
@@ -153,10 +174,14 @@ class Worker:
             os.write(self.ready_fd, b"r")    # wake the master: it may be waiting on us
         except OSError:
             pass
-        os.close(self.ready_fd)
+        if not self.cfg.refork_after:
+            os.close(self.ready_fd)    # kept with refork: a worker forked from this one says ready on it
         if self.threads > 1:
             self.pool = Pool(self.threads, self.meter, self.log)
         self.serve()
+        if self.molding:
+            from . import mold
+            return mold.become(self)
         return exits.OK
 
     def title(self):
@@ -171,7 +196,7 @@ class Worker:
         ep.register(self.signals.r, select.EPOLLIN)
         self.clock.now = now = time.monotonic()
         self.tick(now)
-        self.next_tick = now + TICK
+        self.next_tick = self.due = now + TICK
         if self.pool is None:
             self.serve_one_at_a_time()
         else:
@@ -190,7 +215,7 @@ class Worker:
         after the events the slow turn left (`carry`: after_slow_turn)."""
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
-        times, at = meter.times, meter.at
+        times, at, cell = meter.times, meter.at, meter.cell
         turn_end, max_requests, timeout, shed_until = self.turn_end, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
@@ -201,6 +226,7 @@ class Worker:
                 events, shed_until = self.after_slow_turn(carry, events, now, shed_until)
                 carry = None
             if events:
+                cell[SERVED] = meter.requests     # the count as of this turn, for a death line (meter.py)
                 until = now + SLICE
                 timeout = SETTLE  # the cell may say busy until the loop finds nothing to do: then settle
                 for fd, ev in events:
@@ -208,7 +234,11 @@ class Worker:
                     if conn is not None:
                         conn.on_readable()      # a connection that closes leaves `conns` itself
                     elif fd in lmap:
-                        if not self.stopping:
+                        if self.stopping:
+                            pass
+                        elif clock.shed:        # shedding: one new connection a wake-up (SHED_BATCH)
+                            self.accept(*lmap[fd], SHED_BATCH)
+                        else:                   # (no batch argument here: it cost 0.7% of a close request)
                             self.accept(*lmap[fd])
                     else:
                         self.on_signals()
@@ -218,8 +248,8 @@ class Worker:
                         timeout = 0
                         break
                 meter.busy_seconds += t - now
-            elif timeout == SETTLE:
-                meter.settle(self.requests)   # idle now: nothing in progress, the loop alive
+            elif timeout != TICK:     # SETTLE, or 0 after a slow turn: settle either way, else
+                meter.settle(self.requests)   # poll(0) spins and the cell says busy for ever
                 self.rotate()
                 timeout = TICK
             if turn_end is not None:
@@ -227,9 +257,11 @@ class Worker:
             if shed_until and now >= shed_until:
                 shed_until = 0.0
                 clock.shed = False            # no longer saturated: keep-alive again
-            if now >= self.next_tick or meter.requests >= max_requests or self.stopping:
+            if now >= self.due or meter.requests >= max_requests or self.stopping:
                 if self.end_turn(now):
                     return
+                if timeout > SETTLE:
+                    timeout = self.wait
 
     def after_slow_turn(self, carry, events, now, shed_until):
         """The turn after a slow one: its events are the ones the slow turn left, first, then
@@ -268,9 +300,12 @@ class Worker:
             self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                           self.slot, os.getpid(), self.max_requests)
             self.stop()
+        if self.paused:
+            self.rest_over(now)
         if now >= self.next_tick:
             self.next_tick = now + TICK
             self.tick(now)
+        self.due = now if self.paused else self.next_tick    # while paused, look every turn
         return self.stopping and (not self.conns or now >= self.deadline)
 
     def accept(self, lsock, tmpl, kind, batch=ACCEPT_BATCH):
@@ -294,7 +329,10 @@ class Worker:
         except (BlockingIOError, InterruptedError, ConnectionAbortedError):
             return False     # another worker took it
         except OSError as exc:
-            self.log.error("accept failed: %s (too many open files? raise ulimit -n)", exc)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                self.out_of_fds(exc)
+            else:
+                self.log.error("worker=%d accept failed: %s", self.slot, exc)
             return False
         base = tmpl.copy()
         if type(addr) is tuple:
@@ -337,6 +375,9 @@ class Worker:
                 self.exit(exits.OK)
             elif cmd is Command.STOP:
                 self.stop()
+            elif cmd is Command.MOLD and self.refork_fds and not self.stopping:
+                self.molding = True       # finish what is in hand, then serve() returns into mold.become
+                self.stop()
             elif cmd is Command.REOPEN:
                 self.log.reopen()
                 faulthandler.enable(file=self.log.stream, all_threads=True)
@@ -369,7 +410,8 @@ class Worker:
                 self.ep.unregister(sock.fileno())
             except (OSError, ValueError):
                 pass
-            sock.close()
+            if not self.molding:
+                sock.close()          # a template keeps them for the workers it forks
         self.close_idle(now, STOP_IDLE)
 
     def close_idle(self, now, idle):
@@ -391,6 +433,8 @@ class Worker:
             self.second = second
             self.clock.date = ("Date: %s\r\nServer: %s\r\n" % (http_date(second), SERVER)).encode()
         self.close_idle(now, STOP_IDLE if self.stopping else self.cfg.keepalive)
+        if self.strain is not None:
+            self.strain_tick(now)
         if os.getppid() != self.ppid:
             self.log.warning("worker=%d: the master is gone; exiting", self.slot)
             os._exit(exits.OK)
@@ -406,3 +450,31 @@ class Worker:
     def access_and_statsd(self, env, code, headers, sent, seconds):
         self.access(env, code, headers, sent, seconds)
         self.statsd.request(env, code, headers, sent, seconds)
+
+def live(worker, hook):
+    """In a process forked to be `worker`: run the config's `hook` (post_fork, or
+    post_refork in a worker forked from a template), the worker, then worker_exit, and
+    _exit with its code. Never returns: the parent's stack must not unwind here."""
+    code, ours = exits.ERROR, True     # ours: pyfork's code chose the exit code, not the app's
+    try:
+        hooks.call(worker.cfg.hooks, worker.log, hook, worker.server, worker)
+        code = worker.run()
+        hooks.call(worker.cfg.hooks, worker.log, "worker_exit", worker.server, worker)
+    except HookFailed:
+        code = exits.WORKER_BOOT
+    except SystemExit as exc:          # the app's sys.exit(): its code
+        code, ours = (exc.code, False) if isinstance(exc.code, int) else (exits.ERROR, True)
+    except BaseException:
+        worker.log.exception("worker=%d crashed", worker.slot)
+    finally:
+        try:
+            if ours:       # say so in the cell: the master labels the code as pyfork's only then
+                mark_exiting(worker.beats, worker.cell)
+        finally:
+            os._exit(code)
+
+
+def mark_exiting(beats, cell):
+    """The cell says the exit code to come is pyfork's own."""
+    b = beats.get(cell)
+    beats.set(cell, b.pid, b.state | heartbeat.EXITING, b.beat, b.requests, b.busy_seconds)

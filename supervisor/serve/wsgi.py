@@ -9,6 +9,8 @@ import re
 import sys
 from urllib.parse import unquote_to_bytes
 
+from .strict import Refused
+
 # PEP 3333 / RFC 9110 7.6.1: an application must not set these; the server owns framing.
 HOP_BY_HOP = frozenset((
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -74,11 +76,12 @@ def targets_of(method):
     return cache
 
 
-def request_line(method, url, cache):
+def request_line(method, url, cache, mount=b""):
     """Method and target bytes -> (REQUEST_METHOD, PATH_INFO, QUERY_STRING, RAW_URI),
     remembered in `cache` (targets_of(method), bounded) for an origin-form target, so a
-    repeated request gets the very same tuple: meter.py tells a repeat by `is`."""
-    line = (method.decode("latin-1"), *split_target(url))
+    repeated request gets the very same tuple: meter.py tells a repeat by `is`. `mount`:
+    the SCRIPT_NAME prefix, as bytes (mount_point), fixed for the process."""
+    line = (method.decode("latin-1"), *split_target(url, mount))
     if url[:1] == b"/":
         if len(cache) >= 1024:
             cache.clear()
@@ -86,8 +89,9 @@ def request_line(method, url, cache):
     return line
 
 
-def split_target(target):
-    """Request target bytes -> (PATH_INFO, QUERY_STRING, RAW_URI) as PEP 3333 strings."""
+def split_target(target, mount=b""):
+    """Request target bytes -> (PATH_INFO, QUERY_STRING, RAW_URI) as PEP 3333 strings;
+    PATH_INFO without the `mount` prefix (SCRIPT_NAME)."""
     raw = target.decode("latin-1")
     target, _, _ = target.partition(b"#")     # a fragment is never part of path or query
     path, _, query = target.partition(b"?")
@@ -102,9 +106,37 @@ def split_target(target):
             return "", "", raw
         _, slash, tail = rest.partition(b"/")
         path = slash + tail or b"/"
+    if mount:
+        path = unmounted(path, mount)
     if b"%" in path:
         path = unquote_to_bytes(path)
     return path.decode("latin-1"), query.decode("latin-1"), raw
+
+
+def mount_point(value):
+    """The SCRIPT_NAME environment variable (Gunicorn reads it: the app is mounted there)
+    -> (SCRIPT_NAME for the environ, the prefix as bytes for split_target). A trailing '/'
+    is dropped (PEP 3333: SCRIPT_NAME never ends in one, PATH_INFO begins with it).
+    ValueError, saying what to fix, for a value that is not a path."""
+    if not value or value == "/":
+        return "", b""
+    if not value.startswith("/") or any(c in value for c in "?# \t\r\n"):
+        raise ValueError("SCRIPT_NAME=%r: give the path the app is mounted at, such as /app" % value[:80])
+    try:
+        prefix = value.rstrip("/").encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError("SCRIPT_NAME=%r: give the path as the request sends it (percent-encoded)" % value[:80]) from None
+    return prefix.decode("latin-1"), prefix
+
+
+def unmounted(path, mount):
+    """A request path (still percent-encoded, as Gunicorn compares it) without the mount
+    prefix; one outside the mount is 404. Unlike Gunicorn (a 500, earlier 400, and
+    /application read as /app + 'lication'), the prefix must end at a '/'."""
+    rest = path[len(mount):]
+    if not path.startswith(mount) or rest[:1] not in (b"", b"/"):
+        raise Refused(404, "request path %r is outside SCRIPT_NAME %r" % (path[:80], mount[:80]))
+    return rest
 
 
 class StartResponseError(Exception):

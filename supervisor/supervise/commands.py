@@ -34,6 +34,8 @@ def replace(master, now):
             master.log.error("reload: %s; keeping the configuration in use", exc)
         else:
             use_config(master, cfg, notes)
+    if master.monitor and master.monitor.try_again(master.cfg):      # a step down held fewer
+        master.set_target(master.table.target if master.cfg.workers is AUTO else master.cfg.workers)
     hooks.call(master.cfg.hooks, master.log, "on_reload", master)
     if master.notifier:
         master.notifier.reloading(master.status)

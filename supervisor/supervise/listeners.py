@@ -27,11 +27,11 @@ def inherited_fds(environ):
     return list(range(LISTEN_FDS_START, LISTEN_FDS_START + n))
 
 
-def bind(cfg, inherited):
+def bind(cfg, inherited, ids=None):
     """Make (or adopt) one listening socket per bind. Inherited fds (systemd's, or our
     own across a USR2 re-exec) are matched by fd number for fd://N binds and by address
     otherwise, so a re-exec with the same binds opens nothing new; the unmatched ones
-    are closed."""
+    are closed. `ids`: the (name, uid, gid) of --user/--group, who own unix sockets."""
     adopted = {fd: socket.socket(fileno=fd) for fd in inherited}
     out = []
     for b in cfg.bind:
@@ -41,7 +41,7 @@ def bind(cfg, inherited):
                 if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
                     raise BindError("bind fd://%d: the socket is not listening" % b.fd)
             else:
-                sock = _adopt(adopted, b) or (_unix(b, cfg.backlog) if b.kind == "unix" else _tcp(b, cfg))
+                sock = _adopt(adopted, b) or (_unix(b, cfg, ids) if b.kind == "unix" else _tcp(b, cfg))
         except OSError as exc:
             raise BindError("cannot listen on %s: %s" % (b, _why(exc))) from None
         sock.setblocking(False)
@@ -100,19 +100,27 @@ def _tcp(b, cfg):
     return sock
 
 
-def _unix(b, backlog):
+def _unix(b, cfg, ids):
+    """A unix socket bound as Gunicorn binds it: with --umask (default 0, so mode 0777:
+    any local user may connect) in place of the process's umask, and owned by --user and
+    --group when given (the socket file's mode and owner decide who may connect)."""
     try:
         if stat.S_ISSOCK(os.stat(b.path).st_mode):
             os.unlink(b.path)     # a stale socket left by a killed server
     except FileNotFoundError:
         pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(cfg.umask)
     try:
         sock.bind(b.path)
-        sock.listen(backlog)
+        if ids is not None:
+            os.chown(b.path, ids[1], ids[2])
+        sock.listen(cfg.backlog)
     except BaseException:
         sock.close()
         raise
+    finally:
+        os.umask(old)
     return sock
 
 

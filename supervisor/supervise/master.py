@@ -14,7 +14,7 @@ import time
 
 import setproctitle
 
-from . import commands, deaths, plan, recycle, startup
+from . import commands, deaths, plan, recycle, reforking, startup
 from .. import exits, hooks
 from ..observe import prometheus
 from ..config import AUTO
@@ -42,6 +42,9 @@ class Master:
         self.app = None
         self.preloaded_in = 0.0     # seconds the --preload import took
         self.probe = None           # commands.Probe: new code being imported for a HUP (--preload)
+        self.channel = None         # reforking.Channel: pipes to a refork template (--refork-after)
+        self.refork = None          # refork.Refork: the generation under way
+        self.generation = 0         # reforks done (or given up): the next uses refork_after[generation]
         self.rng = random.Random()
         self.next_guard = 0.0
         self.next_sample = 0.0
@@ -87,7 +90,9 @@ class Master:
         m = self.monitor
         restarts = {(s, r): n for s, r, n in self.see.ledger.metrics()}
         return prometheus.render(m.last_master, list(m.last.values()), m.last_dyno,
-                                 m.advice.workers if m.advice else None, restarts, self.target)
+                                 m.advice.workers if m.advice else None, restarts, self.target,
+                                 (m.utilization, *m.thread_seconds) if m.last_master else None,
+                                 None if self.cfg.workers is AUTO else self.cfg.workers)
 
     def notify_ready(self):
         """READY=1 once every slot has a ready worker (at start, and after a reload)."""
@@ -121,7 +126,8 @@ class Master:
                     self.reap(now)
                     if self.verdict is not None:
                         return self.give_up()
-                    if self.table.phase is Phase.STOPPING and not plan.pids(self.table):
+                    if self.table.phase is Phase.STOPPING and not plan.pids(self.table) \
+                            and not reforking.alive(self):
                         self.log.info("master pid=%d: all workers stopped; exiting", self.pid)
                         return exits.OK
                     beats = self.beats()
@@ -179,6 +185,8 @@ class Master:
                 owner[fd].handle(fd, ev, t)    # a scrape or a status: bounded, never blocks
             elif fd == self.ready_r:
                 self.drain_ready()
+            elif self.channel is not None and fd == self.channel.rep_r:
+                reforking.on_answer(self)
 
     def drain_ready(self):
         try:
@@ -200,6 +208,8 @@ class Master:
                 self.next_sample = now + self.cfg.metrics_interval
                 self.sample(now)
         self.carry_out(actions, now)
+        if self.refork is not None:
+            reforking.turn(self, now)
 
     def carry_out(self, actions, now):
         for a in actions:
@@ -222,6 +232,8 @@ class Master:
         if cmd is Command.REOPEN:
             self.log.reopen()     # first, so the line below lands in the new file
         self.log.info("master pid=%d: %s", self.pid, cmd.value)
+        if cmd in (Command.STOP, Command.QUICK_STOP, Command.RELOAD, Command.REEXEC, Command.STOP_WORKERS):
+            reforking.give_up(self, "the master was told to %s" % cmd.value)
         if cmd in (Command.STOP, Command.QUICK_STOP):
             actions = plan.stop(self.table, now, cmd is Command.QUICK_STOP)
             if actions is not None:
@@ -264,9 +276,12 @@ class Master:
         until the next guard: sooner while the task count is past half its limit."""
         self.see.guard(now)
         commands.probe_overdue(self, now)
-        recycle_these, pressure = self.monitor.guard(self.workers(), self.limits)
-        for slot, why in recycle_these:
-            self.recycle(slot, why, now)
+        reforking.guard(self, now)
+        recycle_these, pressure, regrown = self.monitor.guard(self.workers(), self.limits)
+        for slot, why, room in recycle_these:
+            self.recycle(slot, why, now, room)
+        if regrown:
+            self.step_down(regrown, now)
         return recycle.guard_interval(pressure)
 
     def sample(self, now):
@@ -274,8 +289,8 @@ class Master:
         memory recycling and -w auto."""
         recycle_these, target = self.monitor.sample(self.workers(), self.limits, self.target,
                                                     self.cfg.workers is AUTO)
-        for slot, why in recycle_these:
-            self.recycle(slot, why, now)
+        for slot, why, room in recycle_these:
+            self.recycle(slot, why, now, room)
         self.see.sampled()
         if target != self.target:
             self.log.info("master pid=%d: -w auto: workers %d -> %d", self.pid, self.target, target)
@@ -287,12 +302,23 @@ class Master:
         if target != old:
             hooks.call(self.cfg.hooks, self.log, "nworkers_changed", self, target, old)
 
-    def recycle(self, slot, why, now):
-        """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
+    def recycle(self, slot, why, now, room=False):
+        """Replace a leaking worker: it finishes its request in hand, a new one starts now
+        (room: once it is gone, so that its memory is free first)."""
         if slot.pid:
-            self.log.warning("worker=%d pid=%d recycled: %s", slot.nr, slot.pid, why)
+            self.log.warning("worker=%d pid=%d recycled: %s%s", slot.nr, slot.pid, why,
+                             "; its replacement starts once it has exited" if room else "")
             self.see.recycled(slot.nr, slot.pid, recycle.category(why), why, self.heartbeat.get(slot.cell), now)
-            self.carry_out(plan.recycle(self.table, slot.nr, now), now)
+            self.carry_out(plan.recycle(self.table, slot.nr, now, room), now)
+
+    def step_down(self, cause, now):
+        """One worker fewer, held until HUP or USR2 (the monitor decides and says why)."""
+        configured = None if self.cfg.workers is AUTO else self.cfg.workers
+        step = self.monitor.step_down(self.target, configured, self.workers(), cause)
+        if step is not None:
+            old = self.target
+            self.carry_out(plan.step_down(self.table, step.running, now), now)
+            hooks.call(self.cfg.hooks, self.log, "nworkers_changed", self, step.running, old)
 
     def reap(self, now):
         """waitpid(-1) until nothing is left: workers, and orphans reparented to us."""
@@ -308,6 +334,8 @@ class Master:
                 self.sigkilled.discard(pid)
                 if code == -signal.SIGKILL:
                     code = exits.KILLED_BY_US
+            if reforking.reaped(self, pid, code, exits.exit_description):
+                continue
             if self.probe is not None and pid == self.probe.pid:
                 commands.probed(self, code, now)
                 continue
@@ -338,6 +366,8 @@ class Master:
         else:
             memory = self.monitor.last_memory(death.nr, death.pid) if self.monitor else ""
             (self.log.info if death.clean else self.log.warning)("%s%s", deaths.line(death, named), memory)
+            if named and self.see.oom_killed:       # a count that does not fit: one fewer, not a loop
+                self.step_down("the kernel OOM-killed worker=%d" % death.nr, now)
 
     def give_up(self):
         code = self.verdict

@@ -20,6 +20,9 @@ Rules:
    same after --boot-timeout.
 6. While stopping, nothing is spawned; at the stop deadline every worker left gets
    SIGKILL. When a worker dies is deaths.py's business.
+7. Room first (issue 27): a worker that leaves to free memory (a memory recycle, a step
+   down) is in `room`; no worker starts while one of them is still there, so the old one's
+   memory is free before a new one can grow into it.
 """
 import dataclasses
 import enum
@@ -111,6 +114,7 @@ class Table:
     boot_failures: int = 0
     stop_at: typing.Optional[float] = None      # the stop's SIGKILL deadline
     inherited: list = dataclasses.field(default_factory=list)  # pids from the previous master, not yet told
+    room: set = dataclasses.field(default_factory=set)         # leaving pids no spawn may overlap (rule 7)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +263,7 @@ def overdue(slot, beat, now, timeouts):
 
 def to_spawn(table, now):
     """Slot numbers whose worker should be forked now."""
-    if table.phase is not Phase.RUNNING:
+    if table.phase is not Phase.RUNNING or table.room:
         return []
     slots = table.slots[:table.target]
     if not table.ever_booted:
@@ -276,7 +280,7 @@ def deadline(table, beats, now):
     if table.stop_at is not None:
         when.append(table.stop_at)
     when += [e.deadline for e in table.leaving.values() if e.deadline is not None]
-    running = table.phase is Phase.RUNNING
+    running = table.phase is Phase.RUNNING and not table.room
     for s in table.slots:
         if not s.pid:
             if running and s.nr < table.target and (table.ever_booted or s.nr == 0):
@@ -314,13 +318,52 @@ def leave(table, slot, now, reason):
     return _tell_to_go(table, _to_leaving(table, slot), reason, now)
 
 
-def recycle(table, nr, now):
-    """Replace a leaking worker: it finishes its request in hand, a new one starts now."""
+def recycle(table, nr, now, room=False):
+    """Replace a leaking worker: it finishes its request in hand, a new one starts now,
+    or, with `room`, once it is gone (rule 7)."""
     slot = table.slots[nr]
     if not slot.pid:
         return []
     slot.due = now
+    if room:
+        table.room.add(slot.pid)
     return leave(table, slot, now, Reason.RECYCLED)
+
+
+def step_down(table, target, now):
+    """Run `target` workers: those above it leave now, and no worker starts until they
+    are gone (rule 7): a slot emptied by an OOM kill waits for their memory."""
+    table.target = target
+    out = []
+    for slot in table.slots[target:]:
+        if slot.pid:
+            table.room.add(slot.pid)
+            out += leave(table, slot, now, Reason.RETIRED)
+    return out
+
+
+def replace(table, nr, now):
+    """The reload hand-over for one slot (refork): its worker leaves once its replacement,
+    started now, is ready."""
+    slot = table.slots[nr]
+    if slot.pid:
+        slot.replaces = _to_leaving(table, slot)
+        slot.failures = 0
+        slot.due = now
+
+
+def detach(table, nr, now):
+    """A slot's worker leaves the table without being told to go (it becomes the refork
+    template, which the master watches itself): -> (pid, cell). The slot is refilled."""
+    slot = table.slots[nr]
+    pid, cell = slot.pid, slot.cell
+    slot.pid, slot.ready, slot.kill_at, slot.due = 0, False, 0.0, now
+    return pid, cell
+
+
+def defer(table, nr, until):
+    """Spawn slot `nr` no sooner than `until` (it waits for a refork template)."""
+    table.slots[nr].due = until
 
 
 def reload(table, now):
@@ -363,6 +406,7 @@ def gone(table, pid):
     clears them), its Leaving record (removed), or None (an orphan, not ours)."""
     entry = table.leaving.pop(pid, None)
     if entry is not None:
+        table.room.discard(pid)
         return entry
     for slot in table.slots:
         if slot.pid == pid:

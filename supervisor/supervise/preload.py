@@ -122,7 +122,7 @@ ADVICE = ("Close them at import (Django: CONN_MAX_AGE, connections.close_all() i
           "(--preload-unsafe forks anyway)")
 
 
-def _listed(phrases):
+def listed(phrases):
     """['a', 'b', 'c'] -> 'a, b and c'"""
     return ", ".join(phrases[:-1]) + " and " + phrases[-1] if len(phrases) > 1 else "".join(phrases)
 
@@ -132,7 +132,7 @@ def refusal(held):
     if not any(h.kind in SHARED for h in held):
         return None
     return ("--preload: the app's import left %s in the master; every worker would share them. %s"
-            % (_listed([h.what for h in held if h.kind in SHARED]), ADVICE))
+            % (listed([h.what for h in held if h.kind in SHARED]), ADVICE))
 
 
 def warning(held):

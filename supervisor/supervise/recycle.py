@@ -119,6 +119,7 @@ class Held:
     private: int           # bytes: USS (RSS where smaps_rollup is unreadable)
     grown: int             # bytes gained since its first look (its boot size)
     rate: float            # bytes per second, over the last few seconds
+    age: float = 0.0       # seconds since its first look
 
 
 class Act(enum.Enum):
@@ -177,3 +178,53 @@ def memory_pressure(used, quota, mark, workers, master, leaving, metric="uss"):
     return Pressure(Act.RECYCLE, top.slot, why(
         Category.PRESSURE, value=used / MB, limit=quota / MB, pct=pct, mark=mark, metric=metric,
         private=top.private / MB, growth=_growth(top.rate)))
+
+
+# -- when a memory recycle does not help (issue 27) ----------------------------------------
+
+REGROW_WINDOW = 60.0     # seconds after a memory recycle in which growing back means it did not help
+REGROW_SHARE = 0.8       # of what its predecessor had grown: "back to the same size"
+PLATEAU = MB             # bytes a second: a worker growing slower holds its size
+
+
+@dataclasses.dataclass(frozen=True)
+class Recycled:
+    """The last worker recycled for memory pressure: when, its slot and pid, what it had grown."""
+    when: float
+    slot: int
+    pid: int
+    grown: int
+
+
+def regrew(last, workers, now):
+    """The Held of the worker that replaced `last` (a Recycled, or None) when it has grown
+    back to REGROW_SHARE of its predecessor's growth within REGROW_WINDOW: recycling for
+    memory did not help, the same size comes back, and the next recycle would loop. Else None."""
+    if last is None or now - last.when > REGROW_WINDOW:
+        return None
+    for w in workers:
+        if w.slot == last.slot and w.pid != last.pid and w.grown >= REGROW_SHARE * last.grown:
+            return w
+    return None
+
+
+def will_regrow(top, workers):
+    """Whether a recycle of `top` (the Held the guard would recycle) cannot help, seen
+    before it is tried: every worker has grown as much as it (REGROW_SHARE) and holds
+    there (growing under PLATEAU), and it got there within REGROW_WINDOW of its start. Its
+    replacement would grow back as fast: the count does not fit. A leak is still growing
+    (recycling it buys time: the soak's 2 MB a request), and a spike is one worker's."""
+    return top.age <= REGROW_WINDOW and len(workers) > 1 and \
+        all(w.grown >= REGROW_SHARE * top.grown and w.rate < PLATEAU for w in workers)
+
+
+def needs_room(reason_, used, quota, mark, private):
+    """Whether a worker recycled for `reason_` (a Why) must be gone before its replacement
+    starts: when the dyno's memory now (`used`, bytes, the old worker in it) and one more
+    worker of its `private` size do not fit under the mark. Past the memory-pressure mark
+    they never do; a --max-worker-memory recycle, as measured; other leaks hold no memory."""
+    if reason_.category is Category.PRESSURE:
+        return True
+    if reason_.category is not Category.MEMORY or not quota or used is None:
+        return False
+    return used + private >= quota * (mark or 100) / 100.0

@@ -20,6 +20,7 @@ class Command(enum.Enum):
     MORE = "one worker more"
     FEWER = "one worker fewer"
     REAP = "reap"
+    MOLD = "become the template"     # a worker: stop serving, fork the others' replacements (refork)
 
 
 # The master's table (Unicorn's set; TERM graceful as Heroku, Docker and Kubernetes expect).
@@ -36,12 +37,15 @@ MASTER = {
     signal.SIGCHLD: Command.REAP,
 }
 
-# A worker's table: the master tells it to stop or to reopen its logs.
+# A worker's table: the master tells it to stop, to reopen its logs, or (SIGURG, which
+# nothing else sends a worker: it has no out-of-band socket data) to become the template
+# that forks the other workers' replacements (--refork-after).
 WORKER = {
     signal.SIGTERM: Command.STOP,
     signal.SIGQUIT: Command.STOP,
     signal.SIGINT: Command.QUICK_STOP,
     signal.SIGUSR1: Command.REOPEN,
+    signal.SIGURG: Command.MOLD,
 }
 
 

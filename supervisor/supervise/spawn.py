@@ -5,16 +5,21 @@ import errno
 import os
 import signal
 
-from . import deaths, heartbeat, notify, plan
+from . import deaths, heartbeat, notify, plan, reforking
 from .. import exits, hooks
-from ..hooks import HookFailed, WorkerInfo
+from ..hooks import WorkerInfo
 from .privileges import drop_privileges
 from .signals import MASTER
-from ..serve.worker import Worker
+from ..serve.worker import Worker, live, mark_exiting
 
 
 def spawn(master, nr, now):
+    if reforking.holds(master):   # the template is getting ready: the slot waits for a warm worker
+        plan.defer(master.table, nr, now + reforking.HOLD)     # its "ready" wakes the loop sooner
+        return
     hooks.call(master.cfg.hooks, master.log, "pre_fork", master, WorkerInfo(nr, 0, master.log))
+    if reforking.spawn(master, nr, now):
+        return
     cell = master.heartbeat.take()
     master.heartbeat.set(cell, 0, heartbeat.BOOTING, now)
     # Block signals across fork: until the child has its own handlers and wake-up
@@ -44,7 +49,6 @@ def spawn(master, nr, now):
 
 def child(master, nr, cell):
     """After fork, in the worker. Never returns: the master's stack must not unwind here."""
-    code, ours = exits.ERROR, True     # ours: pyfork's code chose the exit code, not the app's
     try:
         master.signals.close()
         os.close(master.ready_r)
@@ -59,19 +63,11 @@ def child(master, nr, cell):
         worker = Worker(master.cfg, nr, cell, master.listeners, master.app, master.heartbeat, master.log,
                         master.pid, master.ready_w)
         worker.server = master      # for worker_exit when the worker ends itself (INT, abort)
-        hooks.call(master.cfg.hooks, master.log, "post_fork", master, worker)
-        code = worker.run()
-        hooks.call(master.cfg.hooks, master.log, "worker_exit", master, worker)
-    except HookFailed:
-        code = exits.WORKER_BOOT
-    except SystemExit as exc:          # the app's sys.exit(): its code
-        code, ours = (exc.code, False) if isinstance(exc.code, int) else (exits.ERROR, True)
+        worker.refork_fds = master.channel.worker_ends() if master.channel else None
     except BaseException:
         master.log.exception("worker=%d crashed", nr)
-    finally:
         try:
-            if ours:       # say so in the cell: the master labels the code as pyfork's only then
-                b = master.heartbeat.get(cell)
-                master.heartbeat.set(cell, b.pid, b.state | heartbeat.EXITING, b.beat, b.requests, b.busy_seconds)
+            mark_exiting(master.heartbeat, cell)
         finally:
-            os._exit(code)
+            os._exit(exits.ERROR)
+    live(worker, "post_fork")

@@ -8,7 +8,7 @@ import select
 import sys
 import time
 
-from . import notify, preload
+from . import notify, preload, reforking
 from .. import exits, hooks
 from ..config import AUTO
 from ..exits import StartError
@@ -29,7 +29,8 @@ def start(master):
     inherited = os.environ.pop("PYFORK_OLD_WORKERS", "")
     master.table.inherited = [int(p) for p in inherited.split(",") if p.isdigit()]
     try:
-        master.listeners = bind(master.cfg, inherited_fds(master.environ))
+        master.ids = user_ids(master.cfg.user, master.cfg.group)     # before bind: they own unix sockets
+        master.listeners = bind(master.cfg, inherited_fds(master.environ), master.ids)
         before = preload.socket_fds() if master.cfg.preload else {}
         if master.cfg.preload:
             t0 = time.monotonic()
@@ -38,7 +39,6 @@ def start(master):
                 return code
             master.preloaded_in = time.monotonic() - t0
         check_tls(master.cfg)
-        master.ids = user_ids(master.cfg.user, master.cfg.group)
         if master.cfg.pidfile:
             write_pidfile(master.cfg.pidfile, master.pid)
         open_observers(master)
@@ -48,6 +48,7 @@ def start(master):
     master.signals = Signals(MASTER)
     master.ready_r, master.ready_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     master.heartbeat = Heartbeat()
+    reforking.open_channel(master)
     master.poller.register(master.signals.r, select.POLLIN)
     master.poller.register(master.ready_r, select.POLLIN)
     say_listening(master)

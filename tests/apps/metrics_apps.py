@@ -4,6 +4,9 @@ import threading
 import time
 
 HELD = []
+GROWN = []
+GROW = int(os.environ.get("GROW_MB") or 0)
+WAIT = float(os.environ.get("WAIT_MS") or 0) / 1000.0
 
 
 def _reply(start_response, body):
@@ -16,6 +19,10 @@ def app(environ, start_response):
     """/hog?MB keeps MB more of touched memory; /zombie leaves an unreaped child;
     /thread starts a thread that sleeps; anything else: the pid."""
     path, qs = environ["PATH_INFO"], environ["QUERY_STRING"]
+    if GROW and not GROWN:          # GROW_MB: a worker that reaches its size on its first request
+        GROWN.append(bytearray(os.urandom(16)) * (GROW * 65536))
+    if WAIT:
+        time.sleep(WAIT)            # WAIT_MS: a request that waits (on a database, an API)
     if path == "/hog":
         HELD.append(bytearray(os.urandom(16)) * (int(qs or 10) * 65536))   # touched: not a lazy zero page
     elif path == "/zombie":

@@ -95,16 +95,16 @@ def test_parse_stat():
 @pytest.mark.parametrize("version, fixture, expected", [
     # captured: memsw == usage, so no swap; total = rss + cache, as Heroku adds it up
     ("v1", ("v1", "dyno"), {"total": 185192448, "rss": 176803840, "cache": 8388608, "swap": 0,
-                            "pgpgin": 45221, "pgpgout": 2052, "limit": 536870912, "usage": 186626048}),
+                            "pgpgin": 45221, "pgpgout": 2052, "limit": 536870912, "usage": 186626048, "own": True}),
     # captured: memsw read a moment after usage came out lower; swap stays 0, not negative.
     # pgpg from total_* (this cgroup and its children), not the cgroup's own counters
     ("v1", ("v1", "unlimited"), {"total": 2437120, "rss": 1884160, "cache": 552960, "swap": 0,
-                                 "pgpgin": 71059, "pgpgout": 70456, "limit": None, "usage": 4063232}),
+                                 "pgpgin": 71059, "pgpgout": 70456, "limit": None, "usage": 4063232, "own": False}),
     ("v2", ("v2", "dyno"), {"total": 189386752, "rss": 176803840, "cache": 8388608, "swap": 4194304,
-                            "pgpgin": None, "pgpgout": None, "limit": 536870912, "usage": 186994688}),
+                            "pgpgin": None, "pgpgout": None, "limit": 536870912, "usage": 186994688, "own": True}),
     # no memory.swap.current (swap accounting off)
     ("v2", ("v2", "unlimited"), {"total": 1847296, "rss": 1716224, "cache": 131072, "swap": None,
-                                 "pgpgin": None, "pgpgout": None, "limit": None, "usage": 3305472}),
+                                 "pgpgin": None, "pgpgout": None, "limit": None, "usage": 3305472, "own": False}),
 ])
 def test_memory_from_fixtures(version, fixture, expected):
     assert cgroup.memory(version, files(*fixture)) == expected
@@ -117,21 +117,21 @@ STAT_V1 = "cache 100\nrss 1000\nswap 50\npgpgin 7\npgpgout 3\nhierarchical_memor
     # memory.stat unreadable: the kernel's usage is the best total there is
     ("v2", {"memory.current": "4096\n", "memory.max": "8192\n"},
      {"total": 4096, "rss": None, "cache": None, "swap": None, "pgpgin": None, "pgpgout": None,
-      "limit": 8192, "usage": 4096}),
-    ("v1", {}, dict.fromkeys(["total", "rss", "cache", "swap", "pgpgin", "pgpgout", "limit", "usage"])),
+      "limit": 8192, "usage": 4096, "own": True}),
+    ("v1", {}, dict(dict.fromkeys(["total", "rss", "cache", "swap", "pgpgin", "pgpgout", "limit", "usage"]), own=False)),
     # no memsw file (swap accounting off): the stat's own swap; no total_* lines: plain names
     ("v1", {"memory.usage_in_bytes": "2000", "memory.limit_in_bytes": "9223372036854771712",
             "memory.stat": STAT_V1 % 536870912},
      {"total": 1150, "rss": 1000, "cache": 100, "swap": 50, "pgpgin": 7, "pgpgout": 3,
-      "limit": 536870912, "usage": 2000}),    # the limit set on a parent cgroup
+      "limit": 536870912, "usage": 2000, "own": False}),    # the limit set on a parent cgroup: not its own
     ("v1", {"memory.usage_in_bytes": "2000", "memory.limit_in_bytes": "1000000",
             "memory.stat": STAT_V1 % 536870912},
      {"total": 1150, "rss": 1000, "cache": 100, "swap": 50, "pgpgin": 7, "pgpgout": 3,
-      "limit": 1000000, "usage": 2000}),      # own limit tighter than the parent's
+      "limit": 1000000, "usage": 2000, "own": True}),      # own limit tighter than the parent's
     # workers in child cgroups: total_* count them, the plain names do not
     ("v1", {"memory.stat": "rss 1000\ncache 100\ntotal_rss 3000\ntotal_cache 300\ntotal_swap 30\n"},
      {"total": 3330, "rss": 3000, "cache": 300, "swap": 30, "pgpgin": None, "pgpgout": None,
-      "limit": None, "usage": None}),
+      "limit": None, "usage": None, "own": False}),
 ])
 def test_memory_partial(version, given, expected):
     assert cgroup.memory(version, given) == expected

@@ -2,25 +2,30 @@
 scripts/dyno.py): the task-limit guard and the worker-count advice, checked for real."""
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 import pytest
 
-from conftest import APPS, SCRIPTS, Server, get, wait_for
+from conftest import APPS, SCRIPTS, Server, free_port, get, no_cgroups, wait_for
 from supervisor.observe import metrics
 
 sys.path.insert(0, SCRIPTS)
 from dyno import Dyno, DynoError  # noqa: E402
 
 
+pytestmark = pytest.mark.cgroup
+
+
 def dyno(**kw):
     try:
         return Dyno(**kw).__enter__()
     except DynoError as exc:
-        pytest.skip("no cgroups to make a dyno here: %s" % exc)
+        no_cgroups(exc)
 
 
 def test_task_limit_guard_keeps_a_zombie_leak_under_the_limit():
@@ -118,11 +123,12 @@ def test_advised_count_runs_and_one_more_passes_the_share_or_is_killed():
 
 def test_far_more_workers_than_advised_are_oom_killed_and_named():
     """They boot small, then grow under load until the kernel kills one; pyfork logs the
-    death with the worker's memory at the last sample."""
+    death with the worker's memory at the last sample (--no-step-down: the kills go on, as
+    the kernel decides, and each is named)."""
     n = 3
     d = dyno(memory="240MB", tasks=256)
     try:
-        s = Server("metrics_apps:app", "--metrics-interval", "0.3", "--memory-pressure", "0",
+        s = Server("metrics_apps:app", "--metrics-interval", "0.3", "--memory-pressure", "0", "--no-step-down",
                    workers=2 * n + 2, env={"HOG_MB": "8"}, dyno=d)
         try:
             assert wait_for(lambda: s.log().count("sample#workers=%d " % (2 * n + 2)) >= 1, 10)
@@ -217,3 +223,96 @@ def test_memory_past_the_mark_with_no_grown_worker_is_said_once_not_recycled_in_
         assert d.oom_kills() == 0
     finally:
         d.__exit__(None, None, None)
+
+
+# -- fitting the dyno by itself (issue 27) ---------------------------------------------------
+
+GROW = {"GROW_MB": "166"}          # each worker reaches about 170 MB private on its first request
+
+
+def scrape(port):
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
+        return r.read().decode()
+
+
+def test_a_count_that_does_not_fit_steps_down_once_and_holds_until_hup():
+    """-w 3 of 170 MB workers in 512 MB: the kernel kills one (or the guard sees that a
+    recycle cannot help), the master runs 2, says why in one line, and holds 2 under load;
+    the metrics and status show 3 configured and 2 running; HUP tries 3 again."""
+    d = dyno(size="standard-1x")
+    mport = free_port()
+    try:
+        with Server("metrics_apps:app", "--dyno-size", "standard-1x", "--metrics-interval", "1",
+                    "--metrics-bind", "127.0.0.1:%d" % mport, workers=3, env=GROW, dyno=d) as s:
+            statuses = loaded(s, seconds=8.0, clients=6)
+            assert s.wait_log("running 2 of 3 workers: 3 x ", 10), s.log()[-3000:]
+            assert re.search(r"running 2 of 3 workers: 3 x 1[67]\dMB private does not fit under 90% of 512MB; "
+                             r"set WEB_CONCURRENCY=2 \((the kernel OOM-killed worker=\d|recycling for memory (would|did) "
+                             r"not help)", s.log()), s.log()[-3000:]
+            assert d.oom_kills() <= 1 and statuses.count(None) <= 1, (d.oom_kills(), statuses.count(None))
+            kills = d.oom_kills()
+            statuses = loaded(s, seconds=5.0, clients=6)               # held: no kill, no recycle
+            assert d.oom_kills() == kills and None not in statuses
+            assert s.log().count("running 2 of 3 workers") == 1 and len(s.worker_pids()) == 2
+            assert s.wait_log("sample#workers=2 sample#workers_configured=3 ", 5)
+            text = scrape(mport)
+            assert "\npyfork_workers_configured 3\n" in text and "\npyfork_workers_target 2\n" in text
+            s.signal(signal.SIGHUP)
+            assert s.wait_log("the step down is lifted; trying 3 workers again", 10), s.log()[-2000:]
+            assert wait_for(lambda: "\npyfork_workers_target 3\n" in scrape(mport), 5)
+    finally:
+        d.__exit__(None, None, None)
+
+
+@pytest.mark.parametrize("extra, running", [((), 2), (("--no-step-down",), 3)])
+def test_no_step_down_leaves_it_to_the_kernel(extra, running):
+    """With --no-step-down the count stays at 3 through the OOM kills (the old behaviour)."""
+    d = dyno(size="standard-1x")
+    try:
+        with Server("metrics_apps:app", "--dyno-size", "standard-1x", "--metrics-interval", "1", *extra,
+                    workers=3, env=GROW, dyno=d) as s:
+            loaded(s, seconds=4.0, clients=6)
+            assert wait_for(lambda: d.oom_kills() > 0 or "running 2 of 3" in s.log(), 10)
+            assert ("running 2 of 3 workers" in s.log()) is (running == 2)
+            assert wait_for(lambda: len(s.worker_pids()) == running, 10), s.log()[-2000:]
+    finally:
+        d.__exit__(None, None, None)
+
+
+def fit_run(name):
+    from fit import run
+    try:
+        return run(name)
+    except DynoError as exc:
+        no_cgroups(exc)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_auto_fits_a_170mb_app_in_standard_1x_with_no_oom_kill():
+    """Issue 27's target: -w auto, 60 s of 6 clients: 0 OOM kills, 0 failures, settled at 2;
+    the advice said at most 3 times."""
+    r = fit_run("auto")
+    assert (r["oom_kills"], r["failed"], r["running_end"]) == (0, 0, 2), r
+    assert r["advice_lines"] <= 3 and r["auto_moves"] == ["1 -> 2"], r
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_three_workers_of_170mb_step_down_to_two_and_hold():
+    """Issue 27's target: -w 3, 60 s of 6 clients: at most 1 OOM kill and 1 failure, then 2
+    running with the step-down line, and no OOM kill or memory recycle in the last 45 s."""
+    r = fit_run("fixed")
+    assert r["oom_kills"] <= 1 and r["failed"] <= 1 and r["running_end"] == 2, r
+    assert len(r["step_down"]) == 1 and r["step_down"][0].startswith("running 2 of 3 workers: 3 x "), r
+    assert r["late_events"] == 0 and r["step_down_at"][0] < 15, r
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_utilization_of_a_waiting_app_is_half():
+    """2 workers x 1 thread, 20 requests a second that wait 50 ms: 20 x 0.05 / 2 = 0.5."""
+    r = fit_run("util")
+    settled = r["utilization_lines"][2:]
+    assert settled and all(0.4 <= u <= 0.6 for u in settled), r["utilization_lines"]
+    assert r["utilization_scrapes"] and all(0.4 <= u <= 0.6 for u in r["utilization_scrapes"]), r

@@ -74,11 +74,13 @@ def test_process_line(p, line):
 
 
 @pytest.mark.parametrize("d, workers, advised, line", [
-    (DYNO, 4, 6, "source=web.1 sample#tasks=37 sample#tasks_max=256 sample#workers=4 sample#workers_advised=6"),
-    (V2_DYNO, 4, None, "source=web.1 sample#workers=4"),
+    (DYNO, 4, 6, "source=web.1 sample#tasks=37 sample#tasks_max=256 sample#workers=4 sample#workers_advised=6 "
+              "quota_from=cgroup"),
+    (V2_DYNO, 4, None, "source=web.1 sample#workers=4 quota_from=machine"),
 ])
 def test_tasks_line(d, workers, advised, line):
     assert metrics.tasks_line("web.1", d, workers, advised) == line
+    assert metrics.quota_from(line) == d.quota_source == metrics.quota_from(metrics.as_json(line))
 
 
 HEROKU_MEMORY = ("2026-11-27T06:00:00.000000+00:00 heroku[web.1]: source=web.1 dyno=heroku.123.abc "

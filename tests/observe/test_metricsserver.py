@@ -367,10 +367,8 @@ def test_deadlines_follow_the_oldest_connection(make):
     b.close()
 
 
-def test_emfile_pauses_the_listener_instead_of_spinning(make, monkeypatch):
-    server, _, log = make()
-    sock = raw(server.address[1])
-    time.sleep(0.05)
+def exhaust(monkeypatch, server):
+    """Make the server's accept() fail with EMFILE; -> the real listener, to put back."""
     real = server.listener
 
     class Exhausted:
@@ -380,16 +378,66 @@ def test_emfile_pauses_the_listener_instead_of_spinning(make, monkeypatch):
         def accept(self):
             raise OSError(errno.EMFILE, "Too many open files")
     monkeypatch.setattr(server, "listener", Exhausted())
+    return real
+
+
+def test_emfile_pauses_the_listener_instead_of_spinning(make, monkeypatch):
+    server, _, log = make()
+    sock = raw(server.address[1])
+    time.sleep(0.05)
+    real = exhaust(monkeypatch, server)
     server.handle(real.fileno(), select.POLLIN, 10.0)
     monkeypatch.setattr(server, "listener", real)
     assert real.fileno() not in server.fds()
-    assert server.next_deadline(10.25) == 0.75
+    assert server.next_deadline(10.25) == 0.25            # fdlimit.BACKOFF
     assert log.lines[-1][0] == "warning" and "ulimit -n" in log.lines[-1][1]
-    server.expire(11.0)
+    assert log.lines[-1][1].startswith("master metrics server out of file descriptors: accept failed: "
+                                       "[Errno 24] Too many open files; limit=")
+    server.expire(10.5)
     assert real.fileno() in server.fds()
-    server.handle(real.fileno(), select.POLLIN, 11.0)    # the waiting client is taken now
+    server.handle(real.fileno(), select.POLLIN, 10.5)    # the waiting client is taken now
     assert len(server.conns) == 1
+    assert len(log.lines) == 1                            # one line for the episode so far
+    server.expire(20.5)                                   # ten seconds without a refusal: over
+    assert "out of file descriptors no more: lasted=0.0s refused=1 reclaimed=0" in log.lines[-1][1]
     sock.close()
+
+
+def test_emfile_closes_the_oldest_quiet_scraper_to_make_room(make, monkeypatch):
+    server, _, log = make(timeout=60.0)
+    old, new = raw(server.address[1]), raw(server.address[1])
+    time.sleep(0.05)
+    listener = server.listener.fileno()
+    server.handle(listener, select.POLLIN, 100.0)
+    assert len(server.conns) == 2
+    late = raw(server.address[1])
+    time.sleep(0.05)
+    first = min(server.conns)
+    server.conns[first].started = 90.0                    # one has said nothing for 10 s
+    real = exhaust(monkeypatch, server)
+    server.handle(listener, select.POLLIN, 100.5)
+    monkeypatch.setattr(server, "listener", real)
+    assert first not in server.conns and len(server.conns) == 1     # room made, still polling
+    assert listener in server.fds()
+    server.handle(listener, select.POLLIN, 100.5)
+    assert len(server.conns) == 2
+    for s in (old, new, late):
+        s.close()
+
+
+def test_emfile_rest_ends_when_a_scrape_of_its_own_closes(make, monkeypatch):
+    server, _, _ = make(timeout=60.0)
+    a = raw(server.address[1])
+    time.sleep(0.05)
+    listener = server.listener.fileno()
+    server.handle(listener, select.POLLIN, 100.0)
+    real = exhaust(monkeypatch, server)
+    server.handle(listener, select.POLLIN, 100.2)         # nothing quiet for a second: rest
+    monkeypatch.setattr(server, "listener", real)
+    assert listener not in server.fds()
+    server.drop(next(iter(server.conns)))
+    assert listener in server.fds()                       # before the back-off is over
+    a.close()
 
 
 # -- binding, closing, forking ----------------------------------------------------------------

@@ -6,6 +6,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from conftest import FIXTURES, get, wait_for
 from supervisor.observe import metrics
@@ -110,6 +111,7 @@ def test_thread_leak_is_recycled(server):
     assert wait_for(lambda: s.worker_pids() and s.worker_pids()[0] != first, 5)
 
 
+@pytest.mark.slow
 def test_master_stays_flat_over_many_samples(server):
     s = server("metrics_apps:app", "--metrics-interval", "0.002", "--metrics-log", os.devnull,
                "--log-level", "debug", workers=2)
@@ -194,3 +196,8 @@ def test_memory_pressure_without_a_cgroup_limit_uses_the_processes_pss(server):
                      r".* memory_uss=\d+\.\d\dMB" % first, s.log()), s.log()[-2000:]
     assert set(statuses) == {200}
     assert wait_for(lambda: s.worker_pids() and s.worker_pids()[0] != first, 5)
+    # room first: the replacement starts once the recycled worker has exited (issue 27)
+    assert s.wait_log("worker=0 pid=%d stopped" % first, 5) and s.wait_log("booted in", 5, count=2)
+    log = s.log()
+    assert "its replacement starts once it has exited" in log
+    assert log.index("worker=0 pid=%d stopped" % first) < log.rindex("booted in"), log[-2000:]

@@ -8,11 +8,11 @@ MB = 1048576
 START = "[2026-12-06 10:00:00 +0000] [100] [INFO] listening at http://127.0.0.1:8000 (pid 100)"
 
 
-def group(k, workers=2, quota=512 * MB, pss=40 * MB):
+def group(k, workers=2, quota=512 * MB, pss=40 * MB, source="cgroup", total=300 * MB):
     """One sample's lines as pyfork writes them, bare, k seconds after the start."""
     ws = [ProcSample(i, 200 + i, 80 * MB, pss + i * MB, None, None, 2, 6, 1, i, k, 1.0, k) for i in range(workers)]
     master = ProcSample(-1, 100, 60 * MB, 30 * MB, 20 * MB, 0, 1, 10, workers, 0, 0, 1.0, k)
-    d = DynoSample(300 * MB, 290 * MB, 10 * MB, 0, 1, 1, quota, "cgroup", 12, 256, (1.0, 1.0, 1.0))
+    d = DynoSample(total, 290 * MB, 10 * MB, 0, 1, 1, quota, source, 12, 256, (1.0, 1.0, 1.0))
     return (metrics.dyno_lines("web.1", "x", d) + [metrics.process_line("web.1", master)]
             + [metrics.process_line("web.1", w) for w in ws] + [metrics.tasks_line("web.1", d, workers, 4)])
 
@@ -104,3 +104,49 @@ def test_json_lines_read_as_the_text_ones():
 def test_the_measure_says_where_rss_stood_in_for_pss():
     assert report.measure(10, 0) == "PSS" and report.measure(0, 4) == "RSS"
     assert report.measure(10, 1) == "PSS, RSS where unknown"
+
+
+BOOT = ("[2026-12-06 10:00:00 +0000] [100] [INFO] boot pyfork=0.1.0 python=3.11.7 dyno_size=standard-1x "
+        "dyno_size_from=flag:--dyno-size cpus=1 cpus_from=dyno-size-standard-1x quota=512.00MB quota_from=dyno-size "
+        "tasks_max=256 tasks_max_from=dyno-size workers=2 workers_from=flag:--workers threads=1 threads_from=default")
+CPU_SAID = ("[2026-12-06 10:00:20 +0000] [100] [INFO] 2 workers use 110MB of 512MB; each costs about 40MB private, "
+            "master and shared 30MB; limited by cpu: 1 CPU (dyno size standard-1x) keep 4 busy, measured "
+            "cpu_busy_share 0.40; projected 190MB (37% of the quota): set WEB_CONCURRENCY=4")
+
+
+def test_a_cgroup_total_is_held_against_the_quota_only_when_the_quota_is_its_own_limit():
+    """--dyno-size standard-1x on a machine whose memory cgroup has no limit of its own and
+    is shared: its total (540MB) was drawn as "dyno total (cgroup)" over the 512MB quota
+    line. Not drawn now; the header says where the quota came from and why."""
+    shared = report.read([START, BOOT] + group(20, source="dyno-size", total=540 * MB)
+                         + group(40, source="dyno-size", total=545 * MB))
+    page = charts.page(shared, "t")
+    assert "dyno total (cgroup)" not in page and shared.dyno_total == []
+    assert "<td>quota</td><td>512MB from --dyno-size standard-1x</td>" in page
+    assert "<td>cgroup total</td><td>peak 545MB, not drawn: the quota is not this cgroup&#x27;s own limit" in page
+    own = report.read([START] + group(20) + group(40))            # the dyno's own cgroup: drawn
+    page = charts.page(own, "t")
+    assert "dyno total (cgroup)" in page and "<td>quota</td><td>512MB from the cgroup&#x27;s own limit</td>" in page
+    assert "cgroup total" not in page
+
+
+def test_the_legend_names_the_binding_limit_and_the_header_carries_the_advice_sentence():
+    d = report.read([START, BOOT] + group(20) + [CPU_SAID] + group(40))
+    page = charts.page(d, "t")
+    assert "fit the quota" not in page
+    assert "workers advised (limited by cpu)</li>" in page
+    assert "<td>advice</td><td>4 workers advised (last sample, limited by cpu); 2 running</td>" in page
+    assert "<td>advice said</td><td>" + CPU_SAID.split("[INFO] ")[1] + "</td>" in page
+    assert d.bounds == ["cpu"] and "set WEB_CONCURRENCY=4" in d.advice
+
+
+def test_the_live_page_keeps_a_total_that_is_not_the_dynos_off_the_quota():
+    from supervisor.observe.ring import Ring
+    ring = Ring()
+    p = ProcSample(0, 200, 80 * MB, 40 * MB, 30 * MB, 0, 2, 6, 0, 0, 5, 1.0, 5)
+    for i, source in enumerate(("dyno-size", "dyno-size")):
+        ring.add(1000.0 + i, None, [p], DynoSample(540 * MB, 1, 1, 0, 1, 1, 512 * MB, source, 3, 256, (0, 0, 0)), 3)
+    d = ring.data()
+    assert d.dyno_total == [] and len(d.cgroup_total) == 2 and d.quota_from == "dyno-size"
+    page = charts.page(d, "live", advice=CPU_SAID.split("[INFO] ")[1])
+    assert "workers advised (limited by cpu)</li>" in page and "set WEB_CONCURRENCY=4" in page

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import APPS, SCRIPTS, Server, free_port, get, wait_for
+from conftest import APPS, SCRIPTS, Server, free_port, get, no_cgroups, wait_for
 
 STATUS = [sys.executable, "-m", "supervisor", "status"]
 
@@ -177,6 +177,7 @@ def test_the_ledger_after_a_timeout_and_a_max_requests_recycle(tmp_path):
     assert d["deaths"][1]["request"].startswith("GET /hang for ")
 
 
+@pytest.mark.cgroup
 def test_an_oom_kill_in_a_real_dyno_is_named_in_the_ledger(tmp_path):
     """A worker that outgrows a real cgroup limit is killed by the kernel; the death line
     says so from the cgroup's own counter, and status and /metrics file it as oom_kill."""
@@ -185,7 +186,7 @@ def test_an_oom_kill_in_a_real_dyno_is_named_in_the_ledger(tmp_path):
     try:
         d = Dyno(memory="160MB", tasks=128).__enter__()
     except DynoError as exc:
-        pytest.skip("no cgroups to make a dyno here: %s" % exc)
+        no_cgroups(exc)
     sock = str(tmp_path / "ctl.sock")
     mport = free_port()
     try:

@@ -260,25 +260,6 @@ def test_growth_warning(points, quota, kw, expected):
     assert sizing.growth_warning(3, points, quota, **kw) == expected
 
 
-ADV6 = sizing.advise(inputs(512, 4), MASTER, FOUR)                 # 6
-ADV1 = sizing.advise(inputs(512, 4), None, fleet(1, uss=600, pss=600))   # 1
-
-
-@pytest.mark.parametrize("advice, current, lo, hi, n", [
-    (ADV6, 0, 1, None, 6),          # at start: the advice's count
-    (ADV6, 0, 1, 4, 4),             # capped by --max-workers
-    (ADV1, 0, 2, None, 2),          # --min-workers wins
-    (ADV6, 3, 1, None, 4),          # one step up
-    (ADV6, 6, 1, None, 6),          # there
-    (ADV6, 8, 1, None, 7),          # one step down
-    (ADV6, 3, 1, 3, 3),             # at --max-workers
-    (ADV1, 3, 2, None, 2),          # down to --min-workers
-    (ADV1, 2, 2, None, 2),          # and no further
-])
-def test_auto_workers(advice, current, lo, hi, n):
-    assert sizing.auto_workers(advice, current, lo, hi) == n
-
-
 @pytest.mark.parametrize("top, together, text", [
     ((0, 123, B(399), 16 * MB), 16 * MB, "memory at 420MB of 512MB (82%): worker=0 pid=123 holds 399MB "
                                          "private, growing 16MB/s; the quota is 6 s away at this rate: past the quota"),
@@ -290,3 +271,68 @@ def test_auto_workers(advice, current, lo, hi, n):
 def test_memory_warning_names_the_worker(top, together, text):
     level, message = sizing.memory_warning(B(420), B(512), 0, top, together)
     assert level == 80 and message.startswith(text)
+
+
+# -- the advice held until the measure settles, moved past noise only (sizing.steady) -----
+
+def said(n, by=Bound.CPU, threads=None):
+    """An Advice of n workers bound by `by` (the rest as advise gives it)."""
+    base = sizing.advise(inputs(512, 2), proc(-1, uss=20, pss=30), fleet(2, uss=40, pss=50))
+    return dataclasses.replace(base, workers=n, limited_by=by, suggest_threads=threads)
+
+
+# (what it shows, [(fresh advice or None, requests each worker has served)], the count said after each)
+STEADY = [
+    ("held until every worker served 20 requests and two samples are in; then a lasting move",
+     [(said(3), [2, 3]), (said(9), [25, 30]), (said(5), [40, 45]), (said(5), [60, 70])],
+     [None, 9, 9, 5]),
+    ("or until three samples, for a fleet that serves little",
+     [(said(5), [0, 1]), (said(4), [0, 2]), (said(5), [1, 2]), (said(4), [1, 3])],
+     [None, None, 5, 5]),
+    ("no sample of a worker: nothing to say yet, but the sample counts",
+     [(None, []), (None, []), (said(5), [0, 0])],
+     [None, None, 5]),
+    ("the issue's start: 3 -> 9 -> 5 in three samples; held at the first settled answer",
+     [(said(3), [5, 5]), (said(9), [20, 21]), (said(5), [40, 40]), (said(9), [60, 60]), (said(5), [80, 80])],
+     [None, 9, 9, 9, 9]),
+    ("a move of one worker is noise, however long it lasts",
+     [(said(5), [30, 30]), (said(5), [40, 40]), (said(6), [50, 50]), (said(6), [60, 60]), (said(6), [70, 70])],
+     [None, 5, 5, 5, 5]),
+    ("a real move is said once asked for twice in a row, the same way",
+     [(said(5), [30, 30]), (said(5), [40, 40]), (said(8), [50, 50]), (said(8), [60, 60]), (said(8), [70, 70])],
+     [None, 5, 5, 8, 8]),
+    ("a move that flips back is noise",
+     [(said(5), [30, 30]), (said(5), [40, 40]), (said(8), [50, 50]), (said(5), [60, 60]), (said(8), [70, 70]),
+      (said(2), [80, 80])],
+     [None, 5, 5, 5, 5, 5]),
+    ("noise grows with the count: 20% of it",
+     [(said(20), [30, 30]), (said(20), [40, 40]), (said(23), [50, 50]), (said(23), [60, 60]), (said(24), [70, 70]),
+      (said(24), [80, 80])],
+     [None, 20, 20, 20, 20, 24]),
+    ("memory asking for one worker fewer is no noise: staying would risk the quota",
+     [(said(4, Bound.MEMORY), [30, 30]), (said(4, Bound.MEMORY), [40, 40]), (said(3, Bound.MEMORY), [50, 50]),
+      (said(3, Bound.MEMORY), [60, 60])],
+     [None, 4, 4, 3]),
+    ("the threads suggestion moves with the count only (4 -> 2 at start was noise)",
+     [(said(5, threads=4), [30, 30]), (said(5, threads=4), [40, 40]), (said(5, threads=2), [50, 50]),
+      (said(5, threads=4), [60, 60])],
+     [None, 5, 5, 5]),
+]
+
+
+@pytest.mark.parametrize("rounds, counts", [s[1:] for s in STEADY], ids=[s[0] for s in STEADY])
+def test_steady(rounds, counts):
+    state = sizing.Steady()
+    got = []
+    for fresh, requests in rounds:
+        state = sizing.steady(state, fresh, requests)
+        got.append(state.advice.workers if state.advice else None)
+    assert got == counts
+
+
+def test_steady_keeps_the_held_advice_whole_and_refreshes_it_when_the_decision_stands():
+    first, same_newer, other = said(5, threads=4), dataclasses.replace(said(5, threads=4), used=B(300)), said(5, threads=2)
+    state = sizing.steady(sizing.steady(sizing.Steady(), first, [30]), first, [40])
+    assert state.advice is first
+    assert sizing.steady(state, other, [50]).advice is first            # threads 2: not said alone
+    assert sizing.steady(state, same_newer, [50]).advice is same_newer   # same decision: newer numbers

@@ -10,18 +10,21 @@ import sys
 
 import pytest
 
-from conftest import SCRIPTS
+from conftest import SCRIPTS, no_cgroups
 
 sys.path.insert(0, SCRIPTS)
 import soak  # noqa: E402
 from dyno import DynoError  # noqa: E402
 
 
+pytestmark = [pytest.mark.cgroup, pytest.mark.slow]
+
+
 def run(leak, seconds, path=None):
     try:
         r = soak.soak(leak, seconds, path=path)
     except DynoError as exc:
-        pytest.skip("no cgroups to make a dyno here: %s" % exc)
+        no_cgroups(exc)
     assert not r["error"], r["error"]
     assert r["failed"] == 0 and r["oom_kills"] == 0, (r["kinds"], r["log"][-20:])
     assert r["master_alive"], r["log"][-20:]

@@ -19,6 +19,9 @@ def test_duration(seconds, text):
     assert status.duration(seconds) == text
 
 
+STEP = "running 2 of 3 workers: 3 x 170MB private does not fit under 90% of 512MB; set WEB_CONCURRENCY=2"
+
+
 def doc():
     s = ProcSample(0, 812, 88 * MB, 40 * MB, 38 * MB, 0, 1, 6, 0, 0, 1203, 1.0, 192.0)
     stale = ProcSample(1, 700, 80 * MB, 40 * MB, 38 * MB, 0, 1, 6, 0, 0, 1, 1.0, 1.0)   # an earlier pid's
@@ -28,7 +31,8 @@ def doc():
     ]
     master = {"pid": 800, "uptime": 3700, "app": "leaky:app", "binds": "127.0.0.1:8000", "version": "0.1",
               "dyno_size": "standard-1x", "quota": 512 * MB, "quota_source": "cgroup", "tasks": 9,
-              "tasks_max": 256, "target": 2, "advice": "4 workers fit the quota"}
+              "tasks_max": 256, "target": 2, "advice": "4 workers fit the quota", "configured": 3,
+              "utilization": 0.62, "step_down": STEP}
     deaths = [{"when": 0.0, "slot": 0, "pid": 811, "cause": "oom_kill", "detail": "killed by the kernel's OOM killer",
                "request": "POST /leak for 0.10s", "sample": "uss=400.00MB", "uptime": 20.0}]
     return status.document(master, workers, deaths)
@@ -47,14 +51,15 @@ def test_table():
     text = status.table(doc())
     lines = text.splitlines()
     assert lines[0] == "pyfork 0.1 master pid=800 up 1h01m app=leaky:app bind=127.0.0.1:8000"
-    assert lines[1] == "dyno=standard-1x quota=512.0MB (cgroup) tasks=9/256 workers=2/2"
-    assert lines[2] == "advice: 4 workers fit the quota"
-    header = lines[4].split()
+    assert lines[1] == "dyno=standard-1x quota=512.0MB (cgroup) tasks=9/256 workers=2/2 configured=3 utilization=0.62"
+    assert lines[2] == "step down: " + STEP
+    assert lines[3] == "advice: 4 workers fit the quota"
+    header = lines[5].split()
     assert header == list(status.COLUMNS)
-    row0 = lines[5].split()
+    row0 = lines[6].split()
     assert row0[:10] == ["0", "812", "3m12s", "busy", "POST", "/leak", "1.2s", "1203", "88.0MB", "40.0MB"]
-    assert "2 (timeout 1, oom_kill 1)" in lines[5]
-    assert lines[6].split()[:4] == ["1", "813", "3.0s", "idle"]
+    assert "2 (timeout 1, oom_kill 1)" in lines[6]
+    assert lines[7].split()[:4] == ["1", "813", "3.0s", "idle"]
     assert "last deaths:" in lines
     assert lines[-1].endswith("worker=0 pid=811 oom_kill; killed by the kernel's OOM killer; while serving "
                               "POST /leak for 0.10s; last sample: uss=400.00MB")

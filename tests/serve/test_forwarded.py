@@ -71,17 +71,6 @@ def test_scheme_headers_setting(value, error):
             _scheme_headers(value, "s")
 
 
-@pytest.mark.parametrize("value, mask", [("0o22", 0o22), ("0022", 0o22), ("18", 18), (0o77, 0o77), ("0x1f", 31),
-                                         ("0", 0), ("8", 8), ("nine", None), ("0o1000", None), (True, None)])
-def test_umask_setting(value, mask):
-    from supervisor.convert_gunicorn import ConfigError, _umask
-    if mask is None:
-        with pytest.raises(ConfigError):
-            _umask(value, "umask")
-    else:
-        assert _umask(value, "umask") == mask
-
-
 @pytest.mark.parametrize("name, forwarders, key", [
     (b"SCRIPT_NAME", ("SCRIPT_NAME", "PATH_INFO"), "HTTP_SCRIPT_NAME"), (b"script_name", ("SCRIPT_NAME",), "HTTP_SCRIPT_NAME"),
     (b"REMOTE_USER", ("SCRIPT_NAME", "PATH_INFO"), None), (b"X_Any", ("*",), "HTTP_X_ANY"), (b"X_Any", (), None),

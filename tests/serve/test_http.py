@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from conftest import APPS, free_port, get, status_of, wait_for
+from conftest import APPS, Server, free_port, get, status_of, wait_for
 
 T = 3.0   # socket timeout for anything that should be answered at once
 
@@ -199,6 +199,38 @@ def start(server, app="http_app:app", *flags, tmp_path=None, **kw):
     return s, record, pid_of(s.port)
 
 
+_SHARED = {}    # app -> Server: one per module run, for the tests that only send requests
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_servers():
+    """Started on first use by shared(), stopped (and checked for leftovers) after the module."""
+    yield
+    servers, failures = list(_SHARED.values()), []
+    _SHARED.clear()
+    for srv in servers:
+        try:
+            srv.stop()
+        except AssertionError as exc:
+            failures.append(str(exc))
+        finally:
+            srv.close()
+    assert not failures, failures
+
+
+def shared(app="http_app:app"):
+    """A server for a test that sends one request per connection (no flags, no record file):
+    one per app for the module, as a process per test made this file the suite's slowest.
+    The worker must still be the one the module started (assert_same_worker checks it).
+    Tests of keep-alive keep a server of their own: on a shared one, an earlier test's
+    connection closing beside a request is someone waiting, and fair order may answer
+    that request with Connection: close."""
+    s = _SHARED.get(app)
+    if s is None or s.proc.poll() is not None:
+        s = _SHARED[app] = Server(app)
+    return s, None, pid_of(s.port)
+
+
 def recorded(path):
     with open(path) as f:
         return f.read().splitlines()
@@ -212,7 +244,7 @@ def assert_same_worker(s, pid):
 # -- environ ----------------------------------------------------------------------------
 
 def test_environ_request_line_and_addresses(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("GET", "/env/caf%C3%A9/x%20y?a=1&b=%20&c"))
         r = c.response()
@@ -238,7 +270,7 @@ def test_environ_request_line_and_addresses(server):
 
 
 def test_environ_method_and_http10_protocol(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     data, closed = exchange(s.port, req("DELETE", "/env", version="1.0"))
     assert status_of(data) == 200, data
     assert closed
@@ -249,7 +281,7 @@ def test_environ_method_and_http10_protocol(server):
 
 
 def test_environ_repeated_headers_joined_with_comma(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("GET", "/env", [("X-Multi", "a"), ("X-Other", "o"), ("x-multi", "b"), ("X-MULTI", "c d")]))
         r = c.response()
@@ -261,7 +293,7 @@ def test_environ_repeated_headers_joined_with_comma(server):
 
 
 def test_environ_content_type_and_length_unprefixed(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("POST", "/env", [("Content-Type", "application/x-thing; q=1"), ("Content-Length", "5")], b"hello"))
         r = c.response()
@@ -288,7 +320,7 @@ INPUT_EXPECTED = {
 def test_wsgi_input_methods(server, mode):
     # read() without a size is legal PEP 3333 but the validator forbids it: run that one bare
     app = "http_app:unvalidated" if mode == "read" else "http_app:app"
-    s, _, pid = start(server, app)
+    s, _, pid = shared(app)
     with Client(s.port) as c:
         c.send(req("POST", "/input?mode=" + mode, [("Content-Length", str(len(INPUT_BODY)))], INPUT_BODY))
         r = c.response()
@@ -314,7 +346,7 @@ def test_url_scheme_from_trusted_proxy(server):
 def test_framing_headers_beside_connection_close_still_checked(server, order):
     """A Connection header alone takes a lighter path than the framing headers; with
     both, whichever comes first, the framing checks still run."""
-    s, _, pid = start(server)
+    s, _, pid = shared()
     for extra, check in (
             (("X-Forwarded-Proto", "https"), lambda e: e["wsgi.url_scheme"] == "https"),
             (("Content-Length", "3"), lambda e: e["body"] == "abc")):
@@ -332,7 +364,7 @@ def test_framing_headers_beside_connection_close_still_checked(server, order):
 def test_connect_reaches_the_app_without_a_path_then_closes(server):
     """CONNECT's authority-form target is not a path (wsgiref's validator would refuse
     it as PATH_INFO); llhttp treats CONNECT as an upgrade, so the connection closes."""
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("CONNECT", "example.com:443"))
         r = c.response()
@@ -344,7 +376,7 @@ def test_connect_reaches_the_app_without_a_path_then_closes(server):
 
 
 def test_underscore_header_cannot_pose_as_dashed_one(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("POST", "/env", [("X_Forwarded_Proto", "https"), ("Content_Type", "evil/x"),
                                     ("Content-Length", "2")], b"ok"))
@@ -370,7 +402,7 @@ def test_url_scheme_ignored_from_untrusted_peer(server):
 # -- connections ------------------------------------------------------------------------
 
 def test_request_split_across_packets(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     data = req("POST", "/env/split-target?x=1", [("X-Long", "v" * 50), ("Content-Length", "10")], b"0123456789")
     with Client(s.port) as c:
         for piece in (data[:7], data[7:25], data[25:60], data[60:-4], data[-4:]):
@@ -418,7 +450,7 @@ def test_pipelined_requests_answered_in_order(server, app):
 
 
 def test_http10_without_keepalive_closes(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("GET", "/pid", version="1.0", host=False))
         r = c.response()
@@ -522,7 +554,7 @@ def test_streamed_response_chunked_on_http11(server):
 
 
 def test_streamed_response_on_http10_closes_instead(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("GET", "/stream", version="1.0"))
         r = c.response()      # no length, no chunking: the body runs to the close
@@ -535,7 +567,7 @@ def test_streamed_response_on_http10_closes_instead(server):
 
 @BOTH
 def test_head_has_headers_but_no_body(server, app):
-    s, _, pid = start(server, app)
+    s, _, pid = shared(app)
     with Client(s.port) as c:
         c.send(req("HEAD", "/hello") + req("HEAD", "/stream") + req("GET", "/pid"))
         fixed = c.response(head=True)
@@ -591,7 +623,7 @@ def big_file(tmp_path):
 def test_file_wrapper_sends_whole_file(server, big_file):
     # bare app: under the validator the server cannot see the wrapper (no sendfile path)
     path, data = big_file
-    s, _, pid = start(server, "http_app:unvalidated")
+    s, _, pid = shared("http_app:unvalidated")
     r = requests.get("http://127.0.0.1:%d/file" % s.port, params={"path": path}, timeout=T)
     assert r.status_code == 200
     assert r.headers.get("Content-Length") == str(len(data))
@@ -606,7 +638,7 @@ def test_file_wrapper_slow_reader_gets_whole_file(server, tmp_path):
     data = os.urandom(8 << 20)
     with open(path, "wb") as f:
         f.write(data)
-    s, _, pid = start(server, "http_app:unvalidated")
+    s, _, pid = shared("http_app:unvalidated")
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.settimeout(T)
@@ -622,7 +654,7 @@ def test_file_wrapper_slow_reader_gets_whole_file(server, tmp_path):
 
 
 def test_large_upload_spooled_intact(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     body = os.urandom(3 * (1 << 20) + 123)        # > SPOOL_BYTES: goes through a temp file
     r = requests.post("http://127.0.0.1:%d/hash" % s.port, data=body, timeout=10)
     assert r.status_code == 200, r.text
@@ -740,7 +772,7 @@ def test_truncated_body_never_reaches_app(server, tmp_path):
 # -- application errors -------------------------------------------------------------------
 
 def test_app_exception_500_without_traceback(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("GET", "/raise"))
         r = c.response()
@@ -779,7 +811,7 @@ def test_exc_info_after_headers_sent_reraises(server, tmp_path):
 
 
 def test_exc_info_before_headers_replaces_status(server):
-    s, _, pid = start(server)
+    s, _, pid = shared()
     with Client(s.port) as c:
         c.send(req("GET", "/exc-before-headers"))
         r = c.response()
@@ -860,7 +892,7 @@ def test_access_log_custom_format(server, tmp_path):
 # -- Flask --------------------------------------------------------------------------------
 
 def flask_server(server):
-    s, _, pid = start(server, "http_flask:app")
+    s, _, pid = shared("http_flask:app")
     return s, pid, "http://127.0.0.1:%d" % s.port
 
 

@@ -22,6 +22,7 @@ def test_one_request_at_a_time():
     beats.set(cell, 123, READY, 5.0, 7, 1.5)
     m = Meter(beats.mem, cell)
     m.busy_seconds = 1.5
+    m.requests = 7                       # the worker's count, as its ticks wrote it
     slow = ("GET", "/slow", "", "/slow")
     m.times[m.at] = 10.0                 # the loop's turn: no request of it starts after 10.0
     m.start(slow)
@@ -70,3 +71,17 @@ def test_threads_write_whole_records():
     for t in threads:
         t.join()
     assert beats.get(cell)[5:] == (0, 0.0, "") and m.busy() == 0
+
+
+def test_the_count_reaches_the_cell_without_a_tick_or_an_idle_loop():
+    """A death line reads the cell's count: a worker that never went idle has it there too
+    (start() writes it; with threads, answered(); the loop writes it each turn)."""
+    beats = Heartbeat(4)
+    cell = beats.take()
+    beats.set(cell, 123, READY, 5.0)
+    m = Meter(beats.mem, cell)
+    m.requests = 30                      # answered since the last tick
+    m.start(("GET", "/hang", "", "/hang"), 6.0)
+    assert beats.get(cell).requests == 30 and beats.get(cell).what == "GET /hang"
+    m.answered(2)
+    assert beats.get(cell).requests == 32 == m.requests

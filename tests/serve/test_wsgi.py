@@ -88,6 +88,39 @@ def test_split_target(raw, expected):
         assert cache == {}                 # other forms are checked on every request
 
 
+@pytest.mark.parametrize("value, expect", [
+    ("", ("", b"")), ("/", ("", b"")), ("/app", ("/app", b"/app")), ("/app/", ("/app", b"/app")),
+    ("/a/b", ("/a/b", b"/a/b")), ("/caf%C3%A9", ("/caf%C3%A9", b"/caf%C3%A9")),
+    ("app", ValueError), ("/a?b", ValueError), ("/a b", ValueError), ("/caf\u00e9x\u0100", ValueError),
+])
+def test_mount_point(value, expect):
+    if expect is ValueError:
+        with pytest.raises(ValueError, match="SCRIPT_NAME="):
+            wsgi.mount_point(value)
+    else:
+        assert wsgi.mount_point(value) == expect
+
+
+@pytest.mark.parametrize("raw, expected", [
+    (b"/app", ("", "", "/app")),                          # the mount itself: PATH_INFO empty (PEP 3333)
+    (b"/app/", ("/", "", "/app/")),
+    (b"/app/x%20y?q=1", ("/x y", "q=1", "/app/x%20y?q=1")),
+    (b"/app?q", ("", "q", "/app?q")),
+    (b"http://h/app/p", ("/p", "", "http://h/app/p")),    # absolute-form: its path
+    (b"*", ("", "", "*")),                                # not a path: left alone
+    (b"h:443", ("", "", "h:443")),
+    (b"/other", 404), (b"/", 404), (b"/application", 404), (b"/ap", 404),
+    (b"/%61pp/x", 404),                                   # compared encoded, as Gunicorn does
+])
+def test_split_target_under_a_mount(raw, expected):
+    if expected == 404:
+        with pytest.raises(wsgi.Refused) as err:
+            split_target(raw, b"/app")
+        assert err.value.status == 404 and "outside SCRIPT_NAME" in str(err.value)
+    else:
+        assert split_target(raw, b"/app") == expected
+
+
 @pytest.mark.parametrize("raw, expected", [
     (b"/p?q=1#frag", ("/p", "q=1", "/p?q=1#frag")),
     (b"/p#f?x", ("/p", "", "/p#f?x")),

@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from conftest import APPS, get, wait_for
+from conftest import APPS, get, open_copy, wait_for
 
 
 class Load:
@@ -66,6 +66,7 @@ def no_zombies(s):
     return s.zombies()       # tolerant of a child exiting while it is listed
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_killed_workers_are_replaced_under_load(server):
     s = server("sup_apps:app", "--preload", workers=3)
@@ -240,12 +241,20 @@ def test_pidfile_written_and_removed(server, tmp_path):
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
 def test_workers_drop_privileges(server):
-    s = server("sup_apps:app", "--user", "nobody", workers=1)
-    worker = psutil.Process(s.worker_pids()[0])
+    """From any checkout folder: the app is imported by the worker, as nobody, so it is
+    served from a copy nobody can read (tests/apps may sit under a 0700 folder)."""
     import pwd
-    assert worker.uids().effective == pwd.getpwnam("nobody").pw_uid
-    assert s.ps.uids().effective == 0
-    assert get(s.port, "/")[0] == 200
+    import shutil
+    nobody = pwd.getpwnam("nobody").pw_uid
+    folder = open_copy([os.path.join(APPS, "sup_apps.py")], nobody)
+    try:
+        s = server("sup_apps:app", "--user", "nobody", workers=1, cwd=folder)
+        worker = psutil.Process(s.worker_pids()[0])
+        assert worker.uids().effective == nobody
+        assert s.ps.uids().effective == 0
+        assert get(s.port, "/")[0] == 200
+    finally:
+        shutil.rmtree(folder)
 
 
 def test_as_pid_1_in_a_container_reaps_orphans(tmp_path):

@@ -297,3 +297,34 @@ def test_a_stopping_worker_is_still_ours():
 def test_reopen_reaches_every_worker():
     t = table({"pid": 10}, leaving={7: Leaving(7, 0, 3, None)})
     assert brief(plan.reopen(t)) == [("USR1", 10, "reopen logs"), ("USR1", 7, "reopen logs")]
+
+
+# -- room first (rule 7) --------------------------------------------------------------------
+
+def test_a_recycle_for_memory_starts_the_replacement_once_the_old_worker_is_gone():
+    t = table({"pid": 10, "ready": True, "cell": 4}, {"pid": 11, "ready": True})
+    assert brief(plan.recycle(t, 0, 50.0, room=True)) == [("TERM", 10, "recycled")]
+    assert brief(plan.actions(t, {11: beat(50.0)}, 50.0)) == []           # 10 still holds its memory
+    assert plan.deadline(t, {11: beat(50.0)}, 50.0) == 51.0                # no spin on slot 0's past due
+    assert plan.gone(t, 10) == Leaving(10, 0, 4, 80.0) and t.room == set()
+    assert brief(plan.actions(t, {11: beat(50.5)}, 50.5)) == [("spawn", 0)]
+
+
+def test_a_step_down_retires_the_top_slot_and_holds_every_start_until_it_is_gone():
+    # worker 1 was OOM-killed (its slot is empty, due now); one fewer: worker 2 leaves,
+    # and worker 1 starts only once worker 2's memory is free
+    t = table({"pid": 10, "ready": True}, {"due": 5.0}, {"pid": 12, "ready": True, "cell": 6})
+    assert brief(plan.step_down(t, 2, 5.0)) == [("TERM", 12, "retired")]
+    assert t.target == 2 and t.room == {12}
+    beats = {10: beat(5.0)}
+    assert brief(plan.actions(t, beats, 5.0)) == []
+    assert plan.gone(t, 12) == Leaving(12, 2, 6, 35.0)
+    assert brief(plan.actions(t, beats, 5.1)) == [("spawn", 1)]
+    plan.spawned(t, 1, 13, 7, 5.1)
+    assert brief(plan.actions(t, beats, 5.2)) == []                       # slot 2 stays empty
+
+
+def test_a_step_down_from_the_top_slot_itself_retires_nothing():
+    t = table({"pid": 10, "ready": True}, {"pid": 11, "ready": True}, {"due": 5.0})
+    assert plan.step_down(t, 2, 5.0) == [] and t.room == set()
+    assert brief(plan.actions(t, {10: beat(5.0), 11: beat(5.0)}, 5.0)) == []

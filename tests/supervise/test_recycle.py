@@ -92,3 +92,49 @@ def test_memory_pressure_says_why_it_cannot_help():
 ])
 def test_memory_nearness(used, quota, mark, near):
     assert recycle.memory_nearness(used, quota, mark) == pytest.approx(near)
+
+
+# -- a recycle that does not help, and room first ------------------------------------------
+
+LAST = recycle.Recycled(when=100.0, slot=1, pid=101, grown=150 * MB)
+
+
+@pytest.mark.parametrize("last, workers, now, back", [
+    (LAST, [held(0, 170, 150), Held(1, 555, 170 * MB, 130 * MB, 0.0)], 110.0, 1),   # grew back: 130 of 150
+    (LAST, [held(0, 170, 150), Held(1, 555, 60 * MB, 40 * MB, 0.0)], 110.0, None),  # small still
+    (LAST, [held(0, 170, 150), Held(1, 555, 170 * MB, 130 * MB, 0.0)], 161.0, None),  # a minute later: a leak's pace
+    (LAST, [held(0, 170, 150), held(1, 170, 150)], 110.0, None),      # the same pid: not its replacement
+    (None, [held(0, 170, 150)], 110.0, None),
+])
+def test_regrew(last, workers, now, back):
+    got = recycle.regrew(last, workers, now)
+    assert (got.slot if got else None) == back
+
+
+@pytest.mark.parametrize("why, used, private, room", [
+    (recycle.why(recycle.Category.PRESSURE, value=470, limit=512, pct=92, mark=90, metric="uss", private=170,
+                 growth="x"), 470 * MB, 170 * MB, True),                       # past the mark: never both
+    (recycle.why(recycle.Category.MEMORY, metric="pss", value=310, limit=300), 330 * MB, 300 * MB, True),
+    (recycle.why(recycle.Category.MEMORY, metric="pss", value=310, limit=300), 100 * MB, 300 * MB, False),
+    (recycle.why(recycle.Category.ZOMBIES, value=40, limit=32), 500 * MB, 100 * MB, False),   # holds no memory
+])
+def test_needs_room(why, used, private, room):
+    assert recycle.needs_room(why, used, Q, 90, private) is room
+    assert recycle.needs_room(why, None, None, 90, private) is (why.category is recycle.Category.PRESSURE)
+
+
+def young(slot, private_mb, grown_mb, age, rate_mb=0.0):
+    return Held(slot, 100 + slot, private_mb * MB, grown_mb * MB, rate_mb * MB, age)
+
+
+@pytest.mark.parametrize("workers, regrow", [
+    ([young(0, 170, 150, 3), young(1, 168, 148, 2), young(2, 165, 140, 1)], True),    # 3 x 170 fresh: the count
+    # the same sizes, still growing 10MB/s each: a fast leak, which a recycle holds off
+    ([young(0, 170, 150, 20, 10), young(1, 168, 148, 20, 10), young(2, 165, 140, 20, 10)], False),
+    ([young(0, 170, 150, 3, 146), young(1, 168, 148, 2), young(2, 165, 140, 1)], False),  # one still growing
+    ([young(0, 170, 150, 300), young(1, 168, 148, 290), young(2, 165, 140, 280)], False),   # a slow leak all share
+    ([young(0, 170, 150, 3), young(1, 40, 20, 2), young(2, 40, 20, 1)], False),       # one worker's spike
+    ([young(0, 170, 150, 3)], False),                                                  # one worker: nothing to spare
+])
+def test_will_regrow(workers, regrow):
+    assert recycle.will_regrow(workers[0], workers) is regrow

@@ -52,6 +52,7 @@ def deaths_per_slot(log):
     return per
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(60)
 def test_one_worker_query_of_death_restarts_paced_and_recovers(server):
     s = server("sup_apps:query_of_death", workers=1)
@@ -68,6 +69,7 @@ def test_one_worker_query_of_death_restarts_paced_and_recovers(server):
     assert s.proc.poll() is None
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(90)
 def test_four_workers_serve_through_a_query_of_death(server):
     s = server("sup_apps:query_of_death", workers=4)
@@ -108,6 +110,7 @@ def test_four_workers_serve_through_a_query_of_death(server):
     assert s.proc.poll() is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", [1, 4])
 def test_a_request_just_under_the_timeout_completes(server, threads):
     s = server("sup_apps:query_of_death", "--timeout", "3", "--threads", threads, workers=1)
