@@ -33,13 +33,13 @@ def _next(w, sock, base, trust, registered):
 _allowed = {}      # peer address -> in --proxy-allow-from? (a worker's few proxies, looked up once)
 
 
-def adopt(w, sock, base, trust, registered, cls=Connection):
+def adopt(w, sock, base, trust, registered, cls=Connection, threaded=ThreadedConnection):
     """The connection serves HTTP from here, level-triggered on EPOLLIN (the worker's accept
     path, for a socket a stage had: `registered` with the epoll already or not)."""
     if w.pool is None:
         conn = cls(w.ctx, sock, base, trust)
     else:
-        conn = ThreadedConnection(w.ctx, sock, base, trust, w.pool)
+        conn = threaded(w.ctx, sock, base, trust, w.pool)
         conn.mask = select.EPOLLIN
     w.conns[conn.fd] = conn
     if registered:

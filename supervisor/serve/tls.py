@@ -17,6 +17,7 @@ import socket
 import ssl
 
 from .connection import Connection
+from .threads import ThreadedConnection
 
 CERT_REQS = {"0": ssl.CERT_NONE, "1": ssl.CERT_OPTIONAL, "2": ssl.CERT_REQUIRED, "none": ssl.CERT_NONE,
              "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
@@ -112,15 +113,22 @@ class Handshake:
 def adopt(w, sock, base, trust, registered):
     """The connection serves HTTP over `sock` from here, level-triggered on EPOLLIN."""
     from .proxied import adopt as plain_adopt
-    return plain_adopt(w, sock, base, trust, registered, TLSConnection)
+    return plain_adopt(w, sock, base, trust, registered, TLSConnection, TLSThreadedConnection)
+
+
+def _through_tls(self, env, wrapper, fileno):
+    """A file wrapper's blocks go through the SSL socket: os.sendfile would write plaintext."""
+    return self.respond_iter(env, (block for block in wrapper))   # not a FileWrapper: no sendfile
 
 
 class TLSConnection(Connection):
-    """A Connection whose file wrappers go through the SSL socket (no os.sendfile)."""
     __slots__ = ()
+    send_file = _through_tls
 
-    def send_file(self, env, wrapper, fileno):
-        return self.respond_iter(env, (block for block in wrapper))   # not a FileWrapper: no sendfile
+
+class TLSThreadedConnection(ThreadedConnection):
+    __slots__ = ()
+    send_file = _through_tls
 
 
 class TLSSock:
