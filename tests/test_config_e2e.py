@@ -290,6 +290,7 @@ worker_class = "sync"
 threads = 1
 worker_connections = 1000
 daemon = False
+umask = 0
 wsgi_app = "cfg_apps:app"       # sup_apps:app, noting which process imports it
 '''
 
