@@ -14,7 +14,7 @@ request with --close). The worker's count for 3,000 requests is taken from its c
 13,000: boot and exit cancel, what is left is 10,000 requests. With --baseline REV the
 same is measured for pyfork as of git revision REV (a detached worktree), side by side.
 
-    python scripts/instructions.py [--close] [--baseline REV] [--flags "--proxy-protocol"]
+    python scripts/instructions.py [--close] [--threads N] [--baseline REV] [--flags "--proxy-protocol"]
 
 --flags adds pyfork flags to the measured tree only (not to the baseline): the cost of an
 option turned on, against the baseline with it off.
@@ -41,10 +41,12 @@ from ports import free_port  # noqa: E402
 
 CONNECTIONS = 16
 BODY = b"Hello, World!"
-# Under valgrind a turn takes far longer than SLICE: without this, fair order would cut
-# every turn short and shed keep-alive (a pyfork without serve/worker.py ignores it).
+# Under valgrind a turn takes far longer than SLICE, and a request longer than threads'
+# SLOW_WAIT: without this, fair order would cut every turn short and shed keep-alive (a
+# pyfork without serve/worker.py ignores it).
 RUN = ("import os, runpy, sys; sys.path.insert(0, {root!r}); "
-       "exec('import supervisor.serve.worker as w; w.SLICE = w.LEAD = 100.0') "
+       "exec('import supervisor.serve.worker as w; w.SLICE = w.LEAD = 100.0; "
+       "import supervisor.serve.threads as t; t.SLOW_WAIT = 100.0') "
        "if os.path.isdir(os.path.join({root!r}, 'supervisor', 'serve')) else None; "
        "runpy.run_module('supervisor', run_name='__main__')")
 
@@ -89,14 +91,15 @@ def send(port, n, close):
                 sent += 1
 
 
-def worker_instructions(root, n, close, workdir, flags=()):
+def worker_instructions(root, n, close, workdir, threads=1, flags=()):
     """Instructions the worker ran, booting, serving n requests and exiting."""
     port = free_port("127.0.0.1")
     out = os.path.join(workdir, "cg.%d.%%p" % port)
     env = dict(os.environ, PYTHONHASHSEED="0", PYTHONPATH=HERE)
     argv = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=" + out,
             sys.executable, "-c", RUN.format(root=root),
-            "run", "hello:app", "-w", "1", "-b", "127.0.0.1:%d" % port, "--timeout", "600", *flags]
+            "run", "hello:app", "-w", "1", "-b", "127.0.0.1:%d" % port, "--timeout", "600",
+            "--threads", str(threads), *flags]
     with open(os.path.join(workdir, "server-%d.log" % port), "wb") as log:
         proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -123,15 +126,16 @@ def worker_instructions(root, n, close, workdir, flags=()):
     sys.exit("no count in %s" % files[-1])
 
 
-def per_request(root, close, workdir, flags=()):
-    return (worker_instructions(root, 13000, close, workdir, flags)
-            - worker_instructions(root, 3000, close, workdir, flags)) / 10000
+def per_request(root, close, workdir, threads=1, flags=()):
+    return (worker_instructions(root, 13000, close, workdir, threads, flags)
+            - worker_instructions(root, 3000, close, workdir, threads, flags)) / 10000
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--close", action="store_true", help="a new connection per request")
     parser.add_argument("--baseline", metavar="REV", help="also measure pyfork as of git revision REV")
+    parser.add_argument("--threads", type=int, default=1, help="the worker's --threads (1: no app threads)")
     parser.add_argument("--flags", default="", help="pyfork flags for the measured tree only (quoted)")
     args = parser.parse_args()
     flags = shlex.split(args.flags)
@@ -143,12 +147,13 @@ def main():
                            check=True, capture_output=True)
             roots.append(("pyfork@" + args.baseline, path))
         try:
-            counts = [(name, per_request(root, args.close, workdir, () if root != ROOT else flags))
+            counts = [(name, per_request(root, args.close, workdir, args.threads, () if root != ROOT else flags))
                       for name, root in roots]
         finally:
             if args.baseline:
                 subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path], capture_output=True)
-    mode = ("close" if args.close else "keep-alive") + (" " + args.flags if args.flags else "")
+    mode = (("close" if args.close else "keep-alive") + (" threads=%d" % args.threads if args.threads > 1 else "")
+            + (" " + args.flags if args.flags else ""))
     for name, count in counts:
         print("%-20s %-10s %8.0f instructions per request (worker)" % (name, mode, count))
     if len(counts) == 2:

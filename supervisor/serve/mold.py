@@ -123,7 +123,8 @@ def fork_worker(worker, nr, cell, rep, listeners, sockets):
 def reforked(template, nr, cell, listeners, sockets):
     """In the worker forked for slot `nr`. Never returns."""
     try:
-        template.signals.close()
+        os.setpgid(0, 0)      # a group of its own, as spawn.own_group gives every worker: not the template's,
+        template.signals.close()      # whose leftovers are swept when it dies (supervise/sweep.py)
         waited = 0.0
         while os.getppid() != template.ppid:    # the middle process exits at once: then we are the master's
             if waited > REPARENT_WITHIN:

@@ -81,6 +81,7 @@ def accept(w, sock, base, trusted, addr):
 
 class Stage:
     running = False
+    key = None         # no request yet (serve/timeouts.py looks for one)
     __slots__ = ("w", "sock", "fd", "base", "trust", "allowed", "peer", "last", "closed", "ctx", "mask", "size",
                  "registered")
 
@@ -99,6 +100,10 @@ class Stage:
 
     def between_requests(self):
         """Idle until the header comes: the keep-alive timeout closes a peer that sends nothing."""
+        return True
+
+    def reclaimable(self):
+        """Out of descriptors (nofds.py): a connection still before HTTP may be closed."""
         return True
 
     def on_readable(self):

@@ -77,6 +77,16 @@ class Responder:
             return self.respond_iter(env, result)
         except _Gone:
             self.keep = False
+        except RequestTimeout:
+            self.keep = False
+            self.ctx.log.exception("timeout: %s %s ran past --timeout; answered 504; it was here:",
+                                   env.get("REQUEST_METHOD"), env.get("RAW_URI"))
+            if not self.closed:
+                if not self.sent:
+                    self.out.append(error_response(504))
+                    self.code = 504
+                else:
+                    self.cut()
         except Exception:
             self.keep = False
             self.ctx.log.exception("error handling %s %s", env.get("REQUEST_METHOD"), env.get("RAW_URI"))
@@ -304,6 +314,8 @@ def refusal(exc, line=b""):
         err = exc.__context__
         if isinstance(err, Refused):
             return err.status, str(err)
+        if isinstance(err, RequestTimeout):     # raised where serve() could not catch it (its own finally)
+            return 504, str(err)
         if isinstance(err, _Gone):
             return None, None
         raise exc
@@ -317,6 +329,13 @@ def refusal(exc, line=b""):
 
 class _Gone(Exception):
     """The client went away mid-response."""
+
+
+class RequestTimeout(BaseException):
+    """Raised inside the app by a worker without threads when the master says its request
+    passed --timeout (serve/worker.py): it surfaces from time.sleep, a socket wait or any
+    Python code. A BaseException, as KeyboardInterrupt is: an app's `except Exception`
+    must not swallow it. serve() catches it, logs where the request was and answers 504."""
 
 
 def _bytes(data):

@@ -72,9 +72,12 @@ class Pool:
         out = conn.out
         with self.lock:
             if out:
-                size = sum(map(len, out))
-                conn.outbox.extend(out)
-                conn.backlog += size
+                if not conn.timed_out:
+                    size = sum(map(len, out))
+                    conn.outbox.extend(out)
+                    conn.backlog += size
+                else:
+                    close_parts(out)          # the loop answered 504 already: drop it (a file part's fd too)
                 out.clear()
             if finished:
                 conn.finished = True
@@ -126,7 +129,7 @@ class ThreadedConnection(FileOut, Connection):
     """A Connection whose requests run in the pool. Loop side: on_readable, drain, on_writable.
     Thread side: work (and flush, which hands output to the loop instead of sending it)."""
     __slots__ = ("pool", "queued", "outbox", "backlog", "finished", "posted", "unsent", "refusal", "mask",
-                 "handed_at", "running", "later")
+                 "handed_at", "running", "later", "key", "timed_out")
 
     def __init__(self, ctx, sock, base, trust, pool):
         super().__init__(ctx, sock, base, trust)
@@ -143,6 +146,8 @@ class ThreadedConnection(FileOut, Connection):
         self.refusal = None       # an error response to send once the queued requests are answered
         self.handed_at = 0.0      # when its request went to the pool
         self.mask = 0             # the epoll events registered for it (the worker's)
+        self.key = None           # the thread serving its request (the meter's key), while one does
+        self.timed_out = False    # its request passed --timeout: the loop answered 504 (pool lock)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -310,6 +315,7 @@ class ThreadedConnection(FileOut, Connection):
         ctx = self.ctx
         self.plain, self.keep = plain, keep
         meter = ctx.meter
+        self.key = key
         t0 = meter.thread_start(key, env)
         if t0 - self.handed_at > SLOW_WAIT:
             self.pool.waited_at = t0       # requests wait for a thread: the worker is saturated
@@ -322,6 +328,7 @@ class ThreadedConnection(FileOut, Connection):
             self.keep = False
             ctx.log.exception("app thread: error serving %s %s", env.get("REQUEST_METHOD"), env.get("RAW_URI"))
         finally:
+            self.key = None
             t1 = meter.thread_end(key, t0)
             if t1 - t0 > SLOW_WAIT:
                 self.pool.slow_at = t1
@@ -329,7 +336,7 @@ class ThreadedConnection(FileOut, Connection):
 
     def flush(self):
         """A streamed response: hand what is ready to the loop; wait if the client lags far."""
-        if self.closed:
+        if self.closed or self.timed_out:
             raise _Gone()
         pool = self.pool
         pool.hand(self)

@@ -60,6 +60,7 @@ def start(w, sock, base, trust, registered):
 
 class Handshake:
     running = False
+    key = None         # no request yet (serve/timeouts.py looks for one)
     __slots__ = ("w", "sock", "fd", "base", "trust", "last", "closed", "ctx", "mask", "registered")
 
     def __init__(self, w, sock, base, trust, registered):
@@ -77,6 +78,10 @@ class Handshake:
     def between_requests(self):
         """Mid-request: a client that stops half-way is closed after the read timeout."""
         return False
+
+    def reclaimable(self):
+        """Out of descriptors (nofds.py): a handshake may be closed to make room."""
+        return True
 
     def step(self):
         try:

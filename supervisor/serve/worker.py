@@ -26,12 +26,12 @@ from .connection import Connection
 from .context import Clock, Context
 from .meter import SERVED, Meter
 from .nofds import OutOfFds
-from . import proxied, threads
+from . import proxied, threads, timeouts
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, framing, http_date, listener_environ, mount_point, peer_trusted
+from .wsgi import base_environ, framing, http_date, listener_environ, mount_point, peer_trusted, roomy
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -96,6 +96,10 @@ class Worker(OutOfFds):
         if cfg.certfile:
             from . import tls
             self.tls = tls.context(cfg)
+        self.timed_out = 0.0      # seconds its timed-out request had run when answered 504 (0: none)
+        self.flags = 0            # heartbeat state flags (TIMED_OUT)
+        self.extended = {}        # request key -> (its start, which request): extend_timeout's cap
+        self.answered = set()     # with threads: the meter's entries of the requests answered 504
         self.strain = None        # out of file descriptors: the episode (fdlimit.Strain), else None
         self.paused = False       # the listeners rest: accept() was refused and nothing could be closed
         self.wait = TICK          # the longest an idle loop sleeps (shorter while the listeners rest)
@@ -152,8 +156,11 @@ class Worker(OutOfFds):
             # Gunicorn's way: a Python handler, so the hook can run. It runs only if the
             # interpreter regains control; the master's SIGKILL follows either way.
             signal.signal(signal.SIGABRT, self.on_abort)
+        if self.threads <= 1:
+            signal.signal(signal.SIGUSR2, self.on_timeout)    # raise in the app (threads: the loop answers)
         self.title()
         if self.app is None:
+            gc.freeze()   # the master's objects: the collector must not touch (and so copy) their pages on import
             self.app, code = load_logged(self.cfg.app, self.log, "worker=%d" % self.slot)
             if code is not None:
                 return code
@@ -167,15 +174,12 @@ class Worker(OutOfFds):
             self.log.error("worker=%d: %s", self.slot, exc)
             return exits.USAGE
         self.ctx = dataclasses.replace(self.ctx, mount=mount)
-        self.listeners = [(sock, listener_environ(base, sock.getsockname())) for sock in self.listeners]
+        base["pyfork.extend_timeout"] = self.extend_timeout
+        self.listeners = [(sock, roomy(listener_environ(base, sock.getsockname()))) for sock in self.listeners]
         gc.freeze()   # what exists now is long-lived: keep the collector off it (and its pages shared)
         self.beats.set(self.cell, os.getpid(), heartbeat.READY, time.monotonic())
-        try:
-            os.write(self.ready_fd, b"r")    # wake the master: it may be waiting on us
-        except OSError:
-            pass
-        if not self.cfg.refork_after:
-            os.close(self.ready_fd)    # kept with refork: a worker forked from this one says ready on it
+        self.wake_master()      # it may be waiting on us (the fd stays open: a timeout wakes it too, and with
+                                # refork a worker forked from this one says ready on it)
         if self.threads > 1:
             self.pool = Pool(self.threads, self.meter, self.log)
         self.serve()
@@ -183,6 +187,12 @@ class Worker(OutOfFds):
             from . import mold
             return mold.become(self)
         return exits.OK
+
+    def wake_master(self):
+        try:
+            os.write(self.ready_fd, b"r")
+        except OSError:
+            pass
 
     def title(self):
         setproctitle.setproctitle("pyfork worker %d [%s] requests=%d" % (self.slot, self.cfg.app, self.requests))
@@ -296,6 +306,8 @@ class Worker(OutOfFds):
     def end_turn(self, now):
         """After a wake-up (the loop without threads calls it only when one of its tests
         holds): count toward max_requests, tick. True when a stopping worker is done."""
+        if self.timed_out and not self.stopping:
+            timeouts.recycle(self)
         if self.requests >= self.max_requests and not self.stopping:
             self.log.info("worker=%d pid=%d reached max_requests=%d: restarting",
                           self.slot, os.getpid(), self.max_requests)
@@ -374,6 +386,7 @@ class Worker(OutOfFds):
                 hooks.call(self.cfg.hooks, self.log, "worker_int", self)
                 self.exit(exits.OK)
             elif cmd is Command.STOP:
+                self.molding = False      # a template told to stop while it drains just stops
                 self.stop()
             elif cmd is Command.MOLD and self.refork_fds and not self.stopping:
                 self.molding = True       # finish what is in hand, then serve() returns into mold.become
@@ -381,6 +394,17 @@ class Worker(OutOfFds):
             elif cmd is Command.REOPEN:
                 self.log.reopen()
                 faulthandler.enable(file=self.log.stream, all_threads=True)
+            elif cmd is Command.TIMEOUT and self.pool is not None:
+                timeouts.answer_threads(self, time.monotonic())
+
+    def on_timeout(self, signum, frame):
+        """SIGUSR2 without threads (the master: the request passed --timeout): raise
+        RequestTimeout in the app, if the app is where the main thread is (timeouts.py)."""
+        timeouts.raise_in_app(self, frame)
+
+    def extend_timeout(self, seconds):
+        """environ["pyfork.extend_timeout"](seconds): this request may run `seconds` more."""
+        return timeouts.extend(self, seconds)
 
     def on_abort(self, signum, frame):
         faulthandler.dump_traceback(file=self.log.stream, all_threads=True)
@@ -404,7 +428,8 @@ class Worker(OutOfFds):
             conn.ctx = self.ctx
         now = self.clock.now
         self.deadline = now + self.cfg.graceful_timeout
-        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING, now, self.requests, self.meter.busy_seconds)
+        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING | self.flags, now, self.requests,
+                       self.meter.busy_seconds)
         for sock, _ in self.listeners:
             try:
                 self.ep.unregister(sock.fileno())
@@ -426,8 +451,10 @@ class Worker(OutOfFds):
 
     def tick(self, now):
         """Once a second: beat, refresh the Date header, drop idle connections, check the master."""
-        self.beats.set(self.cell, os.getpid(), heartbeat.STOPPING if self.stopping else heartbeat.READY,
+        self.beats.set(self.cell, os.getpid(), (heartbeat.STOPPING if self.stopping else heartbeat.READY) | self.flags,
                        now, self.requests, self.meter.busy_seconds)
+        if self.timed_out and self.pool is not None:
+            timeouts.answer_threads(self, now)      # a neighbour past its own deadline since
         second = int(time.time())
         if second != self.second:
             self.second = second

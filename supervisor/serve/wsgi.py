@@ -350,3 +350,20 @@ def peer_trusted(peer, allowed):
     except ValueError:
         return False
     return any(a == "*" or ip in a for a in allowed)
+
+
+def roomy(template):
+    """The environ template as a dict with room to grow: each request's environ is its copy
+    (dict.copy clones the hash table at its size), filled with the request's keys. Cloned
+    from a table of the template's own size, a hello-world request's 22nd key made the copy
+    grow (a new table, every key re-inserted: 800 instructions, 2.7% of a keep-alive
+    request, when "pyfork.extend_timeout" became the template's 17th key), as any request
+    with a header or two more did before. Grown once here, the copies start with room.
+    Falls back to a plain copy if this Python's dict does not keep the room."""
+    d, size, fill = dict(template), sys.getsizeof(template), []
+    while sys.getsizeof(d) == size and len(fill) < 64:
+        fill.append("\0room%d" % len(fill))
+        d[fill[-1]] = None
+    for key in fill:
+        del d[key]
+    return d if sys.getsizeof(d.copy()) > size else dict(template)

@@ -107,6 +107,16 @@ def keep_one_fast(table, slot, delay, now):
     return FAST
 
 
+def sweeps_group(code, aborted=False, timed_out=False):
+    """Whether what a dead worker started (its process group: spawn.py) goes with it: after
+    a death by a signal (our SIGABRT or SIGKILL, the kernel's OOM killer, anyone's kill), an
+    abort, or a worker that left after answering a timed-out request 504 (its stuck request's
+    children are still waiting: a hung `ffmpeg` or `sleep 3600`). Not after a clean exit
+    (max-requests, a reload, a stop): a process the app meant to outlive its worker stays,
+    and the master still reaps it."""
+    return code < 0 or aborted or timed_out
+
+
 def fork_failed(slot, now, rnd):
     """fork() failed (the task limit, or memory): try again later, with the slot's backoff."""
     slot.failures += 1

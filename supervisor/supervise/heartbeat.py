@@ -22,6 +22,7 @@ WHAT = WORK.size - 16               # bytes of `what`
 CELL_SIZE = TICK.size + WORK.size
 BOOTING, READY, STOPPING = 0, 1, 2
 EXITING = 4      # a flag added to the state just before pyfork's own os._exit: the code is pyfork's
+TIMED_OUT = 8    # a flag: a request passed --timeout, the worker answered it 504 and is leaving (recycled)
 
 CELLS = 1024   # enough for any worker count plus replacements during a reload
 
@@ -50,7 +51,13 @@ class Beat(typing.NamedTuple):
     @property
     def served(self):
         """The worker got as far as serving (the master may not have seen it ready yet)."""
-        return self.state & ~EXITING in (READY, STOPPING) or self.busy > 0
+        return self.state & ~(EXITING | TIMED_OUT) in (READY, STOPPING) or self.busy > 0
+
+    @property
+    def timed_out(self):
+        """The worker answered a request that passed --timeout with 504 and stops taking new
+        ones: the master replaces it (plan.actions)."""
+        return bool(self.state & TIMED_OUT)
 
     @property
     def exiting(self):

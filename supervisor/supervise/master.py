@@ -14,13 +14,13 @@ import time
 
 import setproctitle
 
-from . import commands, deaths, plan, recycle, reforking, startup
+from . import commands, deaths, plan, recycle, reforking, startup, sweep
 from .. import exits, hooks
 from ..observe import prometheus
 from ..config import AUTO
 from ..hooks import HookFailed, WorkerInfo
 from .pidfile import remove_pidfile
-from .plan import Booted, Phase, Signal, Spawn
+from .plan import Booted, Phase, Recycled, Signal, Spawn, Sweep
 from .signals import Command
 from .spawn import spawn
 
@@ -64,6 +64,7 @@ class Master:
         self.heartbeat = None
         self.poller = select.poll()
         self.polled = {}           # extra fds polled for their owners (the metrics server): fd -> mask
+        self.asleep = self.wake = None   # when the loop last went to sleep, and meant to wake (stall guard)
 
     @property
     def target(self):
@@ -121,6 +122,7 @@ class Master:
             while True:
                 try:
                     now = time.monotonic()
+                    self.stall_guard(now)
                     for cmd in self.signals.commands():
                         self.command(cmd, now)
                     self.reap(now)
@@ -146,6 +148,15 @@ class Master:
                 server.close()
             if self.cfg.pidfile and self.table.phase is Phase.STOPPING:
                 remove_pidfile(self.cfg.pidfile, self.pid)
+
+    def stall_guard(self, now):
+        """The dyno was frozen or the master off the CPU: that time is no worker's (plan.stalled)."""
+        if self.wake is None:
+            return
+        gap = plan.stalled(self.table, now, self.asleep, self.wake)
+        if gap is not None:
+            self.log.warning("master pid=%d: stalled for %.1fs (the dyno frozen, or the master off the CPU or "
+                             "busy); that time does not count toward any worker's timeout", self.pid, gap)
 
     def beats(self):
         """{pid: Beat} of the live workers (a few microseconds each: shared memory)."""
@@ -178,6 +189,7 @@ class Master:
             if self.polled.get(fd) != mask:
                 self.poller.register(fd, mask)
         self.polled = want
+        self.asleep, self.wake = now, now + wait      # this turn, and when the next one is due at the latest
         events = self.poller.poll(wait * 1000.0)
         t = time.monotonic()
         for fd, ev in events:
@@ -216,9 +228,16 @@ class Master:
             if type(a) is Signal:
                 if a.note:
                     (self.log.warning if a.reason is plan.Reason.GRACE_OVER else self.log.error)("%s", a.note)
-                self.kill(a.pid, SIGNALS[a.sig])
+                if a.sig is plan.Sig.INT:
+                    self.kill_group(a.pid, signal.SIGINT)     # as a terminal's Ctrl-C would have
+                else:
+                    self.kill(a.pid, SIGNALS[a.sig])
             elif type(a) is Spawn:
                 spawn(self, a.nr, now)
+            elif type(a) is Recycled:
+                self.timed_out(a, now)
+            elif type(a) is Sweep:
+                sweep.carry_out(self.table, self.log, a, SIGNALS[a.sig])
             elif type(a) is Booted:
                 self.log.info("worker=%d pid=%d booted in %.0fms", a.nr, a.pid, a.seconds * 1000)
         self.title()
@@ -265,6 +284,25 @@ class Master:
             os.kill(pid, sig)
         except ProcessLookupError:
             pass     # already dead, to be reaped
+
+    def kill_group(self, pid, sig):
+        """Signal a worker and its process group (spawn.py); one that leads none (a worker of
+        an older pyfork, inherited on USR2) gets it alone."""
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            self.kill(pid, sig)
+
+    def timed_out(self, a, now):
+        """A worker answered 504 to a request past --timeout and left: its slot's new one starts."""
+        why = plan.Reason.TIMED_OUT.value
+        others = a.busy - 1
+        self.log.warning("worker=%d pid=%d %s: a new worker starts now%s", a.nr, a.pid, why,
+                         "; this one finishes its %d other request%s within --graceful-timeout %g" % (
+                             others, "" if others == 1 else "s", self.table.timeouts.graceful) if others > 0 else "")
+        entry = self.table.leaving.get(a.pid)
+        beat = self.heartbeat.get(entry.cell) if entry is not None and entry.cell is not None else None
+        self.see.recycled(a.nr, a.pid, "timeout", "answered 504, recycled", beat, now)   # "timeout; answered 504, .."
 
     def workers(self):
         """[(slot, pid, Beat)] of the ready workers."""
@@ -346,12 +384,20 @@ class Master:
             beat = self.heartbeat.get(who.cell) if who.cell is not None else None
             if beat is not None:
                 self.heartbeat.give_back(who.cell)
+                if isinstance(who, plan.Slot) and beat.timed_out:     # it answered 504 and left before we looked
+                    self.carry_out(plan.recycle_timed_out(self.table, who, beat, now), now)
+                    who = plan.gone(self.table, pid)
             hooks.call(self.cfg.hooks, self.log, "child_exit", self, WorkerInfo(who.nr, pid, self.log, code))
+            timed_out = isinstance(who, plan.Leaving) and who.reason is plan.Reason.TIMED_OUT
+            sweeps = deaths.sweeps_group(code, getattr(who, "kill_at", 0.0) > 0, timed_out)
             if isinstance(who, plan.Leaving):
-                self.log.info("%s pid=%d stopped: %s", plan.label(who.nr), pid,
+                self.log.info("%s pid=%d stopped%s: %s", plan.label(who.nr), pid,
+                              " (%s)" % who.reason.value if timed_out else "",
                               exits.exit_description(code, beat is not None and beat.exiting))
             else:
                 self.worker_died(deaths.of(who, pid, code, beat, now), who, now)
+            if sweeps:
+                self.carry_out(plan.sweep(self.table, pid, who.nr, now), now)
             self.title()
 
     def worker_died(self, death, slot, now):

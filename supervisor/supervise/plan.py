@@ -12,15 +12,27 @@ Rules:
    stops). Workers inherited from a re-exec'd master go once any of ours is ready.
 4. A worker told to stop (SIGTERM) gets SIGKILL at its deadline, --graceful-timeout
    later, and again every KILL_AGAIN seconds until it is reaped.
-5. A ready worker without progress for --timeout gets SIGABRT (its stack is dumped),
-   then SIGKILL KILL_AFTER seconds later if it is still there (and every KILL_AGAIN
-   seconds after that until it is reaped). Progress is the start
-   of the oldest request in progress while there is one (so it is never aborted before
-   --timeout, with threads too), else the loop's last tick. A booting one gets the
-   same after --boot-timeout.
-6. While stopping, nothing is spawned; at the stop deadline every worker left gets
-   SIGKILL. When a worker dies is deaths.py's business.
-7. Room first (issue 27): a worker that leaves to free memory (a memory recycle, a step
+5. A ready worker without progress for --timeout: while it serves a request, it is told
+   (Sig.TIMEOUT) to answer that request 504 and has ANSWER_GRACE seconds to say so in its
+   cell (heartbeat.TIMED_OUT); without a request in progress, or if it does not answer
+   in time (stuck in C code), it gets SIGABRT (its stack is dumped), then SIGKILL
+   KILL_AFTER seconds later if it is still there (and every KILL_AGAIN seconds after that
+   until it is reaped). Progress is the start of the oldest request in progress while
+   there is one (so it is never aborted before --timeout, with threads too; an app that
+   extends its request's timeout moves that start later), else the loop's last tick. A
+   booting one gets SIGABRT after --boot-timeout.
+6. A worker that answered 504 is recycled at once: it leaves (it stopped taking requests
+   by itself: no SIGTERM), its slot's new worker starts now, and it gets SIGKILL if it
+   has not finished its other requests within --graceful-timeout.
+7. Stall guard (Unicorn's murder_lazy_workers skips a turn the master itself was late
+   for): when the master wakes STALL seconds or more after it meant to, the dyno was
+   frozen or the master was off the CPU; that whole gap is no worker's time. It is kept
+   in `stalls` and left out of every timeout counted across it, and every deadline
+   (SIGKILLs, the answer grace, the stop) moves later by it.
+8. While stopping, nothing is spawned; at the stop deadline every worker left gets
+   SIGKILL. When a worker dies is deaths.py's business; what it left behind (its process
+   group) gets SIGTERM, then SIGKILL SWEEP_GRACE later (`sweeps`, deaths.sweeps_group).
+9. Room first (issue 27): a worker that leaves to free memory (a memory recycle, a step
    down) is in `room`; no worker starts while one of them is still there, so the old one's
    memory is free before a new one can grow into it.
 """
@@ -29,11 +41,16 @@ import enum
 import typing
 
 from . import backoff
+from .overdue import Overdue, credit, elapsed, limit, overdue, progress   # noqa: F401 (re-exported)
 
 
 KILL_AFTER = 2.0       # seconds between SIGABRT and SIGKILL for a hung worker
 KILL_AGAIN = 5.0       # seconds between SIGKILLs of a process that has not been reaped yet
 CHECK_EVERY = 1.0      # seconds between looks at the table when nothing falls due sooner
+ANSWER_GRACE = 1.0     # seconds a worker told to answer 504 has before SIGABRT
+STALL = 1.0            # seconds the master may wake late before the gap counts as a stall
+STALLS_KEPT = 16       # the master's recent stalls kept (bounded: a throttled dyno stalls often)
+SWEEP_GRACE = 2.0      # seconds between SIGTERM and SIGKILL of a dead worker's leftover processes
 QUICK_STOP = 1.0       # seconds a quick stop (INT) leaves before SIGKILL
 
 
@@ -43,11 +60,6 @@ class Phase(enum.Enum):
     IDLE = "idle"               # WINCH: no workers, listeners kept
 
 
-class Overdue(enum.Enum):
-    ABORT = "abort"             # SIGABRT: dump the stack, then die
-    KILL = "kill"               # still there KILL_AFTER after SIGABRT
-
-
 class Sig(enum.Enum):
     """Signals the plan sends, by name (the master maps them to numbers)."""
     TERM = "SIGTERM"
@@ -55,6 +67,7 @@ class Sig(enum.Enum):
     KILL = "SIGKILL"
     ABORT = "SIGABRT"
     USR1 = "SIGUSR1"
+    TIMEOUT = "SIGUSR2"         # a worker's request passed --timeout: answer it 504 (serve/worker.py)
 
 
 class Reason(enum.Enum):
@@ -67,6 +80,8 @@ class Reason(enum.Enum):
     RECYCLED = "recycled"           # TERM: it leaks (the master says what)
     GRACE_OVER = "grace over"       # KILL: it outlived --graceful-timeout
     TIMEOUT = "timeout"             # ABORT: no progress for --timeout
+    ANSWER = "answer 504"           # TIMEOUT: its request passed --timeout
+    TIMED_OUT = "timeout: answered 504, recycled"    # it left on its own after answering 504
     BOOT_TIMEOUT = "boot timeout"   # ABORT: not ready within --boot-timeout
     HUNG = "hung"                   # KILL: still there after SIGABRT
 
@@ -81,6 +96,7 @@ class Slot:
     failures: int = 0          # consecutive deaths before it was ready (boot failures)
     due: float = 0.0           # earliest respawn time
     kill_at: float = 0.0       # SIGABRT sent: SIGKILL at this time (0: not sent)
+    answer_by: float = 0.0     # told to answer 504: SIGABRT at this time if it has not (0: not told)
     replaces: int = 0          # pid of the leaving worker this one replaces (HUP): stopped once we are ready
     tokens: float = backoff.BURST   # restart tokens left (backoff.paced), as of `refilled`
     refilled: float = 0.0
@@ -94,6 +110,7 @@ class Leaving:
     nr: typing.Optional[int]   # its slot; None for a worker inherited from the previous master
     cell: typing.Optional[int] = None        # its heartbeat cell (None: inherited, not ours)
     deadline: typing.Optional[float] = None  # SIGKILL at; None: not told to stop yet (waits for its replacement)
+    reason: typing.Optional["Reason"] = None  # why it left, when it matters after (TIMED_OUT: sweep its group)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +131,9 @@ class Table:
     boot_failures: int = 0
     stop_at: typing.Optional[float] = None      # the stop's SIGKILL deadline
     inherited: list = dataclasses.field(default_factory=list)  # pids from the previous master, not yet told
-    room: set = dataclasses.field(default_factory=set)         # leaving pids no spawn may overlap (rule 7)
+    stalls: list = dataclasses.field(default_factory=list)     # [(when noticed, seconds)] of the master's stalls
+    sweeps: dict = dataclasses.field(default_factory=dict)     # process group of a dead worker -> (nr, SIGKILL at)
+    room: set = dataclasses.field(default_factory=set)         # leaving pids no spawn may overlap (rule 9)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +147,24 @@ class Signal:
     sig: Sig
     reason: Reason
     note: str = ""             # the log line, when this signal deserves one
+
+
+@dataclasses.dataclass(frozen=True)
+class Recycled:
+    """A worker answered 504 to a request past --timeout: it left, its slot's new one starts."""
+    nr: int
+    pid: int
+    busy: int                  # requests it still had in progress, the timed-out one included
+    what: str                  # the oldest of them, "METHOD /path"
+    running: float             # seconds that one had run
+
+
+@dataclasses.dataclass(frozen=True)
+class Sweep:
+    """Signal what is left of a dead worker's process group (deaths.sweeps_group)."""
+    pgid: int
+    nr: typing.Optional[int]
+    sig: Sig                   # TERM first, KILL SWEEP_GRACE later
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,6 +194,10 @@ def actions(table, beats, now):
     """What to do now: [Booted | Signal | Spawn]. beats: {pid: Beat} of the live workers
     (a missing one counts as not yet beating)."""
     out = _note_ready(table, beats, now)
+    for pgid, (nr, at) in list(table.sweeps.items()):
+        if now >= at:
+            del table.sweeps[pgid]
+            out.append(Sweep(pgid, nr, Sig.KILL))
     for entry in table.leaving.values():
         if entry.deadline is not None and now >= entry.deadline:
             out.append(Signal(entry.pid, Sig.KILL, Reason.GRACE_OVER,
@@ -178,7 +219,11 @@ def actions(table, beats, now):
             out += leave(table, slot, now, Reason.RETIRED)
     for slot in table.slots:
         if slot.pid:
-            out += _timeout(slot, beats.get(slot.pid), now, table.timeouts)
+            beat = beats.get(slot.pid)
+            if slot.ready and beat is not None and beat.timed_out:
+                out += recycle_timed_out(table, slot, beat, now)
+            else:
+                out += _timeout(slot, beat, now, table.timeouts, table.stalls)
     return out + [Spawn(nr) for nr in to_spawn(table, now)]
 
 
@@ -214,15 +259,37 @@ def _tell_to_go(table, pid, reason, now):
     return [Signal(pid, Sig.TERM, reason)]
 
 
-def _timeout(slot, beat, now, timeouts):
-    what = overdue(slot, beat, now, timeouts)
+def recycle_timed_out(table, slot, beat, now):
+    """The worker answered 504 (rule 6): it leaves untold, with --graceful-timeout to finish
+    its other requests; a new worker starts in its slot now."""
+    pid = _to_leaving(table, slot, Reason.TIMED_OUT)
+    table.leaving[pid].deadline = now + table.timeouts.graceful
+    slot.due = now
+    return [Recycled(slot.nr, pid, beat.busy, beat.what, beat.running(now))]
+
+
+def _timeout(slot, beat, now, timeouts, stalls=()):
+    what = overdue(slot, beat, now, timeouts, stalls)
     if what is None:
+        slot.answer_by = 0.0     # it made progress after all (the request ended as it was told)
         return ()
+    if what is Overdue.WAIT:
+        return ()
+    if what is Overdue.ANSWER:
+        slot.answer_by = now + ANSWER_GRACE
+        return [Signal(slot.pid, Sig.TIMEOUT, Reason.ANSWER,
+                       "worker=%d pid=%d timed out: serving %s for %.1fs (--timeout %g); answering 504"
+                       % (slot.nr, slot.pid, beat.what or "a request", beat.running(now), timeouts.timeout))]
     if what is Overdue.KILL:
         slot.kill_at = now + KILL_AGAIN
         return [Signal(slot.pid, Sig.KILL, Reason.HUNG,
                        "worker=%d pid=%d still alive after SIGABRT; sending SIGKILL" % (slot.nr, slot.pid))]
     slot.kill_at = now + KILL_AFTER
+    if slot.answer_by:
+        slot.answer_by = 0.0
+        return [Signal(slot.pid, Sig.ABORT, Reason.TIMEOUT,
+                       "worker=%d pid=%d did not answer 504 within %gs (stuck in C code?); sending SIGABRT, "
+                       "its stack follows" % (slot.nr, slot.pid, ANSWER_GRACE))]
     if not slot.ready:
         return [Signal(slot.pid, Sig.ABORT, Reason.BOOT_TIMEOUT,
                        "worker=%d pid=%d did not boot within --boot-timeout %g; sending SIGABRT"
@@ -236,29 +303,28 @@ def _timeout(slot, beat, now, timeouts):
                    % (slot.nr, slot.pid, doing, timeouts.timeout))]
 
 
-def progress(beat, started=0.0):
-    """The last sign of progress: the start of the oldest request in progress while
-    there is one (the tick is then up to a second older than the request: counting from
-    it would abort early), else the loop's last tick. A `since` from before the worker
-    was forked (`started`) is no request's start: the master read the cell while the
-    worker, descheduled, was halfway through writing it (a busy of 1 over the idle
-    cell's since of 0: "serving a request for 24344.1s", once in 11 bench runs); the tick
-    stands in for it."""
-    return beat.since if beat.busy > 0 and beat.since >= started else beat.beat
-
-
-def overdue(slot, beat, now, timeouts):
-    """Overdue.ABORT, Overdue.KILL or None for one slot, given its worker's Beat."""
-    if not slot.pid:
+def stalled(table, now, asleep, wake):
+    """The stall guard (rule 7). The master went to sleep at `asleep` meaning to wake by
+    `wake` and runs again at `now`: if that is STALL seconds late or more, all of
+    now - asleep is a stall (the dyno frozen, the master off the CPU), forgiven to every
+    worker: -> its seconds (every deadline moved by them), else None."""
+    if now - wake < STALL:
         return None
-    if slot.kill_at:
-        return Overdue.KILL if now >= slot.kill_at else None
-    if slot.ready:
-        if timeouts.timeout and beat is not None and now - progress(beat, slot.started) > timeouts.timeout:
-            return Overdue.ABORT
-    elif timeouts.boot and now - slot.started > timeouts.boot:
-        return Overdue.ABORT
-    return None
+    gap = now - asleep
+    table.stalls = table.stalls[-(STALLS_KEPT - 1):] + [(now, gap)]
+    for slot in table.slots:
+        if slot.kill_at:
+            slot.kill_at += gap
+        if slot.answer_by:
+            slot.answer_by += gap
+    for entry in table.leaving.values():
+        if entry.deadline is not None:
+            entry.deadline += gap
+    if table.stop_at is not None:
+        table.stop_at += gap
+    for pgid, (nr, at) in table.sweeps.items():
+        table.sweeps[pgid] = (nr, at + gap)
+    return gap
 
 
 def to_spawn(table, now):
@@ -280,6 +346,7 @@ def deadline(table, beats, now):
     if table.stop_at is not None:
         when.append(table.stop_at)
     when += [e.deadline for e in table.leaving.values() if e.deadline is not None]
+    when += [at for _, at in table.sweeps.values()]
     running = table.phase is Phase.RUNNING and not table.room
     for s in table.slots:
         if not s.pid:
@@ -287,12 +354,15 @@ def deadline(table, beats, now):
                 when.append(s.due)
         elif s.kill_at:
             when.append(s.kill_at)
+        elif s.answer_by:
+            when.append(s.answer_by)
         elif s.ready:
             beat = beats.get(s.pid)
             if table.timeouts.timeout and beat is not None:
-                when.append(progress(beat, s.started) + table.timeouts.timeout)
+                since = progress(beat, s.started)
+                when.append(since + limit(beat, table.timeouts.timeout) + credit(since, table.stalls))
         elif table.timeouts.boot:
-            when.append(s.started + table.timeouts.boot)
+            when.append(s.started + table.timeouts.boot + credit(s.started, table.stalls))
     return min(when)
 
 
@@ -300,16 +370,16 @@ def deadline(table, beats, now):
 
 def spawned(table, nr, pid, cell, now):
     slot = table.slots[nr]
-    slot.pid, slot.cell, slot.started, slot.ready, slot.kill_at = pid, cell, now, False, 0.0
+    slot.pid, slot.cell, slot.started, slot.ready, slot.kill_at, slot.answer_by = pid, cell, now, False, 0.0, 0.0
 
 
-def _to_leaving(table, slot):
+def _to_leaving(table, slot, reason=None):
     """Move a slot's worker to `leaving`, untold yet -> its pid."""
     pid = slot.pid
-    table.leaving[pid] = Leaving(pid, slot.nr, slot.cell)
+    table.leaving[pid] = Leaving(pid, slot.nr, slot.cell, reason=reason)
     slot.pid = 0
     slot.ready = False
-    slot.kill_at = 0.0
+    slot.kill_at = slot.answer_by = 0.0
     return pid
 
 
@@ -318,9 +388,15 @@ def leave(table, slot, now, reason):
     return _tell_to_go(table, _to_leaving(table, slot), reason, now)
 
 
+def sweep(table, pgid, nr, now):
+    """A dead worker left processes in its group: SIGTERM now, SIGKILL SWEEP_GRACE later."""
+    table.sweeps[pgid] = (nr, now + SWEEP_GRACE)
+    return [Sweep(pgid, nr, Sig.TERM)]
+
+
 def recycle(table, nr, now, room=False):
     """Replace a leaking worker: it finishes its request in hand, a new one starts now,
-    or, with `room`, once it is gone (rule 7)."""
+    or, with `room`, once it is gone (rule 9)."""
     slot = table.slots[nr]
     if not slot.pid:
         return []
@@ -332,7 +408,7 @@ def recycle(table, nr, now, room=False):
 
 def step_down(table, target, now):
     """Run `target` workers: those above it leave now, and no worker starts until they
-    are gone (rule 7): a slot emptied by an OOM kill waits for their memory."""
+    are gone (rule 9): a slot emptied by an OOM kill waits for their memory."""
     table.target = target
     out = []
     for slot in table.slots[target:]:

@@ -21,6 +21,7 @@ class Command(enum.Enum):
     FEWER = "one worker fewer"
     REAP = "reap"
     MOLD = "become the template"     # a worker: stop serving, fork the others' replacements (refork)
+    TIMEOUT = "answer 504"      # a worker's request passed --timeout (plan.Sig.TIMEOUT)
 
 
 # The master's table (Unicorn's set; TERM graceful as Heroku, Docker and Kubernetes expect).
@@ -37,15 +38,19 @@ MASTER = {
     signal.SIGCHLD: Command.REAP,
 }
 
-# A worker's table: the master tells it to stop, to reopen its logs, or (SIGURG, which
+# A worker's table: the master tells it to stop, to reopen its logs, (SIGURG, which
 # nothing else sends a worker: it has no out-of-band socket data) to become the template
-# that forks the other workers' replacements (--refork-after).
+# that forks the other workers' replacements (--refork-after), or to answer a request
+# past --timeout with 504 (USR2: the master's own USR2 never reaches a worker, each
+# worker being in a process group of its own, and a stray one changes nothing: the
+# worker answers only a request that is past its deadline by its own clock).
 WORKER = {
     signal.SIGTERM: Command.STOP,
     signal.SIGQUIT: Command.STOP,
     signal.SIGINT: Command.QUICK_STOP,
     signal.SIGUSR1: Command.REOPEN,
     signal.SIGURG: Command.MOLD,
+    signal.SIGUSR2: Command.TIMEOUT,
 }
 
 

@@ -42,14 +42,34 @@ def spawn(master, nr, now):
         raise
     if pid == 0:
         child(master, nr, cell)
+    own_group(pid)      # in the parent too: whichever runs first, no signal finds it half-made
     signal.pthread_sigmask(signal.SIG_UNBLOCK, MASTER)
     plan.spawned(master.table, nr, pid, cell, now)
     master.log.debug("worker=%d pid=%d spawned", nr, pid)
 
 
+def own_group(pid):
+    """Make `pid` (0: this process) lead a process group of its own, so that what the app
+    starts can be found and ended after the worker dies (sweep.py).
+
+    The hazard is what else is sent to groups. A terminal's Ctrl-C (SIGINT), Ctrl-\\ and
+    Ctrl-Z reach the foreground group, now the master's alone: the master passes INT on
+    to each worker's group (plan.stop's quick stop), TERM to each worker; Ctrl-Z stops
+    the master only (its workers serve on; the stall guard forgives the stop). `kill --
+    -PGID` by a process manager (foreman, honcho) reaches the master, which passes it on.
+    Heroku, Docker and Kubernetes signal processes, not groups (Heroku: every process of
+    the dyno, each in whatever group it is). A background group that writes to the terminal
+    under `stty tostop` gets SIGTTOU: workers ignore it (signals.py), so the write goes on."""
+    try:
+        os.setpgid(pid, 0)
+    except (PermissionError, ProcessLookupError):
+        pass      # EACCES: the child already ran on and made it; ESRCH: it is gone already
+
+
 def child(master, nr, cell):
     """After fork, in the worker. Never returns: the master's stack must not unwind here."""
     try:
+        own_group(0)
         master.signals.close()
         os.close(master.ready_r)
         for server in master.servers():

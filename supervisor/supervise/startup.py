@@ -9,7 +9,7 @@ import sys
 import time
 
 from . import notify, preload, reforking
-from .. import exits, hooks
+from .. import exits, hooks, warm
 from ..config import AUTO
 from ..exits import StartError
 from ..loader import load_logged
@@ -32,6 +32,8 @@ def start(master):
         master.ids = user_ids(master.cfg.user, master.cfg.group)     # before bind: they own unix sockets
         master.listeners = bind(master.cfg, inherited_fds(master.environ), master.ids)
         before = preload.socket_fds() if master.cfg.preload else {}
+        if not master.cfg.preload and not master.cfg.refork_after:
+            warm.warm()     # what the app will import from the standard library, shared (warm.py)
         if master.cfg.preload:
             t0 = time.monotonic()
             master.app, code = load_logged(master.cfg.app, master.log, "the master (--preload)")

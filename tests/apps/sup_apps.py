@@ -10,12 +10,15 @@ def _reply(start_response, body, status="200 OK"):
 
 
 def app(environ, start_response):
-    """/ -> the worker pid; /slow?1.5 sleeps; /hang never returns."""
+    """/ -> the worker pid; /slow?1.5 sleeps; /hang never returns; /hang-in-c never returns
+    from one C call that holds the GIL (no 504 can be written: the worker is aborted)."""
     path = environ["PATH_INFO"]
     if path == "/slow":
         time.sleep(float(environ["QUERY_STRING"] or 1))
     elif path == "/hang":
         hang_here()
+    elif path == "/hang-in-c":
+        sum(range(10 ** 14))
     return _reply(start_response, os.getpid())
 
 
@@ -56,4 +59,17 @@ def query_of_death(environ, start_response):
         os._exit(13)
     if path == "/slow":
         time.sleep(float(environ["QUERY_STRING"] or 1))
+    return _reply(start_response, os.getpid())
+
+
+def children(environ, start_response):
+    """/run waits on a `sleep 3600` child (a PDF renderer or ffmpeg that hangs); /spawn?N
+    starts `sleep N` and answers its pid without waiting for it; anything else: the pid."""
+    import subprocess
+    path = environ["PATH_INFO"]
+    if path == "/run":
+        subprocess.run(["sleep", "3600"])
+    elif path == "/spawn":
+        child = subprocess.Popen(["sleep", environ["QUERY_STRING"] or "30"])
+        return _reply(start_response, child.pid)
     return _reply(start_response, os.getpid())

@@ -567,7 +567,7 @@ def test_streamed_response_on_http10_closes_instead(server):
 
 @BOTH
 def test_head_has_headers_but_no_body(server, app):
-    s, _, pid = shared(app)
+    s, _, pid = start(server, app)     # three pipelined requests: a server of its own (see shared)
     with Client(s.port) as c:
         c.send(req("HEAD", "/hello") + req("HEAD", "/stream") + req("GET", "/pid"))
         fixed = c.response(head=True)

@@ -338,3 +338,21 @@ def test_nearness(zombies_limit, threads_limit, threads, zombies, near):
 ])
 def test_how_long_a_request_has_run(busy, since, now, running):
     assert Beat(9, READY, 99.0, 5, 1.0, busy, since, "GET /x").running(now) == pytest.approx(running)
+
+
+# (exit code, SIGABRT sent, left after answering 504, its group is swept)
+SWEEPS = [
+    (0, False, False, False),                  # a clean exit: max-requests, reload, stop
+    (1, False, False, False),                  # the app's sys.exit(1): its own doing
+    (0, False, True, True),                    # answered 504 and left: the stuck request's children
+    (-6, True, False, True),                   # aborted (SIGABRT)
+    (1, True, False, True),                    # aborted; worker_abort's own exit code
+    (-9, False, False, True),                  # the OOM killer, or anyone's SIGKILL
+    (exits.KILLED_BY_US, False, False, True),  # our SIGKILL (graceful-timeout over)
+    (-15, False, False, True),                 # a SIGTERM from outside that it did not handle
+]
+
+
+@pytest.mark.parametrize("code, aborted, timed_out, expected", SWEEPS)
+def test_sweeps_group(code, aborted, timed_out, expected):
+    assert deaths.sweeps_group(code, aborted, timed_out) is expected

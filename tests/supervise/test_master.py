@@ -129,16 +129,15 @@ def test_app_raising_on_import_exits_with_its_error(preload):
     assert "Traceback" in out
 
 
-def test_hung_request_is_killed_and_its_stack_logged(server):
+def test_hung_request_gets_504_and_its_stack_logged(server):
     s = server("sup_apps:app", "--timeout", "2", workers=1)
     before = s.worker_pids()
     t0 = time.monotonic()
-    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
-        get(s.port, "/hang", timeout=20)
+    assert get(s.port, "/hang", timeout=20)[0] == 504
     waited = time.monotonic() - t0
     assert 1.5 <= waited <= 8, waited
     assert wait_for(lambda: "in hang_here" in s.log(), 5), s.log()
-    assert "timed out" in s.log() and "SIGABRT" in s.log()
+    assert "timed out" in s.log() and "SIGABRT" not in s.log()
     assert wait_for(lambda: s.worker_pids() and s.worker_pids() != before, 5)
     assert get(s.port, "/")[0] == 200
 

@@ -116,15 +116,24 @@ OVERDUE = [
     # issue 11: a request in progress counts from its start, not from the tick before it
     (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 129.9, T, None),  # tick says 30.8 s
     (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.0, T, None),
-    (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.01, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(99.1, busy=1, since=100.0), 130.01, T, Overdue.ANSWER),   # issue 24: a 504
     # threads: the loop ticks on, the oldest request in progress is stuck
-    (Slot(0, pid=1, ready=True), beat(129.5, busy=3, since=100.0), 130.5, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(129.5, busy=3, since=100.0), 130.5, T, Overdue.ANSWER),
     (Slot(0, pid=1, ready=True), beat(129.5, busy=0, since=100.0), 130.5, T, None),   # since is stale when idle
     # a torn read: busy written, since still the idle cell's 0.0 (or older than the worker)
     (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=0.0), 130.5, T, None),
     (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=49.0), 130.5, T, None),
-    (Slot(0, pid=1, ready=True, started=50.0), beat(99.0, busy=1, since=0.0), 130.5, T, Overdue.ABORT),  # the tick is late
-    (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=50.0), 130.5, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True, started=50.0), beat(99.0, busy=1, since=0.0), 130.5, T, Overdue.ANSWER),  # the tick is late
+    (Slot(0, pid=1, ready=True, started=50.0), beat(129.5, busy=1, since=50.0), 130.5, T, Overdue.ANSWER),
+    # issue 24: told to answer 504, it has ANSWER_GRACE to say so; no answer: SIGABRT
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(99.1, busy=1, since=100.0), 130.9, T, Overdue.WAIT),
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(99.1, busy=1, since=100.0), 131.0, T, Overdue.ABORT),
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(130.2), 130.5, T, None),      # the request ended: fine
+    (Slot(0, pid=1, ready=True, answer_by=131.0), beat(129.5, busy=1, since=130.1), 131.5, T, None),   # another one
+    # an idle worker beats once a second: with --timeout 1 its silence counts past 2 s only
+    (Slot(0, pid=1, ready=True), beat(100.0), 101.9, Timeouts(1.0, 60.0), None),
+    (Slot(0, pid=1, ready=True), beat(100.0), 102.1, Timeouts(1.0, 60.0), Overdue.ABORT),
+    (Slot(0, pid=1, ready=True), beat(100.0, busy=1, since=100.0), 101.1, Timeouts(1.0, 60.0), Overdue.ANSWER),
 ]
 
 
@@ -255,17 +264,22 @@ def test_a_second_term_changes_nothing_and_int_hurries_it():
     assert t.stop_at == 102.0 + plan.QUICK_STOP
 
 
-def test_timeout_aborts_then_kills():
+def test_timeout_asks_for_a_504_then_aborts_then_kills():
     t = table({"pid": 10, "ready": True}, timeouts=Timeouts(2.0, 60.0, 30.0))
     beats = {10: beat(99.0, busy=1, since=100.0, what="GET /hang")}
     assert plan.actions(t, beats, 102.0) == []
     got = plan.actions(t, beats, 102.1)
-    assert got == [Signal(10, Sig.ABORT, Reason.TIMEOUT, "worker=0 pid=10 timed out: serving GET /hang for "
-                          "2.1s (--timeout 2); sending SIGABRT, its stack follows")]
-    assert plan.actions(t, beats, 102.1 + plan.KILL_AFTER - 0.01) == []
-    assert brief(plan.actions(t, beats, 102.1 + plan.KILL_AFTER)) == [("KILL", 10, "hung")]
-    assert plan.actions(t, beats, 104.2) == []                            # not again at once
-    assert brief(plan.actions(t, beats, 104.1 + plan.KILL_AGAIN)) == [("KILL", 10, "hung")]
+    assert got == [Signal(10, Sig.TIMEOUT, Reason.ANSWER, "worker=0 pid=10 timed out: serving GET /hang for "
+                          "2.1s (--timeout 2); answering 504")]
+    assert plan.deadline(t, beats, 102.1) == 102.1 + plan.ANSWER_GRACE
+    assert plan.actions(t, beats, 102.1 + plan.ANSWER_GRACE - 0.01) == []      # once, then its grace
+    got = plan.actions(t, beats, 103.1)         # no answer: stuck in C code
+    assert got == [Signal(10, Sig.ABORT, Reason.TIMEOUT, "worker=0 pid=10 did not answer 504 within 1s "
+                          "(stuck in C code?); sending SIGABRT, its stack follows")]
+    assert plan.actions(t, beats, 103.1 + plan.KILL_AFTER - 0.01) == []
+    assert brief(plan.actions(t, beats, 103.1 + plan.KILL_AFTER)) == [("KILL", 10, "hung")]
+    assert plan.actions(t, beats, 105.2) == []                            # not again at once
+    assert brief(plan.actions(t, beats, 105.1 + plan.KILL_AGAIN)) == [("KILL", 10, "hung")]
 
 
 def test_timeout_without_a_request_counts_from_the_tick():
@@ -299,7 +313,125 @@ def test_reopen_reaches_every_worker():
     assert brief(plan.reopen(t)) == [("USR1", 10, "reopen logs"), ("USR1", 7, "reopen logs")]
 
 
-# -- room first (rule 7) --------------------------------------------------------------------
+# -- issue 24: a worker that answered 504 is recycled --------------------------------------------
+
+TIMED_OUT = READY | 8       # heartbeat.TIMED_OUT over the state the worker had (STOPPING in practice)
+G = Timeouts(timeout=3.0, boot=60.0, graceful=25.0)
+
+# (slot, its beat, actions, leaving afterwards, slot pid and due afterwards)
+RECYCLES = [
+    # it answered: leaves untold (no SIGTERM: it stopped by itself), replaced now, killed at graceful
+    ({"pid": 10, "ready": True, "cell": 2, "answer_by": 104.0}, beat(103.5, busy=4, since=100.0, what="GET /hang",
+                                                                   state=STOPPING | 8),
+     [("recycled", 10, 4, "GET /hang"), ("spawn", 0)], {10: Leaving(10, 0, 2, 128.5, Reason.TIMED_OUT)}, (0, 103.5)),
+    ({"pid": 10, "ready": True, "cell": 2}, beat(103.5, busy=1, since=100.0, state=TIMED_OUT),
+     [("recycled", 10, 1, ""), ("spawn", 0)], {10: Leaving(10, 0, 2, 128.5, Reason.TIMED_OUT)}, (0, 103.5)),
+    # not ready yet in our table: its cell is not read as a verdict (a booting worker answers nothing)
+    ({"pid": 10, "cell": 2, "started": 103.0}, beat(103.5, state=STOPPING | 8), [], {}, (10, 0.0)),
+    # the flag without a verdict of ours (a stray USR2 it found late) still means it stopped: replaced
+    ({"pid": 10, "ready": True, "cell": 2}, beat(103.5, state=STOPPING | 8),
+     [("recycled", 10, 0, ""), ("spawn", 0)], {10: Leaving(10, 0, 2, 128.5, Reason.TIMED_OUT)}, (0, 103.5)),
+]
+
+
+def brief_recycles(actions):
+    return [("recycled", a.pid, a.busy, a.what) if isinstance(a, plan.Recycled) else brief([a])[0]
+            for a in actions]
+
+
+@pytest.mark.parametrize("slot, beat_, expected, leaving, after", RECYCLES)
+def test_recycle_after_timeout(slot, beat_, expected, leaving, after):
+    t = table(slot, timeouts=G)
+    assert brief_recycles(plan.actions(t, {10: beat_}, 103.5)) == expected
+    assert t.leaving == leaving
+    assert (t.slots[0].pid, t.slots[0].due) == after
+
+
+def test_a_recycled_worker_that_will_not_finish_is_killed_at_graceful():
+    t = table({"pid": 10, "ready": True, "cell": 2}, timeouts=G)
+    plan.actions(t, {10: beat(103.5, busy=2, since=100.0, state=STOPPING | 8)}, 103.5)
+    plan.spawned(t, 0, 11, 3, 103.5)
+    assert plan.deadline(t, {}, 128.0) == 128.5
+    assert brief(plan.actions(t, {}, 128.5)) == [("KILL", 10, "grace over")]
+    assert isinstance(plan.gone(t, 10), Leaving)
+
+
+# -- issue 24: the stall guard -------------------------------------------------------------------
+
+# (the master's last turn, when it meant to wake at the latest, now, stall seconds or None)
+STALLS = [
+    (100.0, 101.0, 101.0, None),          # on time
+    (100.0, 101.0, 101.9, None),          # late, but less than STALL: a loaded box
+    (100.0, 101.0, 102.0, 2.0),           # STALL late: the whole gap since the last turn
+    (100.0, 100.2, 109.0, 9.0),           # frozen 9 s (docker pause, a frozen cgroup)
+    (100.0, 100.0, 100.5, None),          # a wait of 0 (something was due): half a second of work is no stall
+]
+
+
+@pytest.mark.parametrize("asleep, wake, now, expected", STALLS)
+def test_stalled(asleep, wake, now, expected):
+    t = table({"pid": 10, "ready": True})
+    assert plan.stalled(t, now, asleep, wake) == expected
+    assert t.stalls == ([] if expected is None else [(now, expected)])
+
+
+# (the worker's last progress, the stalls [(noticed at, seconds)], now, seconds that count)
+ELAPSED = [
+    (100.0, [], 105.0, 5.0),
+    (100.0, [(109.0, 9.0)], 109.0, 0.0),            # frozen since before its progress: none counts
+    (100.0, [(109.0, 6.0)], 109.0, 3.0),            # it ran 3 s, then 6 s frozen: 3 s are its own
+    (100.0, [(99.0, 9.0)], 105.0, 5.0),             # a stall before its progress changes nothing
+    (100.0, [(104.0, 2.0), (110.0, 3.0)], 111.0, 6.0),
+    (108.0, [(109.0, 9.0)], 110.0, 1.0),            # progress inside the stall: at most the time since it
+]
+
+
+@pytest.mark.parametrize("since, stalls, now, expected", ELAPSED)
+def test_elapsed_leaves_the_stalls_out(since, stalls, now, expected):
+    assert plan.elapsed(since, now, stalls) == pytest.approx(expected)
+
+
+def test_after_a_freeze_no_worker_is_judged_on_the_frozen_time():
+    """Issue 24: 2 workers, --timeout 4, the whole dyno frozen 9 s. One serves a request that
+    had run 2 s of its own, the other is idle. Before the guard both were aborted."""
+    t = table({"pid": 10, "ready": True}, {"pid": 11, "ready": True}, timeouts=Timeouts(4.0, 60.0, 30.0))
+    beats = {10: beat(99.5, busy=1, since=98.0, what="GET /slow"), 11: beat(99.6)}
+    assert plan.actions(t, beats, 100.0) == []
+    assert plan.stalled(t, 109.0, 100.0, 100.5) == 9.0        # woke 8.5 s late: 9 s forgiven
+    assert plan.actions(t, beats, 109.0) == []
+    assert plan.deadline(t, beats, 109.0) == 110.0            # CHECK_EVERY; the request is due at 111
+    assert brief(plan.actions(t, beats, 111.1)) == [("TIMEOUT", 10, "answer 504")]   # its own 2 s + 2.1 s
+    assert brief(plan.actions(t, beats, 114.0)) == [("ABORT", 10, "timeout"), ("ABORT", 11, "timeout")]
+
+
+def test_a_stall_moves_every_deadline():
+    t = table({"pid": 10, "ready": True, "kill_at": 102.0}, {"pid": 11, "ready": True, "answer_by": 101.0},
+              leaving={7: Leaving(7, 0, 3, 120.0)}, stop_at=130.0, sweeps={50: (0, 102.0)})
+    plan.stalled(t, 105.0, 100.0, 100.5)
+    assert (t.slots[0].kill_at, t.slots[1].answer_by) == (107.0, 106.0)
+    assert (t.leaving[7].deadline, t.stop_at, t.sweeps[50]) == (125.0, 135.0, (0, 107.0))
+
+
+def test_stalls_kept_are_bounded():
+    t = table({"pid": 10, "ready": True})
+    for i in range(40):
+        plan.stalled(t, 100.0 + 10 * i + 5, 100.0 + 10 * i, 100.0 + 10 * i)
+    assert len(t.stalls) == plan.STALLS_KEPT and t.stalls[-1] == (495.0, 5.0)
+
+
+# -- issue 24: what a dead worker left in its group ------------------------------------------------
+
+def test_sweep_terms_now_and_kills_later():
+    t = table({"pid": 10, "ready": True})
+    assert plan.sweep(t, 812, 0, 50.0) == [plan.Sweep(812, 0, Sig.TERM)]
+    assert plan.deadline(t, {}, 50.0) == min(50.0 + plan.SWEEP_GRACE, 50.0 + plan.CHECK_EVERY)
+    assert plan.deadline(t, {}, 51.5) == 50.0 + plan.SWEEP_GRACE
+    assert plan.actions(t, {10: beat(50.0)}, 50.0 + plan.SWEEP_GRACE - 0.01) == []
+    assert plan.actions(t, {10: beat(52.0)}, 50.0 + plan.SWEEP_GRACE) == [plan.Sweep(812, 0, Sig.KILL)]
+    assert t.sweeps == {}
+
+
+# -- room first (rule 9) --------------------------------------------------------------------
 
 def test_a_recycle_for_memory_starts_the_replacement_once_the_old_worker_is_gone():
     t = table({"pid": 10, "ready": True, "cell": 4}, {"pid": 11, "ready": True})

@@ -171,17 +171,22 @@ def test_with_post_refork_the_sockets_are_closed_in_each_forked_worker(server, p
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
 def test_hup_or_term_while_the_template_drains_leaves_nothing_behind(server, sig):
-    s = server("sup_apps:app", "--refork-after", "5", workers=2)
-    slow = __import__("threading").Thread(target=lambda: get(s.port, "/slow?1.5", timeout=10), daemon=True)
-    slow.start()
-    time.sleep(0.2)
-    answers(s.port, 10)
+    """One worker: it becomes the template while a 3 s request is in hand, so it is still
+    draining when the signal comes; that request is answered, and nothing is left."""
+    s = server("sup_apps:app", "--refork-after", "5", workers=1)
+    answers(s.port, 6)
+    slow = []
+    t = __import__("threading").Thread(target=lambda: slow.append(get(s.port, "/slow?3", timeout=15)[0]))
+    t.start()
     assert s.wait_log("it becomes the template", timeout=10), s.log()
+    assert "is ready" not in s.log()
     s.signal(sig)
     assert s.wait_log("giving generation 1 up", timeout=10), s.log()[-3000:]
+    t.join(15)
+    assert slow == [200], s.log()[-3000:]
     if sig == signal.SIGHUP:
-        assert wait_for(lambda: len(s.worker_pids()) == 2 and "the template pid" in s.log(), 10)
+        assert s.wait_log("the template pid", timeout=10) and wait_for(lambda: len(s.worker_pids()) == 1, 10)
         assert get(s.port)[0] == 200
+        assert "is ready" not in s.log()
     else:
-        assert s.proc.wait(20) == 0
-    slow.join(10)
+        assert s.proc.wait(20) == 0, s.log()[-3000:]
