@@ -14,7 +14,10 @@ request with --close). The worker's count for 3,000 requests is taken from its c
 13,000: boot and exit cancel, what is left is 10,000 requests. With --baseline REV the
 same is measured for pyfork as of git revision REV (a detached worktree), side by side.
 
-    python scripts/instructions.py [--close] [--threads N] [--baseline REV]
+    python scripts/instructions.py [--close] [--threads N] [--baseline REV] [--flags "--proxy-protocol"]
+
+--flags adds pyfork flags to the measured tree only (not to the baseline): the cost of an
+option turned on, against the baseline with it off.
 
 Needs valgrind (Debian: apt-get install valgrind). Takes about a minute per measurement.
 Inside valgrind the worker is ~50x slower, so a loop turn holds more events than on a
@@ -23,6 +26,7 @@ live server: per-turn costs weigh less here than in bench.py.
 import argparse
 import os
 import selectors
+import shlex
 import socket
 import subprocess
 import sys
@@ -87,7 +91,7 @@ def send(port, n, close):
                 sent += 1
 
 
-def worker_instructions(root, n, close, workdir, threads=1):
+def worker_instructions(root, n, close, workdir, threads=1, flags=()):
     """Instructions the worker ran, booting, serving n requests and exiting."""
     port = free_port("127.0.0.1")
     out = os.path.join(workdir, "cg.%d.%%p" % port)
@@ -95,7 +99,7 @@ def worker_instructions(root, n, close, workdir, threads=1):
     argv = ["valgrind", "--tool=callgrind", "--trace-children=yes", "--callgrind-out-file=" + out,
             sys.executable, "-c", RUN.format(root=root),
             "run", "hello:app", "-w", "1", "-b", "127.0.0.1:%d" % port, "--timeout", "600",
-            "--threads", str(threads)]
+            "--threads", str(threads), *flags]
     with open(os.path.join(workdir, "server-%d.log" % port), "wb") as log:
         proc = subprocess.Popen(argv, cwd=HERE, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -122,9 +126,9 @@ def worker_instructions(root, n, close, workdir, threads=1):
     sys.exit("no count in %s" % files[-1])
 
 
-def per_request(root, close, workdir, threads=1):
-    return (worker_instructions(root, 13000, close, workdir, threads)
-            - worker_instructions(root, 3000, close, workdir, threads)) / 10000
+def per_request(root, close, workdir, threads=1, flags=()):
+    return (worker_instructions(root, 13000, close, workdir, threads, flags)
+            - worker_instructions(root, 3000, close, workdir, threads, flags)) / 10000
 
 
 def main():
@@ -132,7 +136,9 @@ def main():
     parser.add_argument("--close", action="store_true", help="a new connection per request")
     parser.add_argument("--baseline", metavar="REV", help="also measure pyfork as of git revision REV")
     parser.add_argument("--threads", type=int, default=1, help="the worker's --threads (1: no app threads)")
+    parser.add_argument("--flags", default="", help="pyfork flags for the measured tree only (quoted)")
     args = parser.parse_args()
+    flags = shlex.split(args.flags)
     with tempfile.TemporaryDirectory(prefix="pyfork-instructions-") as workdir:
         roots = [("pyfork", ROOT)]
         if args.baseline:
@@ -141,11 +147,13 @@ def main():
                            check=True, capture_output=True)
             roots.append(("pyfork@" + args.baseline, path))
         try:
-            counts = [(name, per_request(root, args.close, workdir, args.threads)) for name, root in roots]
+            counts = [(name, per_request(root, args.close, workdir, args.threads, () if root != ROOT else flags))
+                      for name, root in roots]
         finally:
             if args.baseline:
                 subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", path], capture_output=True)
-    mode = ("close" if args.close else "keep-alive") + (" threads=%d" % args.threads if args.threads > 1 else "")
+    mode = (("close" if args.close else "keep-alive") + (" threads=%d" % args.threads if args.threads > 1 else "")
+            + (" " + args.flags if args.flags else ""))
     for name, count in counts:
         print("%-20s %-10s %8.0f instructions per request (worker)" % (name, mode, count))
     if len(counts) == 2:

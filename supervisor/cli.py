@@ -1,4 +1,5 @@
-"""`pyfork run [MODULE:APP] [options]` and the other subcommands; failures to exit codes.
+"""`pyfork run [MODULE:APP] [options]` (or `pyfork MODULE:APP [options]`, Gunicorn's line with
+only the name changed) and the other subcommands; failures to exit codes.
 
 Every flag of Gunicorn's settings list is parsed: pyfork's own settings (config.SETTINGS),
 and the Gunicorn-only ones, which gunicorn.py judges (ignored with a note, or exit 2 with
@@ -8,14 +9,15 @@ COMMANDS: (help, takes pyfork's settings?, the function run with its parsed args
 """
 import argparse
 import dataclasses
+import difflib
 import os
+import re
 import shlex
 import sys
 
 from . import __version__, exits, gunicorn
 from .config import SETTINGS, Bind, ConfigError, env_name, resolve_sources
 from .environ import CMD_ARGS
-from .log import Log
 
 SIZES = ("memory_quota", "max_worker_memory")
 
@@ -65,6 +67,8 @@ def _settings_arguments(p):
             kw.update(metavar=s.metavar or "VALUE")
             if s.action == "append":
                 kw.update(action="append")
+            elif s.action == "optional":
+                kw.update(nargs="?", const=s.const)
         p.add_argument(*s.flags, **kw)
     _gunicorn_arguments(p)
     return p
@@ -247,6 +251,9 @@ def _gunicorn_check(cfg):
         import traceback
         traceback.print_exc()
         return exits.APP_LOAD
+    if os.environ.get("PYFORK_RELOAD_LIST"):          # a probe of --reload: the app's files for the master
+        from .supervise.reloader import write_listing
+        write_listing(os.environ["PYFORK_RELOAD_LIST"], list(sys.modules.values()))
     print("pyfork: configuration ok; app %s loaded" % cfg.app)
     return exits.OK
 
@@ -263,10 +270,19 @@ def run(args):
         return failed
     if args.g_check_config:
         return _gunicorn_check(cfg)
+    from . import logconfig
     try:
-        log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
+        log = logconfig.make(cfg)
     except OSError as exc:
         return _fail("cannot open log file %s: %s" % (exc.filename, exc.strerror))
+    except logconfig.ConfigFailed as exc:
+        return _fail(exc)
+    if cfg.statsd_host:
+        from .observe.statsd import Statsd
+        try:
+            log.statsd = Statsd(cfg.statsd_host, cfg.statsd_prefix, cfg.dogstatsd_tags)
+        except OSError as exc:          # a host name that does not resolve
+            return _fail("--statsd-host %s: %s" % (":".join(map(str, cfg.statsd_host)), exc.strerror or exc))
     for note in notes:
         log.warning("%s", note)
     if sources.get("dyno_size", "default") != "default":
@@ -305,8 +321,36 @@ COMMANDS = {
 }
 
 
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_TOP_FLAGS = ("-h", "--help", "--version")
+
+
+def route(argv, exists=lambda path: False):
+    """Gunicorn's command line with `gunicorn` changed to `pyfork` runs as `pyfork run`:
+    -> (argv for the parser, or None; an error line, or None). A first word that is a
+    command is that command; one with ':' (app:app), a flag (-w 3 app:app) or a module name
+    (myproject.wsgi) starts `run`, unless it is a command misspelt with no such module here
+    (`exists` looks for WORD.py or WORD/)."""
+    if not argv or argv[0] in COMMANDS or argv[0] in _TOP_FLAGS:
+        return argv, None
+    word = argv[0]
+    if word.startswith("-") or ":" in word:
+        return ["run"] + argv, None
+    if _MODULE.fullmatch(word):
+        close = difflib.get_close_matches(word, COMMANDS, 1, 0.75)
+        top = word.split(".")[0]
+        if not close or exists(top + ".py") or exists(top):
+            return ["run"] + argv, None
+        return None, "unknown command %r: did you mean 'pyfork %s'?" % (word, close[0])
+    return None, ("%r is neither a command (%s) nor an app (MODULE:APP): did you mean 'pyfork run %s'?"
+                  % (word, ", ".join(COMMANDS), word))
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    argv, error = route(argv, os.path.exists)
+    if error:
+        return _fail(error)
     entry = COMMANDS.get(argv[0]) if argv else None
     if entry is not None and not entry[1]:
         return entry[2](argv[1:])            # a command with its own parser

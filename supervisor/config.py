@@ -7,9 +7,11 @@ sentence that names what to fix; every error found is reported, then the CLI exi
 import dataclasses
 
 from . import environ as _environ
-from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _env_pairs, _float, _header_map, _int,  # noqa: F401
-                      _ips, _log_format, _umask, _loglevel, _marks, _metrics_bind, _optional_path, _paths, _percent, _size, _str,
-                      _worker_class, _workers, parse_bind, parse_size)
+from .convert import (AUTO, LOG_LEVELS, Bind, ConfigError, _binds, _bool, _choice, _choice_of, _env_pairs,  # noqa: F401
+                      _float, _header_map, _int, _ips, _log_format, _loglevel, _marks, _metrics_bind, _optional_path,
+                      _paths, _percent, _size, _str, _umask, _worker_class, _workers, parse_bind, parse_size)
+from .convert_gunicorn import (SYSLOG_FACILITIES, _cert_reqs, _log_dict, _names, _proxy_protocol, _scheme_headers,
+                               _ssl_version, _statsd_host, _syslog_addr)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,6 +24,7 @@ class Setting:
     env: str = ""          # a platform variable read besides PYFORK_<NAME>
     action: str = ""       # "store_true" or "append" for argparse
     metavar: str = ""
+    const: object = None   # action "optional": the value of the bare flag
 
 
 SETTINGS = (
@@ -36,6 +39,9 @@ SETTINGS = (
     Setting("pythonpath", ("--pythonpath",), _paths, (), "directories to put first on the import path, comma separated", metavar="DIRS"),
     Setting("raw_env", ("-e", "--env"), _env_pairs, (), "set an environment variable for the app: KEY=VALUE; repeatable", action="append", metavar="KEY=VALUE"),
     Setting("preload", ("--preload",), _bool, False, "import the app in the master before forking, so workers share its memory", action="store_true"),
+    Setting("reload", ("--reload",), _bool, False, "development: when a file of the app changes, import the new code in a probe, then replace the workers (re-execute the master with --preload); code that fails to import keeps the workers serving", action="store_true"),
+    Setting("reload_extra_files", ("--reload-extra-file",), _paths, (), "with --reload: watch this file too (templates, configuration); repeatable", action="append", metavar="FILE"),
+    Setting("reload_engine", ("--reload-engine",), _choice("auto", "poll", "inotify"), "auto", "with --reload: inotify (read from the master's loop, no thread), or poll (mtimes once a second); auto: inotify where there is one", metavar="ENGINE"),
     Setting("preload_unsafe", ("--preload-unsafe",), _bool, False, "with --preload: fork even when the app's import left sockets, threads or children in the master (they are named in a warning); for what you know survives a fork", action="store_true"),
     Setting("refork_after", ("--refork-after",), _marks, (), "once a worker has served this many requests, fork the others' replacements from it (warm, sharing its memory); a list such as 50,500,5000 reforks at each", metavar="N[,N...]"),
     Setting("keepalive", ("--keep-alive",), _float(0), 5.0, "seconds an idle keep-alive connection stays open (0 closes after each response)", metavar="SECONDS"),
@@ -53,7 +59,26 @@ SETTINGS = (
     Setting("access_logformat", ("--access-logformat",), _log_format, '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"', "access log line, in Gunicorn's atoms", metavar="FORMAT"),
     Setting("error_logfile", ("--error-logfile", "--log-file"), _str, "-", "error log file, '-' for stderr", metavar="FILE"),
     Setting("loglevel", ("--log-level",), _loglevel, "info", "error log level: " + ", ".join(LOG_LEVELS), metavar="LEVEL"),
+    Setting("logconfig", ("--log-config",), _optional_path, None, "a logging.config.fileConfig file: the error and access lines go to the loggers gunicorn.error and gunicorn.access, as in Gunicorn", metavar="FILE"),
+    Setting("logconfig_dict", ("--log-config-dict",), _log_dict, None, "a logging.config.dictConfig dictionary (JSON here, a dict in the config file) over Gunicorn's defaults, for gunicorn.error and gunicorn.access", metavar="JSON"),
+    Setting("logconfig_json", ("--log-config-json",), _optional_path, None, "a JSON file holding a dictConfig dictionary, as logconfig_dict", metavar="FILE"),
+    Setting("syslog", ("--log-syslog",), _bool, False, "send the error log (and the access log) to syslog too, as Gunicorn does", action="store_true"),
+    Setting("syslog_addr", ("--log-syslog-to",), _syslog_addr, "udp://localhost:514", "where syslog listens: unix://PATH[#dgram|#stream], udp://HOST:PORT or tcp://HOST:PORT", metavar="ADDRESS"),
+    Setting("syslog_prefix", ("--log-syslog-prefix",), _optional_path, None, "the program name in syslog lines: gunicorn.PREFIX.error (default: the app's name)", metavar="PREFIX"),
+    Setting("syslog_facility", ("--log-syslog-facility",), _choice_of(SYSLOG_FACILITIES), "user", "syslog facility name", metavar="FACILITY"),
+    Setting("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",), _bool, False, "with --log-syslog: keep the access log out of syslog", action="store_true"),
     Setting("forwarded_allow_ips", ("--forwarded-allow-ips",), _ips, "127.0.0.1,::1", "peers whose X-Forwarded-Proto is trusted, comma separated, '*' for all", env="FORWARDED_ALLOW_IPS", metavar="IPS"),
+    Setting("secure_scheme_headers", ("--secure-scheme-headers",), _scheme_headers, "X-FORWARDED-PROTOCOL=ssl,X-FORWARDED-PROTO=https,X-FORWARDED-SSL=on", "headers from a --forwarded-allow-ips peer that mean https, with the value that says so: a dict in the config file, NAME=VALUE,... here (Gunicorn's default)", metavar="NAME=VALUE,..."),
+    Setting("forwarder_headers", ("--forwarder-headers",), _names, "SCRIPT_NAME,PATH_INFO", "header names with '_' a --forwarded-allow-ips peer may send (kept as HTTP_<NAME>; SCRIPT_NAME also sets the environ's SCRIPT_NAME), '*' for all", metavar="NAMES"),
+    Setting("certfile", ("--certfile",), _optional_path, None, "serve HTTPS with this certificate (PEM; the chain after it); the handshake runs in the worker's loop, never blocking it", metavar="FILE"),
+    Setting("keyfile", ("--keyfile",), _optional_path, None, "the certificate's private key (PEM), when it is not in --certfile", metavar="FILE"),
+    Setting("ca_certs", ("--ca-certs",), _optional_path, None, "CA certificates to verify clients' certificates with (see --cert-reqs)", metavar="FILE"),
+    Setting("cert_reqs", ("--cert-reqs",), _cert_reqs, 0, "client certificates: 0 not asked (the default), 1 optional, 2 required", metavar="0|1|2"),
+    Setting("ciphers", ("--ciphers",), _optional_path, None, "OpenSSL cipher list (default: Python's)", metavar="CIPHERS"),
+    Setting("ssl_version", ("--ssl-version",), _ssl_version, 17, "ssl protocol: TLS_SERVER (the default: the highest both sides speak), TLS, TLSv1_2", metavar="VERSION"),
+    Setting("suppress_ragged_eofs", ("--suppress-ragged-eofs",), _bool, True, "read a TLS connection closed without close_notify as an end (Gunicorn's default)", action="store_true"),
+    Setting("proxy_protocol", ("--proxy-protocol",), _proxy_protocol, "off", "read a PROXY protocol header (HAProxy, an AWS network load balancer) before HTTP: off, v1, v2 or auto (the bare flag); the client's address becomes REMOTE_ADDR", action="optional", metavar="MODE", const="auto"),
+    Setting("proxy_allow_ips", ("--proxy-allow-from",), _ips, "127.0.0.1,::1", "peers that may send a PROXY header, comma separated, '*' for all; another's closes the connection", metavar="IPS"),
     Setting("pidfile", ("-p", "--pid"), _optional_path, None, "write the master's pid to this file", metavar="FILE"),
     Setting("user", ("-u", "--user"), _optional_path, None, "run workers as this user (name or uid) when started as root", metavar="USER"),
     Setting("group", ("-g", "--group"), _optional_path, None, "run workers as this group (name or gid) when started as root", metavar="GROUP"),
@@ -61,6 +86,9 @@ SETTINGS = (
     Setting("metrics_format", ("--metrics-format",), _choice("logfmt", "json"), "logfmt", "metrics lines as Heroku's key=value (logfmt) or JSON", metavar="FORMAT"),
     Setting("metrics_log", ("--metrics-log",), _optional_path, None, "write metrics lines to this file instead of stderr", metavar="FILE"),
     Setting("metrics_bind", ("--metrics-bind",), _metrics_bind, None, "serve Prometheus /metrics from the master at HOST:PORT (host defaults to 127.0.0.1)", metavar="ADDRESS"),
+    Setting("statsd_host", ("--statsd-host",), _statsd_host, None, "send Gunicorn's statsd metrics (and pyfork's per-worker gauges) to HOST:PORT (UDP, port 8125 by default) or unix:PATH", metavar="ADDRESS"),
+    Setting("statsd_prefix", ("--statsd-prefix",), _str, "", "put this before every statsd metric's name (a '.' is added)", metavar="PREFIX"),
+    Setting("dogstatsd_tags", ("--dogstatsd-tags",), _str, "", "DogStatsD tags for every metric: tag1:value1,tag2:value2", metavar="TAGS"),
     Setting("memory_quota", ("--memory-quota",), _size, None, "the dyno's memory when no cgroup limit says (e.g. 512MB)", metavar="SIZE"),
     Setting("dyno_size", ("--dyno-size",), _optional_path, None, "a Heroku dyno size (standard-1x, performance-m, ...) for quota and task limit", metavar="NAME"),
     Setting("max_worker_memory", ("--max-worker-memory",), _size, None, "recycle a worker whose memory passes this (e.g. 300MB)", metavar="SIZE"),
@@ -92,6 +120,9 @@ class Config:
     pythonpath: tuple
     raw_env: tuple
     preload: bool
+    reload: bool
+    reload_extra_files: tuple
+    reload_engine: str
     keepalive: float
     limit_request_line: int
     limit_request_fields: int
@@ -107,11 +138,33 @@ class Config:
     access_logformat: str
     error_logfile: str
     loglevel: str
+    logconfig: object
+    syslog: bool
+    syslog_addr: tuple
+    syslog_prefix: object
+    syslog_facility: str
+    disable_redirect_access_to_syslog: bool
+    logconfig_dict: object
+    logconfig_json: object
     forwarded_allow_ips: tuple
+    secure_scheme_headers: tuple
+    certfile: object
+    keyfile: object
+    ca_certs: object
+    cert_reqs: int
+    ciphers: object
+    ssl_version: int
+    suppress_ragged_eofs: bool
+    proxy_protocol: str
+    proxy_allow_ips: tuple
+    forwarder_headers: tuple
     metrics_interval: float
     metrics_format: str
     metrics_log: object
     metrics_bind: object
+    statsd_host: object
+    statsd_prefix: str
+    dogstatsd_tags: str
     memory_quota: object
     dyno_size: object
     max_worker_memory: object

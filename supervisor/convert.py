@@ -136,6 +136,10 @@ def _size(value, name):
     return parse_size(value, name) or None
 
 
+def _choice_of(options):
+    return _choice(*options)
+
+
 def _choice(*options):
     def convert(value, name):
         text = str(value).lower()

@@ -15,6 +15,7 @@ PREFIX = "PYFORK_"
 OWN = {
     "PYFORK_CMD_ARGS": "more flags, read like GUNICORN_CMD_ARGS and after it",
     "PYFORK_OLD_WORKERS": "set by pyfork itself across a USR2 re-exec (the old master's workers)",
+    "PYFORK_RELOAD_LIST": "set by pyfork itself for --reload's probe: where it writes the app's files",
     "PYFORK_CONF": "a config file's text, written out by conf/container/entrypoint.sh's example",
 }
 # platform variables read besides the settings' own (see also Setting.env)

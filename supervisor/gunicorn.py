@@ -66,10 +66,10 @@ TABLE = (
     Row("limit_request_line", ("--limit-request-line",), S, "limit_request_line"),
     Row("limit_request_fields", ("--limit-request-fields",), S, "limit_request_fields"),
     Row("limit_request_field_size", ("--limit-request-field_size",), S, "limit_request_field_size"),
-    Row("reload", ("--reload",), R, "pyfork does not watch the code; `kill -HUP <master pid>` starts new workers "
-        "that import the app afresh (without --preload); in development restart pyfork", _SW, False),
-    Row("reload_engine", ("--reload-engine",), H, _ONLY % "--reload"),
-    Row("reload_extra_files", ("--reload-extra-file",), H, _ONLY % "--reload", _AP),
+    Row("reload", ("--reload",), S, "reload: inotify or mtimes from the master's loop (no thread); the new code is "
+        "imported in a probe first; works with --preload", _SW),
+    Row("reload_engine", ("--reload-engine",), S, "reload_engine: auto, poll or inotify (through ctypes)"),
+    Row("reload_extra_files", ("--reload-extra-file",), S, "reload_extra_files", _AP),
     Row("spew", ("--spew",), H, "a debugging tracer of every line the server runs; serving is unchanged without it", _SW),
     Row("check_config", ("--check-config",), S, "check the configuration, import the app, exit 0, 2 or 4 "
         "(the app raised)", _SW),
@@ -89,33 +89,33 @@ TABLE = (
     Row("umask", ("-m", "--umask"), S, "umask"),
     Row("initgroups", ("--initgroups",), H, "with --user, pyfork always sets the worker's groups with initgroups", _SW),
     Row("tmp_upload_dir", (), H, "unused by Gunicorn too; pyfork spools bodies over 1 MiB to a temporary file", _NO),
-    Row("secure_scheme_headers", (), R, "pyfork trusts X-Forwarded-Proto alone, from --forwarded-allow-ips; "
-        "have the proxy set X-Forwarded-Proto", _NO,
-        {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"}),
+    Row("secure_scheme_headers", (), S, "secure_scheme_headers (also --secure-scheme-headers NAME=VALUE,...)", _NO),
     Row("forwarded_allow_ips", ("--forwarded-allow-ips",), S, "forwarded_allow_ips (also $FORWARDED_ALLOW_IPS)"),
     Row("accesslog", ("--access-logfile",), S, "access_logfile"),
-    Row("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",), H, _ONLY % "syslog", _SW),
+    Row("disable_redirect_access_to_syslog", ("--disable-redirect-access-to-syslog",), S, "disable_redirect_access_to_syslog", _SW),
     Row("access_log_format", ("--access-logformat",), S, "access_logformat"),
     Row("errorlog", ("--error-logfile", "--log-file"), S, "error_logfile"),
     Row("loglevel", ("--log-level",), S, "loglevel"),
     Row("capture_output", ("--capture-output",), H, "the workers' stdout and stderr are the master's, which "
         "the platform (or --error-logfile's shell redirect) already collects", _SW),
-    Row("logger_class", ("--logger-class",), R, _LOGS, Arg.VALUE, "gunicorn.glogging.Logger"),
-    Row("logconfig", ("--log-config",), R, _LOGS),
-    Row("logconfig_dict", (), R, _LOGS, _NO, {}),
-    Row("logconfig_json", ("--log-config-json",), R, _LOGS),
-    Row("syslog_addr", ("--log-syslog-to",), H, _ONLY % "syslog"),
-    Row("syslog", ("--log-syslog",), R, "pyfork logs to stderr or --error-logfile, not syslog; let the platform, "
-        "journald or the container runtime carry stderr", _SW, False),
-    Row("syslog_prefix", ("--log-syslog-prefix",), H, _ONLY % "syslog"),
-    Row("syslog_facility", ("--log-syslog-facility",), H, _ONLY % "syslog"),
+    Row("logger_class", ("--logger-class",), R, "a Logger class is written against Gunicorn's own config object; "
+        "configure the loggers gunicorn.error and gunicorn.access with --log-config, --log-config-json or "
+        "logconfig_dict instead (pyfork sends its lines there)", Arg.VALUE, "gunicorn.glogging.Logger"),
+    Row("logconfig", ("--log-config",), S, "logconfig: the lines go to gunicorn.error and gunicorn.access"),
+    Row("logconfig_dict", (), S, "logconfig_dict (also --log-config-dict JSON)", _NO),
+    Row("logconfig_json", ("--log-config-json",), S, "logconfig_json"),
+    Row("syslog_addr", ("--log-syslog-to",), S, "syslog_addr"),
+    Row("syslog", ("--log-syslog",), S, "syslog: a SysLogHandler on gunicorn.error and gunicorn.access, as Gunicorn's", _SW),
+    Row("syslog_prefix", ("--log-syslog-prefix",), S, "syslog_prefix"),
+    Row("syslog_facility", ("--log-syslog-facility",), S, "syslog_facility"),
     Row("enable_stdio_inheritance", ("-R", "--enable-stdio-inheritance"), H,
         "pyfork never daemonizes: workers always keep stdio", _SW),
-    Row("statsd_host", ("--statsd-host",), H, "pyfork has no statsd client yet; its metrics are log lines "
-        "(--metrics-interval) and Prometheus (--metrics-bind)"),
-    Row("dogstatsd_tags", ("--dogstatsd-tags",), H, _ONLY % "statsd"),
-    Row("statsd_prefix", ("--statsd-prefix",), H, _ONLY % "statsd"),
-    Row("enable_backlog_metric", ("--enable-backlog-metric",), H, _ONLY % "statsd", _SW),
+    Row("statsd_host", ("--statsd-host",), S, "statsd_host: Gunicorn's metric names, batched per loop turn, "
+        "plus pyfork.worker.N.* memory gauges"),
+    Row("dogstatsd_tags", ("--dogstatsd-tags",), S, "dogstatsd_tags"),
+    Row("statsd_prefix", ("--statsd-prefix",), S, "statsd_prefix"),
+    Row("enable_backlog_metric", ("--enable-backlog-metric",), H, "pyfork sends no gunicorn.backlog (the listen "
+        "queue); the other statsd metrics are sent", _SW),
     Row("proc_name", ("-n", "--name"), H, "process titles are pyfork's own (pyfork master [app], pyfork worker N [app]); "
         "log lines say which process wrote them"),
     Row("default_proc_name", (), H, "process titles are pyfork's own", _NO),
@@ -126,21 +126,22 @@ TABLE = (
         "on_starting", "on_reload", "when_ready", "pre_fork", "post_fork", "post_worker_init", "worker_int",
         "worker_abort", "pre_exec", "pre_request", "post_request", "child_exit", "worker_exit",
         "nworkers_changed", "on_exit")),
-    Row("ssl_context", (), H, _ONLY % "TLS (--certfile)", _NO),
-    Row("proxy_protocol", ("--proxy-protocol",), R, "pyfork reads no PROXY protocol header; have the proxy send "
-        "X-Forwarded-For and X-Forwarded-Proto instead", Arg.OPTIONAL, "off", "auto"),
-    Row("proxy_allow_ips", ("--proxy-allow-from",), H, _ONLY % "--proxy-protocol"),
+    Row("ssl_context", (), S, _HOOK, _NO),
+    Row("proxy_protocol", ("--proxy-protocol",), S, "proxy_protocol: v1, v2 or auto; REMOTE_ADDR, REMOTE_PORT, "
+        "PROXY_PROTOCOL, PROXY_ADDR, PROXY_PORT as in Gunicorn", Arg.OPTIONAL, "off", "auto"),
+    Row("proxy_allow_ips", ("--proxy-allow-from",), S, "proxy_allow_ips: another peer's header closes the connection"),
     Row("protocol", ("--protocol",), R, "pyfork speaks HTTP/1.1 only, not uwsgi; point the proxy at pyfork "
         "over HTTP", Arg.VALUE, "http"),
     Row("uwsgi_allow_ips", ("--uwsgi-allow-from",), H, _ONLY % "--protocol uwsgi"),
-    Row("keyfile", ("--keyfile",), R, _TLS + "; remove --keyfile"),
-    Row("certfile", ("--certfile",), R, _TLS + "; remove --certfile"),
-    Row("ssl_version", ("--ssl-version",), H, _ONLY % "TLS (--certfile)"),
-    Row("cert_reqs", ("--cert-reqs",), H, _ONLY % "TLS (--certfile)"),
-    Row("ca_certs", ("--ca-certs",), H, _ONLY % "TLS (--certfile)"),
-    Row("suppress_ragged_eofs", ("--suppress-ragged-eofs",), H, _ONLY % "TLS (--certfile)", _SW),
-    Row("do_handshake_on_connect", ("--do-handshake-on-connect",), H, _ONLY % "TLS (--certfile)", _SW),
-    Row("ciphers", ("--ciphers",), H, _ONLY % "TLS (--certfile)"),
+    Row("keyfile", ("--keyfile",), S, "keyfile"),
+    Row("certfile", ("--certfile",), S, "certfile: the handshake runs in the worker's loop, never blocking it"),
+    Row("ssl_version", ("--ssl-version",), S, "ssl_version"),
+    Row("cert_reqs", ("--cert-reqs",), S, "cert_reqs"),
+    Row("ca_certs", ("--ca-certs",), S, "ca_certs"),
+    Row("suppress_ragged_eofs", ("--suppress-ragged-eofs",), S, "suppress_ragged_eofs", _SW),
+    Row("do_handshake_on_connect", ("--do-handshake-on-connect",), H, "the handshake always runs as the connection "
+        "opens, in the worker's loop and never blocking it, before HTTP is read", _SW),
+    Row("ciphers", ("--ciphers",), S, "ciphers"),
     Row("http_protocols", ("--http-protocols",), R, "pyfork speaks HTTP/1.1 only; HTTP/2 ends at the router or "
         "proxy in front", Arg.VALUE, "h1"),
     Row("http2_cleartext", ("--http2-cleartext",), R, "pyfork speaks HTTP/1.1 only; HTTP/2 ends at the router or "
@@ -153,8 +154,8 @@ TABLE = (
     Row("permit_unconventional_http_method", ("--permit-unconventional-http-method",), R, _STRICT, _SW, False),
     Row("permit_unconventional_http_version", ("--permit-unconventional-http-version",), R, _STRICT, _SW, False),
     Row("casefold_http_method", ("--casefold-http-method",), R, _STRICT, _SW, False),
-    Row("forwarder_headers", ("--forwarder-headers",), R, "pyfork takes SCRIPT_NAME from the environment variable "
-        "of that name (as Gunicorn does) and PATH_INFO from the request, never from a header", Arg.VALUE, "SCRIPT_NAME,PATH_INFO"),
+    Row("forwarder_headers", ("--forwarder-headers",), S, "forwarder_headers: SCRIPT_NAME from a "
+        "--forwarded-allow-ips peer sets the environ's SCRIPT_NAME"),
     Row("header_map", ("--header-map",), S, "header_map: drop (the default) or refuse; 'dangerous' is refused"),
     Row("asgi_loop", ("--asgi-loop",), H, _ONLY % "ASGI workers"),
     Row("asgi_lifespan", ("--asgi-lifespan",), H, _ONLY % "ASGI workers"),

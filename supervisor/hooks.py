@@ -38,6 +38,7 @@ HOOKS = {
     "worker_exit": (2, Policy.LOG),
     "nworkers_changed": (3, Policy.STOP),
     "on_exit": (1, Policy.LOG),
+    "ssl_context": (2, Policy.BOOT),     # (config, default_ssl_context_factory) -> SSLContext (serve/tls.py)
 }
 
 

@@ -47,6 +47,8 @@ def stamp(now, fmt="%Y-%m-%d %H:%M:%S %z"):
 
 
 class Log:
+    statsd = None      # observe/statsd.py's client with --statsd-host: counts warning and error lines
+
     def __init__(self, path="-", level="info", access_path=None, access_format=None, metrics_path=None):
         self.path = path
         self.level = LEVELS[level]
@@ -76,7 +78,9 @@ class Log:
             if stream is not None and stream not in (sys.stdout, sys.stderr):
                 stream.close()
 
-    def write(self, levelno, msg, args):
+    def write(self, levelno, msg, args, metric=None):
+        if levelno >= 30 and self.statsd is not None:
+            self.statsd.count(metric or "gunicorn.log." + NAMES[levelno].lower())
         if levelno < self.level:
             return
         if args:
@@ -103,7 +107,8 @@ class Log:
         self.write(50, msg, args)
 
     def exception(self, msg, *args):
-        self.write(40, (msg % args if args else msg) + "\n" + traceback.format_exc().rstrip(), ())
+        self.write(40, (msg % args if args else msg) + "\n" + traceback.format_exc().rstrip(), (),
+                   "gunicorn.log.exception")
 
     def metric(self, line):
         """A metrics line, bare (no timestamp or level): log drains parse it as Heroku's."""

@@ -13,7 +13,7 @@ MANY = '''\
 workers = 2
 worker = 4
 timeout = -1
-reload = True
+daemon = True
 worker_tmp_dir = "/dev/shm"
 
 
@@ -29,18 +29,18 @@ graceful_timout = 5
 def test_every_mistake_in_one_run(tmp_path):
     conf = write(tmp_path / "gunicorn.conf.py", MANY)
     for command in ("run", "check-config"):
-        code, out, err, _ = run_cli(command, "sup_apps:app", "-c", conf, "--certfile", "x.pem", cwd=tmp_path,
+        code, out, err, _ = run_cli(command, "sup_apps:app", "-c", conf, "--paste", "x.ini", cwd=tmp_path,
                                     env={"PYFORK_TIMOUT": "5"})
         assert (code, out) == (2, "")
         lines = err.splitlines()
         assert all(line.startswith("pyfork: error: ") for line in lines), err
         text = [line[len("pyfork: error: "):] for line in lines]
         assert text[0] == "unknown setting 'worker' in gunicorn.conf.py line 2; did you mean 'workers'?"
-        assert text[1].startswith("setting 'reload' in gunicorn.conf.py line 4: not available in pyfork: ")
+        assert text[1].startswith("setting 'daemon' in gunicorn.conf.py line 4: not available in pyfork: ")
         assert text[2] == "unknown hook 'post_forks' in gunicorn.conf.py line 8; did you mean 'post_fork'?"
         assert text[3] == ("unknown setting 'graceful_timout' in gunicorn.conf.py line 13; "
                            "did you mean 'graceful_timeout'?")
-        assert text[4].startswith("flag --certfile: not available in pyfork: pyfork serves plain HTTP")
+        assert text[4].startswith("flag --paste: not available in pyfork: pyfork loads a WSGI callable")
         assert text[5] == "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"
         assert text[6].startswith("setting 'bind' in %s line 12: 127.0.0.1:9 is given twice" % conf)
         assert text[7] == "setting 'timeout' in %s line 3: -1 is too small; the least allowed is 0" % conf
@@ -115,3 +115,38 @@ def test_config_file_found_as_gunicorn_finds_it(tmp_path):
     assert (code, err) == (2, "pyfork: error: config file python:settings.nope: no such module "
                               "(check the name and PYTHONPATH)\n")
 
+
+
+# `pyfork` with Gunicorn's line: (argv, files present in the working directory, routed argv or the error)
+ROUTES = [
+    (["app:app", "-w", "3"], (), ["run", "app:app", "-w", "3"]),
+    (["--bind", "127.0.0.1:9", "app:app"], (), ["run", "--bind", "127.0.0.1:9", "app:app"]),
+    (["-c", "gunicorn.conf.py"], (), ["run", "-c", "gunicorn.conf.py"]),
+    (["myproject.wsgi"], (), ["run", "myproject.wsgi"]),
+    (["app:create_app()"], (), ["run", "app:create_app()"]),
+    (["status", "--json"], (), ["status", "--json"]),
+    (["run", "app:app"], (), ["run", "app:app"]),
+    (["--version"], (), ["--version"]),
+    ([], (), []),
+    (["stauts"], (), "unknown command 'stauts': did you mean 'pyfork status'?"),
+    (["reports"], ("reports.py",), ["run", "reports"]),       # a module of that name here: the app
+    (["reports"], (), "unknown command 'reports': did you mean 'pyfork report'?"),
+    (["my-app"], (), "'my-app' is neither a command (run, check-config, advise, status, report) nor an app "
+                     "(MODULE:APP): did you mean 'pyfork run my-app'?"),
+]
+
+
+def test_route_table():
+    from supervisor.cli import route
+    for argv, files, want in ROUTES:
+        got, error = route(list(argv), lambda path, files=files: path in files)
+        assert (error if isinstance(want, str) else got) == want, (argv, got, error)
+
+
+def test_gunicorn_line_with_the_name_changed(tmp_path):
+    """The first thing a Gunicorn user types: an unknown word is named with the way out."""
+    code, out, err, _ = run_cli("my-app", cwd=tmp_path)
+    assert (code, out) == (2, "") and err.endswith("did you mean 'pyfork run my-app'?\n"), err
+    code, out, err, _ = run_cli("check-config", "sup_apps:app", "-w", "3", cwd=APPS)
+    code2, out2, err2, _ = run_cli("sup_apps:app", "-w", "3", "--print-config", cwd=APPS)
+    assert (code, code2) == (0, 0) and parse_check_config(out2)["workers"][0] == "3", (err, err2)

@@ -116,14 +116,14 @@ class Pyfork(Server):
     no app, -b or -w (so a config file or the environment can choose them), and runs in
     a clean environment. `log_path` reads the error log from a file the config names."""
 
-    def __init__(self, *args, workers=1, env=None, cwd=APPS, wait=True, port=None, log_path=None):
+    def __init__(self, *args, workers=1, env=None, cwd=APPS, wait=True, port=None, log_path=None, command=("run",)):
         self.port = port or free_port()
         self.workers = workers
         self.log_path = log_path or os.path.join(os.environ.get("TMPDIR", "/tmp"),
                                                  "pyfork-cfg-%d-%d.log" % (os.getpid(), self.port))
         # stdout and stderr; the same file as the log unless the config sends the log elsewhere
         self.out_path = self.log_path if log_path is None else log_path + ".out"
-        cmd = [PY, "-m", "supervisor", "run"] + [str(a) for a in args]
+        cmd = [PY, "-m", "supervisor", *command] + [str(a) for a in args]
         self.log_file = open(self.out_path, "w+")
         self.proc = subprocess.Popen(cmd, cwd=cwd, env=clean_env(env), stdout=self.log_file, stderr=subprocess.STDOUT)
         self.ps = psutil.Process(self.proc.pid)
@@ -289,6 +289,7 @@ max_requests = 1000
 worker_class = "sync"
 threads = 1
 worker_connections = 1000
+daemon = False
 umask = 0
 wsgi_app = "cfg_apps:app"       # sup_apps:app, noting which process imports it
 '''
@@ -318,12 +319,14 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     conf = write(tmp_path / "gunicorn.conf.py", GUNICORN_CONF % {"port": port, "access": access, "error": error})
 
     table, out = check_config("-c", conf, cwd=tmp_path)
-    assert "app                      = 'cfg_apps:app'" in out
+    assert re.search(r"^app +\= 'cfg_apps:app'$", out, re.M), out
     for name in SHARED.values():
         assert table[name][1] == "file " + conf, (name, table[name])
     # the Gunicorn-only names: one note each, naming the line and why nothing changes
     assert ("note: setting 'worker_connections' in gunicorn.conf.py line 17: Gunicorn-only, ignored: only used "
             "with event-loop workers (gevent, eventlet), which pyfork does not have") in out
+    assert ("note: setting 'daemon' in gunicorn.conf.py line 18: False is Gunicorn's default; ignored: pyfork "
+            "stays in the foreground") in out
 
     # it is a valid Gunicorn config file: Gunicorn itself checks it (loading the app) and reads
     # the same values from it (gunicorn is in the `bench` extra: skipped where it is not installed)
@@ -351,7 +354,7 @@ def test_gunicorn_config_file_served_unchanged(tmp_path, pyfork):
     # preload_app: the app was imported once, in the master
     assert imports.read_text().split() == [str(master)]
     # the Gunicorn-only names are reported once each, by name
-    for name in ("worker_connections",):
+    for name in ("worker_connections", "daemon"):
         ignored = [line for line in log.splitlines() if "setting %r" % name in line]
         assert len(ignored) == 1 and "ignored" in ignored[0] and "[WARNING]" in ignored[0], log
     assert "[%d] [INFO] master pid=%d app=cfg_apps:app workers=2" % (master, master) in log
@@ -791,10 +794,10 @@ BAD = [
      "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?"),
     ("two spellings disagree", "", [], {"PYFORK_LOG_LEVEL": "debug", "PYFORK_LOGLEVEL": "info"},
      "environment variables PYFORK_LOGLEVEL='info' and PYFORK_LOG_LEVEL='debug' both set loglevel; keep one"),
-    ("--reload", "", ["--reload"], {}, lambda msg, conf: msg.startswith("flag --reload: not available in pyfork: ")
-     and "kill -HUP" in msg),
-    ("reload in the file", "reload = True\n", [], {},
-     lambda msg, conf: msg.startswith("setting 'reload' in conf.py line %d: not available in pyfork" % (N + 1))),
+    ("--daemon", "", ["--daemon"], {}, lambda msg, conf: msg.startswith("flag --daemon: not available in pyfork: ")
+     and "systemd" in msg),
+    ("daemon in the file", "daemon = True\n", [], {},
+     lambda msg, conf: msg.startswith("setting 'daemon' in conf.py line %d: not available in pyfork" % (N + 1))),
     ("-k gevent in GUNICORN_CMD_ARGS", "", [], {"GUNICORN_CMD_ARGS": "-k gevent"},
      "flag --worker-class in GUNICORN_CMD_ARGS: 'gevent' is not available: pyfork runs sync or threaded "
      "workers; use --threads N"),
@@ -1012,3 +1015,32 @@ def test_dyno_env_detects_the_size_from_a_real_cgroup_limit(tmp_path):
         table, out = check(memory, env)
         assert table["dyno_size"] == ("None", "default"), out
         assert table["workers"] == ("2", "default"), out
+
+
+PROXY_CONF = '''\
+bind = "127.0.0.1:%(port)d"
+pidfile = %(pid)r
+secure_scheme_headers = {"X-Scheme": "https"}
+forwarder_headers = "SCRIPT_NAME,REMOTE_USER"
+'''
+
+WHERE_APP = '''\
+def app(environ, start_response):
+    body = " ".join([environ["wsgi.url_scheme"], environ["SCRIPT_NAME"] or "-", environ["PATH_INFO"],
+                     environ.get("HTTP_REMOTE_USER", "-")]).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+'''
+
+
+def test_what_a_trusted_proxy_says(tmp_path, pyfork):
+    """Gunicorn's secure_scheme_headers and forwarder_headers from a gunicorn.conf.py."""
+    port = free_port()
+    pid = str(tmp_path / "g.pid")
+    write(tmp_path / "where.py", WHERE_APP)
+    conf = write(tmp_path / "gunicorn.conf.py", PROXY_CONF % {"port": port, "pid": pid})
+    p = pyfork("where:app", "-c", conf, cwd=tmp_path, port=port)
+    status, _, body = get(port, "/app/x", headers={"X-Scheme": "https", "SCRIPT_NAME": "/app",
+                                                   "REMOTE_USER": "ann", "X-Forwarded-Proto": "https"})
+    assert (status, body) == (200, b"https /app /x ann")
+    assert p.stop() == 0

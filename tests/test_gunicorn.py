@@ -80,20 +80,15 @@ JUDGED = [
      "are the master's, which the platform (or --error-logfile's shell redirect) already collects"),
     (["--name", "web"], "note", "flag --name: Gunicorn-only, ignored: process titles are pyfork's own "
      "(pyfork master [app], pyfork worker N [app]); log lines say which process wrote them"),
-    (["--statsd-host", "localhost:8125"], "note", "flag --statsd-host: Gunicorn-only, ignored: pyfork has no statsd "
-     "client yet; its metrics are log lines (--metrics-interval) and Prometheus (--metrics-bind)"),
-    (["--reload"], "error", "flag --reload: not available in pyfork: pyfork does not watch the code; "
-     "`kill -HUP <master pid>` starts new workers that import the app afresh (without --preload); "
-     "in development restart pyfork"),
-    (["--certfile", "c.pem"], "error", "flag --certfile: not available in pyfork: pyfork serves plain HTTP: TLS "
-     "ends at the router or proxy in front (Heroku's router, nginx, a load balancer); remove --certfile"),
+    (["--enable-backlog-metric"], "note", "flag --enable-backlog-metric: Gunicorn-only, ignored: pyfork sends no "
+     "gunicorn.backlog (the listen queue); the other statsd metrics are sent"),
     (["-D"], "error", "flag --daemon: not available in pyfork: pyfork stays in the foreground, as a platform, "
      "systemd or a container expects; start it with systemd (conf/) or your process manager"),
-    (["--proxy-protocol"], "error", "flag --proxy-protocol: not available in pyfork: pyfork reads no PROXY "
-     "protocol header; have the proxy send X-Forwarded-For and X-Forwarded-Proto instead"),
     # a refused setting at Gunicorn's default asks for nothing pyfork lacks
-    (["--proxy-protocol", "off"], "note", "flag --proxy-protocol: 'off' is Gunicorn's default; ignored: pyfork "
-     "reads no PROXY protocol header; have the proxy send X-Forwarded-For and X-Forwarded-Proto instead"),
+    (["--http-protocols", "h1"], "note", "flag --http-protocols: 'h1' is Gunicorn's default; ignored: pyfork "
+     "speaks HTTP/1.1 only; HTTP/2 ends at the router or proxy in front"),
+    (["--http-protocols", "h2,h1"], "error", "flag --http-protocols: not available in pyfork: pyfork "
+     "speaks HTTP/1.1 only; HTTP/2 ends at the router or proxy in front"),
 ]
 
 
@@ -111,14 +106,14 @@ def test_gunicorn_only_flag_is_noted_or_refused(argv, kind, text, tmp_path, monk
 
 def test_every_mistake_on_the_command_line_is_reported_at_once(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = parse(["m:app", "--reload", "--keyfile", "k", "-w", "0", "--timeout", "soon"])
+    args = parse(["m:app", "-D", "--paste", "k", "-w", "0", "--timeout", "soon"])
     with pytest.raises(ConfigError) as info:
         build(args, {"PYFORK_TIMOUT": "5"})
     assert str(info.value).splitlines() == [
-        "flag --reload: not available in pyfork: pyfork does not watch the code; `kill -HUP <master pid>` starts "
-        "new workers that import the app afresh (without --preload); in development restart pyfork",
-        "flag --keyfile: not available in pyfork: pyfork serves plain HTTP: TLS ends at the router or proxy in "
-        "front (Heroku's router, nginx, a load balancer); remove --keyfile",
+        "flag --daemon: not available in pyfork: pyfork stays in the foreground, as a platform, systemd or a "
+        "container expects; start it with systemd (conf/) or your process manager",
+        "flag --paste: not available in pyfork: pyfork loads a WSGI callable, not a PasteDeploy file; write a "
+        "module with app = paste.deploy.loadapp('config:/path/app.ini') and run MODULE:app",
         "unknown setting PYFORK_TIMOUT; did you mean PYFORK_TIMEOUT?",
         "flag --workers: 0 workers would never answer; give 1 or more, or auto",
         "flag --timeout: 'soon' is not a number",
@@ -156,9 +151,9 @@ CMD_ARGS_BAD = [
     ({"GUNICORN_CMD_ARGS": "--wokers 3"}, "GUNICORN_CMD_ARGS: unrecognized arguments: --wokers"),
     ({"GUNICORN_CMD_ARGS": "--timeout 'x"}, "GUNICORN_CMD_ARGS: No closing quotation"),
     ({"GUNICORN_CMD_ARGS": "--timeout x"}, "flag --timeout in GUNICORN_CMD_ARGS: 'x' is not a number"),
-    ({"PYFORK_CMD_ARGS": "--reload"}, "flag --reload in PYFORK_CMD_ARGS: not available in pyfork: pyfork does "
-     "not watch the code; `kill -HUP <master pid>` starts new workers that import the app afresh (without "
-     "--preload); in development restart pyfork"),
+    ({"PYFORK_CMD_ARGS": "-D"}, "flag --daemon in PYFORK_CMD_ARGS: not available in pyfork: pyfork stays in the "
+     "foreground, as a platform, systemd or a container expects; start it with systemd (conf/) or your process "
+     "manager"),
 ]
 
 
@@ -196,9 +191,9 @@ ENV_BAD = [
     ({"PYFORK_XYZZY": "1"}, "unknown setting PYFORK_XYZZY; see pyfork run --help for the settings"),
     ({"PYFORK_KEEPALIVE": "3", "PYFORK_KEEP_ALIVE": "4"},
      "environment variables PYFORK_KEEPALIVE='3' and PYFORK_KEEP_ALIVE='4' both set keepalive; keep one"),
-    ({"PYFORK_RELOAD": "1"}, "environment variable PYFORK_RELOAD: not available in pyfork: pyfork does not watch "
-     "the code; `kill -HUP <master pid>` starts new workers that import the app afresh (without --preload); "
-     "in development restart pyfork"),
+    ({"PYFORK_DAEMON": "1"}, "environment variable PYFORK_DAEMON: not available in pyfork: pyfork stays in the "
+     "foreground, as a platform, systemd or a container expects; start it with systemd (conf/) or your process "
+     "manager"),
 ]
 
 
@@ -251,15 +246,11 @@ def test_readme_lists_every_environment_variable():
 # (setting, value a config file gives, is it harmless?)
 DEFAULTS = [
     ("daemon", False, True), ("daemon", True, False), ("daemon", "false", True),
-    ("proxy_protocol", "off", True), ("proxy_protocol", "v1", False),
-    ("logconfig_dict", {}, True), ("logconfig_dict", {"version": 1}, False),
-    ("certfile", None, True), ("certfile", "", True), ("certfile", "/etc/ssl/c.pem", False),
+    ("dirty_workers", 0, True), ("dirty_workers", "0", True), ("dirty_workers", 2, False),
+    ("protocol", "http", True), ("protocol", "uwsgi", False),
+    ("logger_class", "gunicorn.glogging.Logger", True), ("logger_class", "myapp.MyLogger", False),
+    ("control_socket_mode", "0o600", True), ("control_socket_mode", 0o600, True), ("control_socket_mode", 0o660, False),
     ("dirty_apps", [], True), ("dirty_apps", ["tasks:app"], False),
-    # Heroku's usual narrowing of the default is fine; a header of its own is not
-    ("secure_scheme_headers", {"X-Forwarded-Proto": "https"}, True),
-    ("secure_scheme_headers", {"X-FORWARDED-PROTOCOL": "ssl", "X-FORWARDED-PROTO": "https", "X-FORWARDED-SSL": "on"},
-     True),
-    ("secure_scheme_headers", {"X-Scheme": "https"}, False),
 ]
 
 

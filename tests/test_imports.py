@@ -18,7 +18,7 @@ ROOMS = ("supervise", "serve", "observe")
 MODULES = sorted(".".join(p.relative_to(PACKAGE).with_suffix("").parts)
                  for p in PACKAGE.rglob("*.py") if p.stem != "__init__")
 
-PURE = ["serve.accesslog", "serve.strict", "supervise.backoff", "observe.cgroup", "config", "convert", "environ", "gunicorn",
+PURE = ["serve.accesslog", "serve.strict", "serve.proxyproto", "convert_gunicorn", "supervise.backoff", "observe.cgroup", "config", "convert", "environ", "gunicorn",
         "observe.dynos", "exits", "hooks", "observe.metrics", "supervise.plan", "supervise.overdue", "supervise.deaths",
         "observe.procfs", "observe.prometheus", "supervise.recycle",
         "observe.sizing", "observe.fit", "serve.wsgi", "observe.ledger", "observe.oom", "observe.status", "observe.report",

@@ -1,6 +1,7 @@
 """Real Gunicorn command lines, as people write them in Procfiles, Dockerfiles and systemd
 units, replayed with `gunicorn` changed to `pyfork run` and nothing else: each is started for
-real and either serves or exits 2 naming the flag, and `pyfork check-config` with the same
+real and either serves or exits 2 naming the flag (a line that starts with `pyfork` is run as
+written: README's "change gunicorn to pyfork"), and `pyfork check-config` with the same
 line reports what the line asked for.
 
 Two changes the harness makes to every line, so tests stay on loopback and never collide:
@@ -82,7 +83,7 @@ LINES = [
      {"keepalive": "2.0", "limit_request_line": "8190", "limit_request_field_size": "16380", "backlog": "512"},
      ("https", "-", "app")),
     ("statsd and stdio", {}, "gunicorn app:app -b 0.0.0.0:$PORT --statsd-host localhost:8125 --statsd-prefix web "
-     "-R --no-sendfile", {"workers": "2"}, ("https", "-", "app")),
+     "-R --no-sendfile", {"statsd_host": "('localhost', 8125)", "statsd_prefix": "'web'"}, ("https", "-", "app")),
     ("GUNICORN_CMD_ARGS", {"GUNICORN_CMD_ARGS": "--bind=127.0.0.1:$PORT --workers=3 --timeout 60 "
                                                 "--access-logfile -"},
      "gunicorn app:app", {"workers": ("3", "environment variable GUNICORN_CMD_ARGS"), "timeout": "60.0",
@@ -98,14 +99,26 @@ LINES = [
     # Gunicorn reads ./gunicorn.conf.py by default, and so does pyfork
     ("default config file", {}, "gunicorn app:app", {"workers": "2", "timeout": "45.0"}, ("https", "-", "app")),
     # lines that would change behaviour pyfork lacks: exit 2, naming the flag, nothing started
-    ("reload", {}, "gunicorn app:app --reload -b 0.0.0.0:$PORT", ("refused", "--reload"), None),
+    ("reload", {}, "gunicorn app:app --reload --reload-engine poll -b 0.0.0.0:$PORT", {"reload": "True",
+     "reload_engine": "'poll'"}, ("https", "-", "app")),
     ("gevent", {}, "gunicorn -k gevent --worker-connections 1000 app:app -b 0.0.0.0:$PORT",
      ("refused", "--worker-class"), None),
     ("uvicorn", {}, "gunicorn main:app -w 4 -k uvicorn.workers.UvicornWorker -b 0.0.0.0:$PORT",
      ("refused", "--worker-class"), None),
     ("tls", {}, "gunicorn --certfile=server.crt --keyfile=server.key -b 0.0.0.0:$PORT app:app",
-     ("refused", "--certfile"), None),
+     {"certfile": "'server.crt'", "keyfile": "'server.key'"}, ("https", "-", "app")),
+    ("paste", {}, "gunicorn --paste development.ini -b 0.0.0.0:$PORT", ("refused", "--paste"), None),
     ("daemon", {}, "gunicorn -D -b 0.0.0.0:$PORT app:app", ("refused", "--daemon"), None),
+    ("umask and forwarders", {}, "gunicorn app:app -b 0.0.0.0:$PORT -m 0o027 --forwarder-headers "
+     "SCRIPT_NAME,REMOTE_USER", {"umask": "23", "forwarder_headers": "('SCRIPT_NAME', 'REMOTE_USER')"},
+     ("https", "-", "app")),
+    ("behind haproxy", {}, "gunicorn app:app -b 0.0.0.0:$PORT --proxy-protocol --proxy-allow-from 127.0.0.1,10.1.0.0/16",
+     {"proxy_protocol": "'auto'"}, ("https", "-", "app")),
+    ("json logs", {}, "gunicorn app:app -b 0.0.0.0:$PORT --log-config-json $TMP/logging.json --log-level info",
+     {"logconfig_json": "'$TMP/logging.json'"}, ("https", "-", "app")),
+    # the same line with only the name changed, as README tells a Gunicorn user
+    ("name changed", {}, "pyfork app:app -w 3 -b 0.0.0.0:$PORT --timeout 30 --max-requests 1000 --access-logfile -",
+     {"workers": "3", "max_requests": "1000", "access_logfile": "'-'"}, ("https", "-", "app")),
     ("zero workers", {"WEB_CONCURRENCY": "0"}, "gunicorn app:app -b 0.0.0.0:$PORT",
      ("refused", "WEB_CONCURRENCY"), None),
 ]
@@ -120,6 +133,25 @@ def tree(tmp_path, port, conf):
         path.write_text(APP if rel.endswith(("app.py", "wsgi.py", "service.py")) else "")
     if conf:
         (tmp_path / "gunicorn.conf.py").write_text(CONF % {"port": port})
+    (tmp_path / "logging.json").write_text('{"version": 1, "disable_existing_loggers": false}')
+
+
+def certificate(tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "server.key"),
+                    "-out", str(tmp_path / "server.crt"), "-days", "2", "-subj", "/CN=localhost"],
+                   check=True, capture_output=True, timeout=60)
+
+
+def https_get(port, path, headers):
+    import http.client
+    import ssl
+    c = http.client.HTTPSConnection("127.0.0.1", port, context=ssl._create_unverified_context(), timeout=5)
+    try:
+        c.request("GET", path, headers=headers)
+        r = c.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        c.close()
 
 
 def expand(text, port, tmp):
@@ -131,8 +163,11 @@ def expand(text, port, tmp):
 def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     port = free_port()
     tree(tmp_path, port, "config file" in case)
+    if "--certfile" in line:
+        certificate(tmp_path)
     words = shlex.split(expand(line, port, str(tmp_path)))
-    assert words[0] == "gunicorn"
+    assert words[0] in ("gunicorn", "pyfork")
+    command = ("run",) if words[0] == "gunicorn" else ()
     args = words[1:]
     env = {k: expand(v, port, str(tmp_path)) for k, v in env.items()}
     if "-b" not in line and "--bind" not in line and "GUNICORN_CMD_ARGS" not in env and "config file" not in case:
@@ -142,7 +177,7 @@ def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     if isinstance(gives, tuple):
         assert code == 2 and out == "" and gives[1] in err, (code, out, err)
         assert all(line.startswith("pyfork: error: ") for line in err.splitlines()), err
-        code, out, run_err, _ = run_cli("run", *args, env=env, cwd=tmp_path)
+        code, out, run_err, _ = run_cli(*command, *args, env=env, cwd=tmp_path)
         assert code == 2 and out == "" and run_err == err, (code, out, run_err)    # one line per refused flag
         return
     assert code == 0, err
@@ -160,13 +195,13 @@ def test_gunicorn_line_replayed(tmp_path, case, env, line, gives, answers):
     for word in args:
         flag = word.split("=")[0]
         if flag.startswith("--") and flag[2:].replace("-", "_") in ("worker_tmp_dir", "capture_output", "name",
-                                                                    "statsd_host", "no_sendfile"):
+                                                                    "no_sendfile"):
             assert "note: flag %s" % flag in out, (flag, out)
 
     workers = int(table["workers"][0])
-    p = Pyfork(*args, workers=workers, env=env, cwd=tmp_path, port=port)
+    p = Pyfork(*args, workers=workers, env=env, cwd=tmp_path, port=port, command=command)
     try:
-        status, _, body = get(port, "/", headers={"X-Forwarded-Proto": "https"})
+        status, _, body = (https_get if "--certfile" in line else get)(port, "/", headers={"X-Forwarded-Proto": "https"})
         assert status == 200, body
         pid, scheme, mark, module = body.decode().split()
         assert int(pid) in p.worker_pids()

@@ -305,6 +305,8 @@ class Monitor:
         json_out = self.cfg.metrics_format == "json"
         for line in lines:
             self.log.metric(metrics.as_json(line) if json_out else line)
+        if self.log.statsd is not None:
+            self.log.statsd.sampled(samples)
 
     def warn(self, dyno, samples):
         # memory warnings come from the guard (self.memory), seconds apart, naming the worker

@@ -185,6 +185,10 @@ class Connection(Responder, NoSwitch):
         key = ENV_KEYS.get(name)
         if not key:
             key = environ_key(name)
+            if not key and self.trust:  # a name with '_' a trusted proxy may send (forwarder_headers)
+                key = strict.forwarded_key(name, self.ctx.forwarders)
+                if key == "HTTP_SCRIPT_NAME":
+                    self.plain = False      # the checked way sets the environ's SCRIPT_NAME (check_head)
             if not key:                 # a name with '_': dropped, or refused (--header-map refuse)
                 if self.ctx.refuse_underscores:
                     raise HTTPError(400, "header name %r has '_' (--header-map refuse)" % name[:40])
@@ -272,8 +276,11 @@ class Connection(Responder, NoSwitch):
         if self.plain is not False:
             self.plain = None     # no framing header: nothing more to check
             return
-        if self.trust and strict.forwarded_scheme(env) == "https":
-            env["wsgi.url_scheme"] = "https"
+        if self.trust:
+            if strict.forwarded_scheme(env, self.ctx.scheme_headers) == "https":
+                env["wsgi.url_scheme"] = "https"
+            if "HTTP_SCRIPT_NAME" in env:
+                strict.mount(env, env["HTTP_SCRIPT_NAME"])
         if parser.should_upgrade():
             self.no_switch(env)
         te = env.get("HTTP_TRANSFER_ENCODING")

@@ -59,6 +59,8 @@ class Context:
     access: object = None         # access(env, code, headers, sent, seconds), or None: no access log
     keepalive: bool = True        # False: every response says "Connection: close" (--keep-alive 0, stopping)
     refuse_underscores: bool = False   # a header name with '_': 400 (--header-map refuse), else dropped
+    scheme_headers: dict = None   # secure_scheme_headers: environ key -> lower-case value meaning https
+    forwarders: frozenset = frozenset()   # forwarder_headers: names with '_' a trusted peer may send
     wrapped: bool = False         # run() surrounds the app call (hooks, access log, no keep-alive)
     head_limit: int = 0           # bytes a request head may take before 431 (line + fields + CRLFs)
     field_room: int = 0           # bytes of a field line's name, value and trailing OWS: the line counted
@@ -77,5 +79,8 @@ class Context:
         object.__setattr__(self, "head_limit",
                            self.limit_line + self.limit_fields * (self.limit_field_size + 2) + 4)
         object.__setattr__(self, "buf", self.view.obj)
+        if self.scheme_headers is None:
+            from .strict import SCHEME_HEADERS
+            object.__setattr__(self, "scheme_headers", SCHEME_HEADERS)
         object.__setattr__(self, "field_room", self.limit_field_size - 4)
         object.__setattr__(self, "short_read", min(self.limit_line, self.field_room))

@@ -155,10 +155,30 @@ SCHEME_HEADERS = {"HTTP_X_FORWARDED_PROTO": "https", "HTTP_X_FORWARDED_SSL": "on
                   "HTTP_X_FORWARDED_PROTOCOL": "ssl"}
 
 
-def forwarded_scheme(env):
-    """'https', 'http' or None (no scheme header); Refused when two of them disagree."""
+def forwarded_key(name, forwarders):
+    """HTTP_<NAME> for a header name in forwarder_headers (Gunicorn's: SCRIPT_NAME and
+    PATH_INFO by default; '*' for all), else None."""
+    text = name.decode("latin-1").upper()
+    if text not in forwarders and "*" not in forwarders:
+        return None
+    return "HTTP_" + text.replace("-", "_")
+
+
+def mount(env, script):
+    """A trusted proxy's SCRIPT_NAME header (forwarder_headers): the app is mounted there, so
+    the path loses that prefix, as in Gunicorn, whose 500 a path outside it gets too. It
+    wins over the SCRIPT_NAME environment variable's mount, as in Gunicorn."""
+    path = env["SCRIPT_NAME"] + env["PATH_INFO"]
+    if not path.startswith(script):
+        raise Refused(500, "request path %r does not start with SCRIPT_NAME %r" % (path[:80], script[:80]))
+    env["SCRIPT_NAME"], env["PATH_INFO"] = script, path[len(script):]
+
+
+def forwarded_scheme(env, headers=SCHEME_HEADERS):
+    """'https', 'http' or None (no scheme header); Refused when two of them disagree.
+    `headers`: {environ key: the lower-case value meaning https} (secure_scheme_headers)."""
     found = None
-    for key, secure in SCHEME_HEADERS.items():
+    for key, secure in headers.items():
         value = env.get(key)
         if value is not None:
             scheme = "https" if value.strip(" \t").lower() == secure else "http"

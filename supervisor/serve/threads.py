@@ -393,8 +393,8 @@ def serve(w, tick, shed_hold, batch):
         room = pool.inflight < w.threads + AHEAD and not w.paused
         if room != w.listening and not w.stopping:
             w.listen(room)
-        if w.access_log:
-            w.log.flush_access()
+        if w.turn_end is not None:
+            w.turn_end()
         if w.end_turn(now):
             return
 

@@ -26,12 +26,12 @@ from .connection import Connection
 from .context import Clock, Context
 from .meter import SERVED, Meter
 from .nofds import OutOfFds
-from . import threads, timeouts
+from . import proxied, threads, timeouts
 from .threads import Pool, ThreadedConnection
 from ..loader import load_logged
 from ..log import ZONE
 from ..supervise.signals import MASTER, WORKER, Command, Signals
-from .wsgi import base_environ, http_date, listener_environ, mount_point, peer_trusted, roomy
+from .wsgi import base_environ, framing, http_date, listener_environ, mount_point, peer_trusted, roomy
 
 TICK = 1.0
 ACCEPT_BATCH = 8          # connections taken per wake-up at most
@@ -81,14 +81,21 @@ class Worker(OutOfFds):
         self.deadline = None
         self.clock = Clock(time.monotonic())
         self.read_timeout = cfg.timeout or 30.0
-        self.access_log = bool(cfg.access_logfile)
+        self.access_log = bool(cfg.access_logfile) or getattr(log, "routes_access", False)
         self.access_line = accesslog.compile_format(cfg.access_logformat, ZONE) if self.access_log else None
+        self.statsd = getattr(log, "statsd", None)    # --statsd-host: observe/statsd.py
+        self.turn_end = self.flusher()   # what the loop calls at the end of a turn that served requests
         self.trusted = {}
         self.max_requests = (cfg.max_requests + random.randint(0, cfg.max_requests_jitter)
                              if cfg.max_requests else sys.maxsize)
         self.second = 0
         self.threads = cfg.threads
         self.pool = None
+        self.proxied = cfg.proxy_protocol != "off" or bool(cfg.certfile)    # a stage before HTTP: proxied.py
+        self.tls = None           # --certfile: the SSLContext (serve/tls.py), made after fork
+        if cfg.certfile:
+            from . import tls
+            self.tls = tls.context(cfg)
         self.timed_out = 0.0      # seconds its timed-out request had run when answered 504 (0: none)
         self.flags = 0            # heartbeat state flags (TIMED_OUT)
         self.extended = {}        # request key -> (its start, which request): extend_timeout's cap
@@ -97,6 +104,7 @@ class Worker(OutOfFds):
         self.paused = False       # the listeners rest: accept() was refused and nothing could be closed
         self.wait = TICK          # the longest an idle loop sleeps (shorter while the listeners rest)
         self.meter = Meter(beats.mem if beats is not None else None, cell)
+        framing(key for key, _ in cfg.secure_scheme_headers)
         self.ctx = self.context()
 
     @property
@@ -119,9 +127,23 @@ class Worker(OutOfFds):
             limit_line=cfg.limit_request_line, limit_fields=cfg.limit_request_fields,
             limit_field_size=cfg.limit_request_field_size, limit_body=cfg.limit_request_body,
             send_timeout=max(1.0, cfg.timeout * 0.8) if cfg.timeout else 60.0,
-            hooks=cfg.hooks, hook_worker=self, access=self.access if self.access_log else None,
+            hooks=cfg.hooks, hook_worker=self, access=self.reporter(),
             keepalive=cfg.keepalive != 0, meter=self.meter, conns=self.conns,
-            refuse_underscores=cfg.header_map == "refuse")
+            refuse_underscores=cfg.header_map == "refuse", forwarders=frozenset(cfg.forwarder_headers),
+            scheme_headers={key: value.lower() for key, value in cfg.secure_scheme_headers})
+
+    def reporter(self):
+        """What each request reports as it ends: its access log line, its statsd metrics, both, or None."""
+        if self.statsd is None:
+            return self.access if self.access_log else None
+        return self.access_and_statsd if self.access_log else self.statsd.request
+
+    def flusher(self):
+        """The end of a loop turn: write the access log lines and send the statsd metrics it made."""
+        ends = [f for f in (self.access_log and self.log.flush_access, self.statsd and self.statsd.flush) if f]
+        if len(ends) < 2:
+            return ends[0] if ends else None
+        return lambda: (ends[0](), ends[1]())
 
     # -- life -----------------------------------------------------------------------------
 
@@ -204,7 +226,7 @@ class Worker(OutOfFds):
         lmap, clock, meter = self.lmap, self.clock, self.meter
         monotonic, poll, conn_of = time.monotonic, self.ep.poll, self.conns.get
         times, at, cell = meter.times, meter.at, meter.cell
-        access_log, max_requests, timeout, shed_until = self.access_log, self.max_requests, TICK, 0.0
+        turn_end, max_requests, timeout, shed_until = self.turn_end, self.max_requests, TICK, 0.0
         carry = None     # after a slow turn, the events it left (served first next turn: epoll
         while True:      # repeats level-triggered events in the same order, so the first would starve the rest)
             events = poll(timeout)
@@ -240,8 +262,8 @@ class Worker(OutOfFds):
                 meter.settle(self.requests)   # poll(0) spins and the cell says busy for ever
                 self.rotate()
                 timeout = TICK
-            if access_log:
-                self.log.flush_access()     # one write for this turn's lines
+            if turn_end is not None:
+                turn_end()                  # one write for this turn's access lines, one send of its metrics
             if shed_until and now >= shed_until:
                 shed_until = 0.0
                 clock.shed = False            # no longer saturated: keep-alive again
@@ -334,6 +356,9 @@ class Worker(OutOfFds):
                 trusted = self.trust(peer)
         else:
             trusted = True        # a unix socket: the proxy is on this host
+        if self.proxied:          # --proxy-protocol's header or TLS's handshake first (proxied.py)
+            proxied.accept(self, sock, base, trusted, addr)
+            return True
         if self.pool is None:
             conn = Connection(self.ctx, sock, base, trusted)
             conn.on_readable()
@@ -389,8 +414,8 @@ class Worker(OutOfFds):
     def exit(self, code):
         """Leave now (INT, abort), still running worker_exit as Gunicorn does."""
         hooks.call(self.cfg.hooks, self.log, "worker_exit", getattr(self, "server", None), self)
-        if self.access_log:
-            self.log.flush_access()
+        if self.turn_end is not None:
+            self.turn_end()
         os._exit(code)
 
     def stop(self):
@@ -449,6 +474,9 @@ class Worker(OutOfFds):
     def access(self, env, code, headers, sent, seconds):
         self.log.access(self.access_line(env, code, headers, sent, seconds, time.time(), self.pid))
 
+    def access_and_statsd(self, env, code, headers, sent, seconds):
+        self.access(env, code, headers, sent, seconds)
+        self.statsd.request(env, code, headers, sent, seconds)
 
 def live(worker, hook):
     """In a process forked to be `worker`: run the config's `hook` (post_fork, or

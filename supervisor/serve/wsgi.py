@@ -25,8 +25,8 @@ REASONS = {s.value: s.phrase for s in http.HTTPStatus}
 # Headers that change how a request is read or answered: framing, expectations, a
 # protocol upgrade, the scheme. A request with none of them (most GETs) skips the checks
 # they need (strict.py).
-FRAMING = frozenset(("CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_UPGRADE",
-                     "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_SSL", "HTTP_X_FORWARDED_PROTOCOL"))
+FRAMING = {"CONTENT_LENGTH", "HTTP_TRANSFER_ENCODING", "HTTP_EXPECT", "HTTP_UPGRADE",
+           "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_SSL", "HTTP_X_FORWARDED_PROTOCOL"}
 
 ENV_KEYS = {}        # header name -> environ key, for ordinary names only (not FRAMING, not dropped)
 _framing_keys = {}   # the same for FRAMING names, kept apart
@@ -49,6 +49,15 @@ def environ_key(name):
         if len(cache) < 4096:
             cache[name] = key
     return key
+
+
+def framing(keys):
+    """The worker's secure_scheme_headers join FRAMING (at boot, before any request), so a
+    request carrying one takes the checked way (Connection.check_head)."""
+    FRAMING.update(keys)
+    for name, key in list(ENV_KEYS.items()):
+        if key in FRAMING:
+            _framing_keys[name] = ENV_KEYS.pop(name)
 
 
 REQUESTS = {}   # method bytes -> {target bytes -> (REQUEST_METHOD, PATH_INFO, QUERY_STRING, RAW_URI)}

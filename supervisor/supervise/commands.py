@@ -1,6 +1,7 @@
 """What the master does on HUP and USR2: re-read the configuration and replace the
 workers, or re-exec a fresh pyfork in place handing the listeners over."""
 import dataclasses
+import enum
 import os
 import signal
 import sys
@@ -8,7 +9,7 @@ import sys
 from . import plan, recycle
 from .. import exits, hooks
 from ..config import AUTO, ConfigError
-from ..log import Log
+from .. import logconfig
 from .listeners import hand_over
 
 
@@ -19,8 +20,13 @@ def reload(master, now):
     so forks of it would serve the old code (Gunicorn's issue #2449): then HUP re-executes
     the master in place, as USR2 does, and the new master imports the new code."""
     if master.cfg.preload:
-        probe(master, now)
+        probe(master, now, Then.REEXEC)
         return
+    replace(master, now)
+
+
+def replace(master, now):
+    """HUP without --preload: the configuration afresh, then every worker replaced."""
     if master.reload_config is not None:
         try:
             cfg, _, notes = master.reload_config()
@@ -40,40 +46,60 @@ def reload(master, now):
     plan.reload(master.table, now)
 
 
-def probe(master, now):
+class Then(enum.Enum):
+    """What the master does once a probe has imported the new code (exit 0)."""
+    REEXEC = "re-execute the master"      # HUP (or --reload) with --preload
+    REPLACE = "replace the workers"       # --reload without --preload
+    LIST = "watch the files"              # --reload's first probe: only the app's files are wanted
+
+
+def probe(master, now, then=Then.REEXEC):
     """HUP with --preload, first step: import the new code in a process of its own
     (`pyfork run ... --check-config`), so that code that fails to import leaves this
     master and its workers serving, as a reload without --preload does. Its traceback
-    goes to the error log; the master re-executes once it exits 0 (probed)."""
+    goes to the error log; the master re-executes once it exits 0 (probed). --reload
+    probes the same way, first (LIST) and on each change; the probe writes the files of
+    the modules it imported where $PYFORK_RELOAD_LIST says (reloader.py watches them)."""
     if master.probe is not None:
         master.log.warning("reload: still importing the new code in pid=%d; this HUP changes nothing", master.probe.pid)
         return
     argv = [sys.executable, "-m", "supervisor"] + sys.argv[1:] + ["--check-config"]
+    env = dict(os.environ, PYFORK_RELOAD_LIST=master.reloader.listing) if master.reloader else os.environ
     out = os.open(os.devnull, os.O_WRONLY)
     try:
-        pid = os.posix_spawn(sys.executable, argv, os.environ, file_actions=[
+        pid = os.posix_spawn(sys.executable, argv, env, file_actions=[
             (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, master.log.stream.fileno(), 2)])
     except (OSError, ValueError) as exc:
         master.log.error("reload: cannot start a process to import the new code (%s); keeping the code in use", exc)
         return
     finally:
         os.close(out)
-    master.probe = Probe(pid, now)
-    master.log.info("reload: the app is preloaded in the master; importing the new code in pid=%d first", pid)
+    master.probe = Probe(pid, now, then)
+    if then is Then.REEXEC:
+        master.log.info("reload: the app is preloaded in the master; importing the new code in pid=%d first", pid)
+    else:
+        master.log.info("reload: importing the app in pid=%d to %s", pid, then.value)
 
 
 class Probe:
-    """The process importing new code for a HUP of a preloaded master."""
-    def __init__(self, pid, started):
-        self.pid, self.started = pid, started
+    """The process importing new code for a HUP of a preloaded master, or for --reload."""
+    def __init__(self, pid, started, then=Then.REEXEC):
+        self.pid, self.started, self.then = pid, started, then
 
 
-def probed(master, code):
-    """The import probe exited: re-execute the master (0), or keep everything as it is."""
-    master.probe = None
+def probed(master, code, now):
+    """The import probe exited: re-execute the master or replace the workers (0), or keep
+    everything as it is."""
+    then, master.probe = master.probe.then, None
+    if master.reloader:
+        master.reloader.probed(code == 0, now)
     if code == 0:
-        master.log.info("reload: the new code imports; re-executing the master so that it serves (as USR2)")
-        reexec(master)
+        if then is Then.REEXEC:
+            master.log.info("reload: the new code imports; re-executing the master so that it serves (as USR2)")
+            reexec(master)
+        elif then is Then.REPLACE:
+            master.log.info("reload: the new code imports; replacing the workers")
+            replace(master, now)
     else:
         master.log.error("reload: the new code failed to import (%s; its error is above); the master and its "
                          "workers keep serving the code in use", exits.exit_description(code, ours=True))
@@ -94,7 +120,8 @@ def use_config(master, cfg, notes):
         master.log.warning("%s", note)
     if cfg.bind != master.cfg.bind:
         master.log.warning("reload: a change of bind needs a restart or USR2; listening as before")
-    logs = ("error_logfile", "loglevel", "access_logfile", "access_logformat", "metrics_log")
+    logs = ("error_logfile", "loglevel", "access_logfile", "access_logformat", "metrics_log", "logconfig",
+            "logconfig_dict", "logconfig_json", "syslog", "syslog_addr", "syslog_prefix", "syslog_facility")
     if any(getattr(cfg, n) != getattr(master.cfg, n) for n in logs):
         new_log(master, cfg)
     master.cfg = dataclasses.replace(cfg, bind=master.cfg.bind)
@@ -107,10 +134,14 @@ def use_config(master, cfg, notes):
 def new_log(master, cfg):
     """The log settings changed on reload: open the new files; new workers inherit them."""
     try:
-        log = Log(cfg.error_logfile, cfg.loglevel, cfg.access_logfile, cfg.access_logformat, cfg.metrics_log)
+        log = logconfig.make(cfg)
     except OSError as exc:
         master.log.error("reload: cannot open log file %s: %s; logging as before", exc.filename, exc.strerror)
         return
+    except logconfig.ConfigFailed as exc:
+        master.log.error("reload: %s; logging as before", exc)
+        return
+    log.statsd = master.log.statsd
     old, master.log = master.log, log
     if master.monitor:
         master.monitor.log = master.monitor.sampler.log = log

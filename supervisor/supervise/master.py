@@ -58,6 +58,7 @@ class Master:
         self.monitor = None
         self.notifier = None
         self.mserver = None
+        self.reloader = None       # --reload: reloader.py, polled from this loop like the servers
         self.signals = None
         self.ready_r = self.ready_w = -1
         self.heartbeat = None
@@ -374,7 +375,7 @@ class Master:
             if reforking.reaped(self, pid, code, exits.exit_description):
                 continue
             if self.probe is not None and pid == self.probe.pid:
-                commands.probed(self, code)
+                commands.probed(self, code, now)
                 continue
             who = plan.gone(self.table, pid)
             if who is None:
@@ -427,7 +428,7 @@ class Master:
 
     def servers(self):
         """The servers polled from this loop: /metrics and the control socket."""
-        return [s for s in [self.mserver] + (self.see.servers() if self.see else []) if s]
+        return [s for s in [self.mserver, self.reloader] + (self.see.servers() if self.see else []) if s]
 
     def close_listeners(self):
         for sock in self.listeners:

@@ -5,6 +5,7 @@ StartError-style message and exit 2, before a worker exists."""
 import gc
 import os
 import select
+import sys
 import time
 
 from . import notify, preload, reforking
@@ -39,6 +40,7 @@ def start(master):
             if code is not None:
                 return code
             master.preloaded_in = time.monotonic() - t0
+        check_tls(master.cfg)
         if master.cfg.pidfile:
             write_pidfile(master.cfg.pidfile, master.pid)
         open_observers(master)
@@ -58,8 +60,25 @@ def start(master):
     hooks.call(master.cfg.hooks, master.log, "nworkers_changed", master, master.target, None)   # as Gunicorn does
     hooks.call(master.cfg.hooks, master.log, "when_ready", master)
     if master.cfg.preload:
-        return check_preload(master, before)
+        code = check_preload(master, before)
+        if code is not None:
+            return code
+    if master.reloader:
+        master.reloader.start(time.monotonic())
     return None
+
+
+def check_tls(cfg):
+    """--certfile: make the context once here, so a missing file or a key that does not fit
+    stops the start (exit 2) instead of every worker's boot; the workers make their own."""
+    if not cfg.certfile:
+        return
+    from ..serve import tls
+    try:
+        tls.context(cfg)
+    except (OSError, ValueError) as exc:
+        raise StartError("--certfile %s --keyfile %s: %s (check the paths, and that the key is the "
+                         "certificate's)" % (cfg.certfile, cfg.keyfile or "(in the certfile)", exc)) from None
 
 
 def check_preload(master, before):
@@ -102,6 +121,11 @@ def open_observers(master):
     master.notifier = notify.Notifier.from_environ(os.environ)      # None outside systemd
     master.see = See(master.cfg, master.log, master.monitor, master.environ)
     master.see.master = master
+    if master.cfg.reload:
+        from .reloader import Reloader
+        sys.dont_write_bytecode = True     # a save within the second of the last would look unchanged to a .pyc
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"      # for the probes and a re-executed master too
+        master.reloader = Reloader(master, master.cfg.reload_engine, master.cfg.reload_extra_files)
     if master.cfg.metrics_bind:
         master.mserver = MetricsServer(master.cfg.metrics_bind, master.render_metrics, master.log,
                                        page=master.see.page)
@@ -112,7 +136,8 @@ def say_listening(master):
     for b, sock in zip(master.cfg.bind, master.listeners):
         where = sock.getsockname()
         if isinstance(where, tuple):     # the real port, also for -b 127.0.0.1:0
-            where = "http://%s:%d" % (("[%s]" % where[0]) if ":" in where[0] else where[0], where[1])
+            scheme = "https" if master.cfg.certfile else "http"
+            where = "%s://%s:%d" % (scheme, ("[%s]" % where[0]) if ":" in where[0] else where[0], where[1])
         master.log.info("listening at %s (pid %d)", where or b, master.pid)
     master.log.info("master pid=%d app=%s workers=%d reaper=%s", master.pid, master.cfg.app, master.target,
                     master.reaper or "none (orphans go to pid 1)")
