@@ -26,6 +26,15 @@ def free_port():
         return s.getsockname()[1]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests in real cgroup dynos run one after another on one xdist worker (`--dist
+    loadgroup`, as .ci/run runs the rest): each measures memory and OOM kills, and two
+    dynos at once would share one machine's memory and CPU between their verdicts."""
+    for item in items:
+        if item.get_closest_marker("cgroup"):
+            item.add_marker(pytest.mark.xdist_group("dyno"))
+
+
 def no_cgroups(exc):
     """Skip a test that needs cgroups this machine cannot make, saying why in the summary.
     `.ci/run` sets CI_REQUIRE_CGROUPS=1 where it finds cgroup v1 memory and pids as root:
