@@ -83,7 +83,8 @@ def test_metrics_reach_a_real_udp_server(threads):
             for path in ("/", "/", "/status?code=404"):
                 get(s.port, path)
             lines = received(udp, lambda ls: total(ls, "web.gunicorn.requests") >= 3
-                             and any("pyfork.worker.1.memory_pss" in l for l in ls))
+                             and any("pyfork.worker.0.memory_pss" in l for l in ls))
+            assert any(l.startswith("web.pyfork.worker.0.memory_pss:") for l in lines), lines   # slot 0's gauge
             assert total(lines, "web.gunicorn.requests") == 3, lines
             assert total(lines, "web.gunicorn.request.status.200") == 2
             assert total(lines, "web.gunicorn.request.status.404") == 1

@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+pytestmark = pytest.mark.slow    # seconds of held connections per case: in .ci/run's second command
+
 APP = "thread_apps:app"
 WAIT = 0.05
 HOGS_FOR = 3.0       # seconds the hogs keep the worker saturated

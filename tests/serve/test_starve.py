@@ -12,6 +12,8 @@ from conftest import SCRIPTS
 sys.path.insert(0, SCRIPTS)
 import starve  # noqa: E402
 
+pytestmark = pytest.mark.slow    # 3 s of measured starvation per case: in .ci/run's second command
+
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("threads, kind", [(1, "silent"), (4, "keepalive")])
