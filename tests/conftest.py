@@ -272,8 +272,14 @@ def server():
         started.append(s)
         return s
     yield start
+    stop_all(started)
+
+
+def stop_all(servers):
+    """Stop each server (a Server, or anything with its proc/stop/assert_nothing_left/close),
+    check that nothing it made is left, close it; then fail with every leftover found."""
     failures = []
-    for s in started:
+    for s in servers:
         try:
             if s.proc.poll() is None:
                 s.stop()

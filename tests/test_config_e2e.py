@@ -25,7 +25,7 @@ import time
 import psutil
 import pytest
 
-from conftest import APPS, SCRIPTS, Server, free_port, get, wait_for
+from conftest import APPS, SCRIPTS, Server, free_port, get, stop_all, wait_for
 
 PY = sys.executable
 # environment that would leak a setting into the processes under test
@@ -162,19 +162,7 @@ def pyfork():
         started.append(p)
         return p
     yield start
-    failures = []
-    for p in started:
-        try:
-            if p.proc.poll() is None:
-                p.stop()
-            else:
-                p.assert_nothing_left()
-        except AssertionError as exc:
-            failures.append(str(exc))
-        finally:
-            p.close()
-    if failures:
-        pytest.fail("\n".join(failures))
+    stop_all(started)
 
 
 def pid_of(port, path="/"):

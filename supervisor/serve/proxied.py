@@ -79,31 +79,43 @@ def accept(w, sock, base, trusted, addr):
         stage.registered = True
 
 
-class Stage:
+class BeforeHttp:
+    """A connection before its HTTP (its PROXY header here, its TLS handshake in tls.py): in the
+    worker's connection table as a Connection is, with no request yet (serve/timeouts.py
+    looks for one), closable to make room when descriptors run out (nofds.py)."""
     running = False
-    key = None         # no request yet (serve/timeouts.py looks for one)
-    __slots__ = ("w", "sock", "fd", "base", "trust", "allowed", "peer", "last", "closed", "ctx", "mask", "size",
-                 "registered")
+    key = None
+    __slots__ = ("w", "sock", "fd", "base", "trust", "last", "closed", "ctx", "mask", "registered")
 
-    def __init__(self, w, sock, base, trust, allowed, peer):
+    def __init__(self, w, sock, base, trust, mask, registered):
         self.w, self.sock, self.fd, self.base, self.trust = w, sock, sock.fileno(), base, trust
-        self.allowed, self.peer = allowed, peer
-        self.last = w.clock.now
-        self.closed = False
-        self.ctx = w.ctx
-        self.mask = select.EPOLLIN | select.EPOLLET
-        self.size = PEEK
-        self.registered = False   # with the worker's epoll (only while it waits)
+        self.last, self.closed, self.ctx = w.clock.now, False, w.ctx
+        self.mask, self.registered = mask, registered    # registered: with the worker's epoll
 
     def wants(self):
         return self.mask
 
-    def between_requests(self):
-        """Idle until the header comes: the keep-alive timeout closes a peer that sends nothing."""
+    def reclaimable(self):
         return True
 
-    def reclaimable(self):
-        """Out of descriptors (nofds.py): a connection still before HTTP may be closed."""
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            if self.w.conns.get(self.fd) is self:
+                del self.w.conns[self.fd]
+            self.sock.close()
+
+
+class Stage(BeforeHttp):
+    """Reading the PROXY header: registered edge-triggered, once it waits for more."""
+    __slots__ = ("allowed", "peer", "size")
+
+    def __init__(self, w, sock, base, trust, allowed, peer):
+        super().__init__(w, sock, base, trust, select.EPOLLIN | select.EPOLLET, False)
+        self.allowed, self.peer, self.size = allowed, peer, PEEK
+
+    def between_requests(self):
+        """Idle until the header comes: the keep-alive timeout closes a peer that sends nothing."""
         return True
 
     def on_readable(self):
@@ -136,10 +148,3 @@ class Stage:
         """The header is read (or there is none): TLS's handshake next, or HTTP from here."""
         self.closed = True        # the stage is done; the socket lives on
         _next(self.w, self.sock, self.base, self.trust, self.registered)
-
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            if self.w.conns.get(self.fd) is self:
-                del self.w.conns[self.fd]
-            self.sock.close()

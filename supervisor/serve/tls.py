@@ -17,6 +17,7 @@ import socket
 import ssl
 
 from .connection import Connection
+from .proxied import BeforeHttp, adopt as plain_adopt
 from .threads import ThreadedConnection
 
 CERT_REQS = {"0": ssl.CERT_NONE, "1": ssl.CERT_OPTIONAL, "2": ssl.CERT_REQUIRED, "none": ssl.CERT_NONE,
@@ -58,30 +59,17 @@ def start(w, sock, base, trust, registered):
     Handshake(w, tls, base, trust, registered).step()
 
 
-class Handshake:
-    running = False
-    key = None         # no request yet (serve/timeouts.py looks for one)
-    __slots__ = ("w", "sock", "fd", "base", "trust", "last", "closed", "ctx", "mask", "registered")
+class Handshake(BeforeHttp):
+    """Stepping the TLS handshake: registered for what OpenSSL wants next."""
+    __slots__ = ()
 
     def __init__(self, w, sock, base, trust, registered):
-        self.w, self.sock, self.fd, self.base, self.trust = w, sock, sock.fileno(), base, trust
-        self.last = w.clock.now
-        self.closed = False
-        self.ctx = w.ctx
-        self.mask = select.EPOLLIN if registered else 0
-        self.registered = registered
+        super().__init__(w, sock, base, trust, select.EPOLLIN if registered else 0, registered)
         w.conns[self.fd] = self
-
-    def wants(self):
-        return self.mask
 
     def between_requests(self):
         """Mid-request: a client that stops half-way is closed after the read timeout."""
         return False
-
-    def reclaimable(self):
-        """Out of descriptors (nofds.py): a handshake may be closed to make room."""
-        return True
 
     def step(self):
         try:
@@ -107,17 +95,9 @@ class Handshake:
                 self.registered = True
             self.mask = mask
 
-    def close(self):
-        if not self.closed:
-            self.closed = True
-            if self.w.conns.get(self.fd) is self:
-                del self.w.conns[self.fd]
-            self.sock.close()
-
 
 def adopt(w, sock, base, trust, registered):
     """The connection serves HTTP over `sock` from here, level-triggered on EPOLLIN."""
-    from .proxied import adopt as plain_adopt
     return plain_adopt(w, sock, base, trust, registered, TLSConnection, TLSThreadedConnection)
 
 

@@ -60,7 +60,7 @@ def guard(master, now):
         workers = [(s.nr, s.pid, s.ready, b.requests) for s, _, b in master.workers()]
         nr = refork.choose(master.cfg.refork_after, master.generation, workers)
         if nr is not None:
-            begin(master, nr, dict((w[0], w[3]) for w in workers)[nr], now)
+            begin(master, nr, next(requests for n, _, _, requests in workers if n == nr), now)
     elif refork.overdue(state, now):
         give_up(master, "the template pid=%d was not ready within %.0fs" % (state.mold_pid, now - state.started))
 

@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from conftest import APPS, Server, free_port, get, status_of, wait_for
+from conftest import APPS, Server, free_port, get, status_of, stop_all, wait_for
 
 T = 3.0   # socket timeout for anything that should be answered at once
 
@@ -206,16 +206,9 @@ _SHARED = {}    # app -> Server: one per module run, for the tests that only sen
 def shared_servers():
     """Started on first use by shared(), stopped (and checked for leftovers) after the module."""
     yield
-    servers, failures = list(_SHARED.values()), []
+    servers = list(_SHARED.values())
     _SHARED.clear()
-    for srv in servers:
-        try:
-            srv.stop()
-        except AssertionError as exc:
-            failures.append(str(exc))
-        finally:
-            srv.close()
-    assert not failures, failures
+    stop_all(servers)
 
 
 def shared(app="http_app:app"):
