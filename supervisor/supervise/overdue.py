@@ -32,6 +32,8 @@ def progress(beat, started=0.0):
 def credit(since, stalls):
     """Seconds of the master's stalls noticed after `since` (rule 7), each counted for no
     more than the time from `since` to when it was noticed: no worker's time."""
+    if not stalls:          # the usual case, every loop turn and every slot: no generator
+        return 0.0
     return sum(min(seconds, at - since) for at, seconds in stalls if at > since)
 
 
@@ -43,7 +45,12 @@ def elapsed(since, now, stalls=()):
 def limit(beat, timeout):
     """Seconds without progress a ready worker is allowed: --timeout, or IDLE_SILENCE at
     least when it serves nothing (progress is then its loop's beat)."""
-    return timeout if beat.busy > 0 else max(timeout, IDLE_SILENCE)
+    return timeout if beat.busy > 0 else limit_idle(timeout)
+
+
+def limit_idle(timeout):
+    """limit() for a worker that serves nothing."""
+    return timeout if timeout >= IDLE_SILENCE else IDLE_SILENCE
 
 
 def overdue(slot, beat, now, timeouts, stalls=()):
@@ -54,8 +61,11 @@ def overdue(slot, beat, now, timeouts, stalls=()):
     if slot.kill_at:
         return Overdue.KILL if now >= slot.kill_at else None
     if slot.ready:
-        if timeouts.timeout and beat is not None and \
-                elapsed(progress(beat, slot.started), now, stalls) > limit(beat, timeouts.timeout):
+        if not timeouts.timeout or beat is None:
+            return None
+        since, allowed = progress(beat, slot.started), limit(beat, timeouts.timeout)
+        # the stalls' credit only lowers the time elapsed: within the limit without it, within with it
+        if now - since > allowed and elapsed(since, now, stalls) > allowed:
             if slot.answer_by:
                 return Overdue.ABORT if now >= slot.answer_by else Overdue.WAIT
             return Overdue.ANSWER if beat.busy else Overdue.ABORT

@@ -41,7 +41,7 @@ import enum
 import typing
 
 from . import backoff
-from .overdue import Overdue, credit, elapsed, limit, overdue, progress   # noqa: F401 (re-exported)
+from .overdue import Overdue, credit, elapsed, limit, limit_idle, overdue, progress   # noqa: F401 (re-exported)
 
 
 KILL_AFTER = 2.0       # seconds between SIGABRT and SIGKILL for a hung worker
@@ -194,7 +194,7 @@ def actions(table, beats, now):
     """What to do now: [Booted | Signal | Spawn]. beats: {pid: Beat} of the live workers
     (a missing one counts as not yet beating)."""
     out = _note_ready(table, beats, now)
-    for pgid, (nr, at) in list(table.sweeps.items()):
+    for pgid, (nr, at) in list(table.sweeps.items()) if table.sweeps else ():
         if now >= at:
             del table.sweeps[pgid]
             out.append(Sweep(pgid, nr, Sig.KILL))
@@ -271,7 +271,8 @@ def recycle_timed_out(table, slot, beat, now):
 def _timeout(slot, beat, now, timeouts, stalls=()):
     what = overdue(slot, beat, now, timeouts, stalls)
     if what is None:
-        slot.answer_by = 0.0     # it made progress after all (the request ended as it was told)
+        if slot.answer_by:
+            slot.answer_by = 0.0     # it made progress after all (the request ended as it was told)
         return ()
     if what is Overdue.WAIT:
         return ()
@@ -348,6 +349,9 @@ def deadline(table, beats, now):
     when += [e.deadline for e in table.leaving.values() if e.deadline is not None]
     when += [at for _, at in table.sweeps.values()]
     running = table.phase is Phase.RUNNING and not table.room
+    stalls = table.stalls      # none, nearly always: then no credit to work out per slot
+    timeout = table.timeouts.timeout
+    busy_limit, idle_limit = timeout, (limit_idle(timeout) if timeout else 0.0)   # overdue.limit's two answers
     for s in table.slots:
         if not s.pid:
             if running and s.nr < table.target and (table.ever_booted or s.nr == 0):
@@ -358,11 +362,12 @@ def deadline(table, beats, now):
             when.append(s.answer_by)
         elif s.ready:
             beat = beats.get(s.pid)
-            if table.timeouts.timeout and beat is not None:
+            if timeout and beat is not None:
                 since = progress(beat, s.started)
-                when.append(since + limit(beat, table.timeouts.timeout) + credit(since, table.stalls))
+                when.append(since + (busy_limit if beat.busy > 0 else idle_limit)
+                            + (credit(since, stalls) if stalls else 0.0))
         elif table.timeouts.boot:
-            when.append(s.started + table.timeouts.boot + credit(s.started, table.stalls))
+            when.append(s.started + table.timeouts.boot + (credit(s.started, stalls) if stalls else 0.0))
     return min(when)
 
 
